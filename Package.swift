@@ -1,0 +1,68 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let strictSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "swift-outbox",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "Outbox", targets: ["Outbox"]),
+        .library(name: "OutboxTesting", targets: ["OutboxTesting"]),
+        .library(name: "OutboxSQLite", targets: ["OutboxSQLite"]),
+        .executable(name: "outbox", targets: ["outbox"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-distributed-tracing", from: "1.7.3"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+    ],
+    targets: [
+        .target(
+            name: "Outbox",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "OutboxTesting",
+            dependencies: ["Outbox", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "OutboxSQLite",
+            dependencies: ["Outbox", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "outbox",
+            dependencies: [
+                "Outbox", "OutboxSQLite",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "OutboxTests",
+            dependencies: ["Outbox", "OutboxTesting", .product(name: "MetricsTestKit", package: "swift-metrics"), .product(name: "Tracing", package: "swift-distributed-tracing")],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "OutboxSQLiteTests",
+            dependencies: ["Outbox", "OutboxTesting", "OutboxSQLite", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: strictSettings
+        ),
+    ]
+)

@@ -1,0 +1,108 @@
+public import Foundation
+
+/// The partition-lease rules every store applies inside its heartbeat transaction.
+///
+/// Keeping the rules here, as a pure function over a snapshot, means every store shares them and
+/// one set of unit tests covers them; a store only reads the snapshot and writes the changed rows
+/// atomically.
+///
+/// - Live relays are those whose registration has not expired. Sorted by id, relay *i* of *n* has a
+///   fair share of `partitionCount / n`, plus one for the first `partitionCount % n`.
+/// - A relay renews every lease it still owns (even an expired one nobody else took).
+/// - It takes free or expired partitions, lowest first, up to its share.
+/// - Partitions above its share are reported as surplus: the relay stops claiming them and releases
+///   them at a later heartbeat, once nothing of theirs is in flight. That hand-over keeps per-key
+///   order: the next owner starts only after the old one has finished.
+public enum OutboxLeasePlanner {
+    /// A partition lease as stored.
+    public struct Lease: Sendable, Hashable {
+        /// The virtual partition.
+        public var partition: Int
+        /// The relay holding it, or `nil` when free.
+        public var owner: String?
+        /// When the lease lapses unless renewed.
+        public var expiresAt: Date
+
+        /// Creates a lease row.
+        public init(partition: Int, owner: String?, expiresAt: Date) {
+            self.partition = partition
+            self.owner = owner
+            self.expiresAt = expiresAt
+        }
+    }
+
+    /// A relay registration as stored.
+    public struct Registration: Sendable, Hashable {
+        /// The relay's id.
+        public var relayID: String
+        /// When the registration lapses unless renewed.
+        public var expiresAt: Date
+
+        /// Creates a registration row.
+        public init(relayID: String, expiresAt: Date) {
+            self.relayID = relayID
+            self.expiresAt = expiresAt
+        }
+    }
+
+    /// What the store must write, and what it answers.
+    public struct Plan: Sendable, Hashable {
+        /// Lease rows whose owner or expiry changed.
+        public var changedLeases: [Lease]
+        /// The heartbeating relay's new registration.
+        public var registration: Registration
+        /// Registrations that lapsed and can be deleted.
+        public var lapsedRelays: [String]
+        /// The answer for the relay.
+        public var grant: OutboxLeaseGrant
+    }
+
+    /// Applies the rules to a snapshot of all leases and registrations.
+    public static func plan(_ heartbeat: OutboxHeartbeat, leases: [Lease], registrations: [Registration]) -> Plan {
+        let now = heartbeat.now
+        let expiry = now.addingTimeInterval(heartbeat.leaseDuration.timeInterval)
+        let me = heartbeat.relayID
+        let others = registrations.filter { $0.relayID != me && $0.expiresAt > now }.map(\.relayID)
+        let lapsed = registrations.filter { $0.relayID != me && $0.expiresAt <= now }.map(\.relayID)
+        let live = (others + [me]).sorted()
+        let index = live.firstIndex(of: me)!
+        let share = leases.count / live.count + (index < leases.count % live.count ? 1 : 0)
+
+        var changed: [Lease] = []
+        var owned: [Int] = []
+        var free: [Lease] = []
+        for lease in leases.sorted(by: { $0.partition < $1.partition }) {
+            if lease.owner == me {
+                if heartbeat.releasing.contains(lease.partition) {
+                    changed.append(Lease(partition: lease.partition, owner: nil, expiresAt: now))
+                } else {
+                    changed.append(Lease(partition: lease.partition, owner: me, expiresAt: expiry))
+                    owned.append(lease.partition)
+                }
+            } else if lease.owner == nil || lease.expiresAt <= now {
+                free.append(lease)
+            }
+        }
+        // Partitions released in this very heartbeat are not taken back at once.
+        free.removeAll { heartbeat.releasing.contains($0.partition) }
+        for lease in free.prefix(max(0, share - owned.count)) {
+            changed.append(Lease(partition: lease.partition, owner: me, expiresAt: expiry))
+            owned.append(lease.partition)
+        }
+        let surplus = owned.count > share ? Set(owned.sorted().suffix(owned.count - share)) : []
+        return Plan(
+            changedLeases: changed,
+            registration: Registration(relayID: me, expiresAt: expiry),
+            lapsedRelays: lapsed,
+            grant: OutboxLeaseGrant(owned: Set(owned), surplus: surplus, partitionCount: leases.count, liveRelays: live.count)
+        )
+    }
+}
+
+extension Duration {
+    /// The duration in seconds, as Foundation wants it.
+    public var timeInterval: TimeInterval {
+        let (seconds, attoseconds) = components
+        return TimeInterval(seconds) + TimeInterval(attoseconds) / 1e18
+    }
+}

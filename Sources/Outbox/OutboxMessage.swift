@@ -1,0 +1,121 @@
+public import Foundation
+
+/// One message an application writes to the outbox, inside its own database transaction.
+///
+/// The relay later publishes it to the broker: `key` orders it (messages with the same key are
+/// published in commit order), `id` travels with it so consumers can drop duplicates.
+public struct OutboxMessage: Sendable, Hashable {
+    /// The idempotency id: a time-ordered UUID (version 7), carried to the broker.
+    public var id: UUID
+    /// The broker destination (a Kafka topic, a file name, …).
+    public var topic: String
+    /// The ordering key, usually the aggregate id. `nil` means "no ordering constraint".
+    public var key: String?
+    /// The event name, e.g. `OrderPlaced`.
+    public var type: String?
+    /// The message body, stored and published byte for byte.
+    public var payload: [UInt8]
+    /// Ordered header pairs; the current trace context is added at enqueue.
+    public var headers: [OutboxHeader]
+    /// When the application created the message.
+    public var createdAt: Date
+
+    /// Creates a message with a fresh time-ordered id.
+    public init(
+        id: UUID = OutboxMessageID.make(),
+        topic: String,
+        key: String? = nil,
+        type: String? = nil,
+        payload: [UInt8],
+        headers: [OutboxHeader] = [],
+        createdAt: Date = Date()
+    ) {
+        self.id = id
+        self.topic = topic
+        self.key = key
+        self.type = type
+        self.payload = payload
+        self.headers = headers
+        self.createdAt = createdAt
+    }
+
+    /// Creates a message whose payload is the UTF-8 encoding of `text`.
+    public init(topic: String, key: String? = nil, type: String? = nil, text: String, headers: [OutboxHeader] = []) {
+        self.init(topic: topic, key: key, type: type, payload: Array(text.utf8), headers: headers)
+    }
+
+    /// Checks what every store requires before it writes the message.
+    ///
+    /// - Throws: ``OutboxError`` with code `.invalidMessage`, naming the field to fix.
+    public func validate(limits: OutboxMessageLimits = .init()) throws {
+        func invalid(_ text: String) -> OutboxError {
+            OutboxError(code: .invalidMessage, operation: "enqueue", message: text)
+        }
+        if topic.isEmpty { throw invalid("The message topic is empty; give every message a topic.") }
+        if topic.utf8.count > limits.maximumTopicBytes {
+            throw invalid("The message topic is longer than \(limits.maximumTopicBytes) bytes; use a shorter topic.")
+        }
+        if let key, key.utf8.count > limits.maximumKeyBytes {
+            throw invalid("The message key is longer than \(limits.maximumKeyBytes) bytes; use a shorter key.")
+        }
+        if let type, type.utf8.count > limits.maximumTypeBytes {
+            throw invalid("The message type is longer than \(limits.maximumTypeBytes) bytes; use a shorter type.")
+        }
+        if payload.count > limits.maximumPayloadBytes {
+            throw invalid(
+                "The message payload is \(payload.count) bytes, above the limit of \(limits.maximumPayloadBytes); store large data elsewhere and send a reference."
+            )
+        }
+        for header in headers where header.name.isEmpty {
+            throw invalid("A message header has an empty name; give every header a name.")
+        }
+        let headerBytes = headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count }
+        if headerBytes > limits.maximumHeaderBytes {
+            throw invalid("The message headers take \(headerBytes) bytes, above the limit of \(limits.maximumHeaderBytes).")
+        }
+    }
+}
+
+/// One header of an ``OutboxMessage``; headers keep their order and may repeat a name.
+public struct OutboxHeader: Sendable, Hashable, Codable {
+    /// The header name.
+    public var name: String
+    /// The header value.
+    public var value: String
+
+    /// Creates a header.
+    public init(_ name: String, _ value: String) {
+        self.name = name
+        self.value = value
+    }
+}
+
+/// Size bounds a store enforces at enqueue, so a bad message fails in the application's
+/// transaction instead of poisoning the relay later.
+public struct OutboxMessageLimits: Sendable, Hashable {
+    /// Largest topic, in UTF-8 bytes. Default 249 (Kafka's limit).
+    public var maximumTopicBytes: Int
+    /// Largest key, in UTF-8 bytes. Default 1,024.
+    public var maximumKeyBytes: Int
+    /// Largest type, in UTF-8 bytes. Default 255.
+    public var maximumTypeBytes: Int
+    /// Largest payload, in bytes. Default 16 MiB.
+    public var maximumPayloadBytes: Int
+    /// Largest sum of header names and values, in UTF-8 bytes. Default 64 KiB.
+    public var maximumHeaderBytes: Int
+
+    /// Creates limits; every argument has a default.
+    public init(
+        maximumTopicBytes: Int = 249,
+        maximumKeyBytes: Int = 1024,
+        maximumTypeBytes: Int = 255,
+        maximumPayloadBytes: Int = 16 * 1024 * 1024,
+        maximumHeaderBytes: Int = 64 * 1024
+    ) {
+        self.maximumTopicBytes = maximumTopicBytes
+        self.maximumKeyBytes = maximumKeyBytes
+        self.maximumTypeBytes = maximumTypeBytes
+        self.maximumPayloadBytes = maximumPayloadBytes
+        self.maximumHeaderBytes = maximumHeaderBytes
+    }
+}

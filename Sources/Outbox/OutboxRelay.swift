@@ -1,0 +1,330 @@
+import Foundation
+public import Logging
+import Metrics
+public import ServiceLifecycle
+import Synchronization
+
+/// Publishes every committed outbox message to the broker, in per-key order, and records the outcome.
+///
+/// Run it as a `Service` in a `ServiceGroup` (or call ``run()`` yourself). Any number of relays can
+/// share one store: they lease the store's virtual partitions (heartbeat, expiry, fencing), so each
+/// message has one publisher at a time and a crashed relay's partitions move to the others.
+///
+/// The cycle: wake-up (store notification or poll timer) → claim a batch of due messages from the
+/// partitions this relay holds → publish it → acknowledge (delivered rows deleted or marked,
+/// failures rescheduled with backoff and jitter, or dead-lettered after the retry policy's limit).
+/// Up to `maximumBatchesInFlight` batches overlap, so the next claim runs while the broker acks.
+///
+/// Graceful shutdown stops claiming, waits for batches in flight (up to `shutdownGracePeriod`),
+/// releases the leases and returns. Cancellation abandons at once, as a crash would: nothing is
+/// acknowledged that the broker did not confirm, and the leases lapse for others to take.
+public final class OutboxRelay: Service, Sendable {
+    private let store: any OutboxStore
+    private let publisher: any OutboxPublisher
+    private let configuration: OutboxRelayConfiguration
+    private let logger: Logger
+    private let metrics: RelayMetrics
+    private let ledger = Mutex(RelayLedger())
+    private let wakeUp = OutboxSignal()
+    private let publisherPause = Mutex<(until: ContinuousClock.Instant?, failures: Int)>((nil, 0))
+
+    /// Creates a relay.
+    ///
+    /// - Parameters:
+    ///   - store: where committed messages wait.
+    ///   - publisher: the broker.
+    ///   - configuration: batch sizes, leases, retries; see ``OutboxRelayConfiguration``.
+    ///   - logger: the relay logs at `info` and below, with `outbox.` metadata, never payloads.
+    public init(
+        store: any OutboxStore,
+        publisher: any OutboxPublisher,
+        configuration: OutboxRelayConfiguration = .init(),
+        logger: Logger
+    ) {
+        self.store = store
+        self.publisher = publisher
+        self.configuration = configuration
+        var logger = logger
+        logger[metadataKey: "outbox.relay_id"] = .string(configuration.relayID)
+        self.logger = logger
+        self.metrics = RelayMetrics(factory: configuration.metricsFactory ?? MetricsSystem.factory)
+    }
+
+    /// The relay's id in the store.
+    public var relayID: String { configuration.relayID }
+
+    /// Runs until graceful shutdown (returns after releasing its leases) or cancellation (returns
+    /// at once, leaving its leases to lapse).
+    ///
+    /// - Throws: ``OutboxError`` with code `.invalidConfiguration` when the configuration is inconsistent.
+    public func run() async throws {
+        try configuration.validate()
+        logger.info("Outbox relay starting", metadata: ["outbox.batch_size": "\(configuration.batchSize)"])
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.heartbeatLoop() }
+            group.addTask { await self.storeWakeUpLoop() }
+            if configuration.deliveredRetention != nil {
+                group.addTask { await self.cleanupLoop() }
+            }
+            await withGracefulShutdownHandler {
+                await self.claimLoop()
+            } onGracefulShutdown: {
+                self.ledger.withLock { $0.isStopping = true }
+                self.wakeUp.signal()
+            }
+            group.cancelAll()
+        }
+        guard !Task.isCancelled else {
+            logger.info("Outbox relay cancelled; its leases lapse for other relays to take over")
+            return
+        }
+        do {
+            try await store.resign(relayID: configuration.relayID)
+            logger.info("Outbox relay stopped and released its partitions")
+        } catch {
+            logger.warning("Outbox relay stopped but could not release its partitions; they lapse after the lease duration",
+                           metadata: ["outbox.error": "\(error)"])
+        }
+        ledger.withLock { $0.dropLeases() }
+    }
+
+    // MARK: - Claiming
+
+    private func claimLoop() async {
+        await withDiscardingTaskGroup { batches in
+            var storeFailures = 0
+            while !Task.isCancelled {
+                let generation = wakeUp.generation
+                let now = ContinuousClock.now
+                let (claimable, stopping, batchesInFlight, messagesInFlight) = ledger.withLock {
+                    ($0.claimablePartitions(at: now), $0.isStopping, $0.batchesInFlight, $0.messagesInFlight)
+                }
+                if stopping { break }
+                if let pausedUntil = publisherPause.withLock({ $0.until }), pausedUntil > now {
+                    await wakeUp.wait(since: generation, timeout: pausedUntil - now)
+                    continue
+                }
+                if claimable.isEmpty || batchesInFlight >= configuration.maximumBatchesInFlight {
+                    await wakeUp.wait(since: generation, timeout: configuration.pollInterval)
+                    continue
+                }
+                // Rows already in flight come back from the store; asking for that many more keeps
+                // a full batch possible.
+                let limit = configuration.batchSize + messagesInFlight
+                let records: [OutboxRecord]
+                do {
+                    records = try await store.claim(partitions: claimable, limit: limit, now: Date())
+                    storeFailures = 0
+                } catch {
+                    if Task.isCancelled { break }
+                    storeFailures += 1
+                    logger.warning("Outbox relay could not claim messages; retrying",
+                                   metadata: ["outbox.error": "\(error)", "outbox.failures": "\(storeFailures)"])
+                    await wakeUp.wait(since: generation, timeout: Self.storeBackoff(failures: storeFailures))
+                    continue
+                }
+                let batch = ledger.withLock {
+                    $0.admit(records, limit: configuration.batchSize, claimable: Set($0.claimablePartitions(at: .now)))
+                }
+                if !batch.isEmpty {
+                    batches.addTask { await self.process(batch) }
+                }
+                if records.count < limit || batch.isEmpty {
+                    // Not a full batch: wait for new messages, a finished batch, or the poll timer.
+                    await wakeUp.wait(since: generation, timeout: configuration.pollInterval)
+                }
+            }
+            await waitForBatches(batchesInFlight: { self.ledger.withLock { $0.batchesInFlight } })
+            batches.cancelAll()
+        }
+    }
+
+    /// On graceful shutdown, lets batches in flight finish for up to the grace period.
+    private func waitForBatches(batchesInFlight: @Sendable () -> Int) async {
+        let deadline = ContinuousClock.now + configuration.shutdownGracePeriod
+        while batchesInFlight() > 0 && !Task.isCancelled {
+            let now = ContinuousClock.now
+            if now >= deadline {
+                logger.warning("Outbox relay abandons batches still in flight after the shutdown grace period; they stay pending")
+                return
+            }
+            let generation = wakeUp.generation
+            if batchesInFlight() == 0 { return }
+            await wakeUp.wait(since: generation, timeout: min(deadline - now, .milliseconds(100)))
+        }
+    }
+
+    // MARK: - Publishing and acknowledging
+
+    private func process(_ batch: [OutboxRecord]) async {
+        defer {
+            ledger.withLock { $0.finish(batch) }
+            wakeUp.signal()
+        }
+        let started = ContinuousClock.now
+        let outcomes: [OutboxPublishOutcome]
+        do {
+            outcomes = try await publisher.publish(batch)
+        } catch {
+            if Task.isCancelled || error is CancellationError { return }
+            pausePublishing(after: error)
+            return
+        }
+        if Task.isCancelled { return }
+        guard outcomes.count == batch.count else {
+            logger.error("Outbox publisher answered with the wrong number of outcomes; the batch stays pending",
+                         metadata: ["outbox.expected": "\(batch.count)", "outbox.received": "\(outcomes.count)"])
+            pausePublishing(after: OutboxError(code: .publisherUnavailable, operation: "publish", message: "wrong outcome count"))
+            return
+        }
+        publisherPause.withLock { $0 = (nil, 0) }
+        let now = Date()
+        let acknowledgement = makeAcknowledgement(batch: batch, outcomes: outcomes, now: now)
+        await write(acknowledgement)
+        metrics.batchDuration.record(duration: ContinuousClock.now - started)
+        for (record, outcome) in zip(batch, outcomes) where outcome.isDelivered {
+            let latency = now.timeIntervalSince(record.message.createdAt)
+            metrics.commitToAck.recordNanoseconds(Int64(max(0, latency) * 1e9))
+        }
+    }
+
+    private func makeAcknowledgement(batch: [OutboxRecord], outcomes: [OutboxPublishOutcome], now: Date) -> OutboxAcknowledgement {
+        var acknowledgement = OutboxAcknowledgement(
+            relayID: configuration.relayID, retainDelivered: configuration.deliveredRetention != nil, now: now)
+        let policy = configuration.retryPolicy
+        for (record, outcome) in zip(batch, outcomes) {
+            let reference = OutboxMessageReference(sequence: record.sequence, partition: record.partition)
+            if outcome.isDelivered {
+                acknowledgement.delivered.append(reference)
+                continue
+            }
+            guard let reason = outcome.failureReason else { continue }  // skipped: retried as it is
+            let attempts = record.attempts + 1
+            (outcome.isRetriable ? metrics.failedRetriable : metrics.failedPermanent).increment()
+            if policy.shouldDeadLetter(attempts: attempts, isRetriable: outcome.isRetriable) {
+                acknowledgement.deadLetters.append(.init(sequence: record.sequence, partition: record.partition, error: reason))
+                logger.warning("Outbox message dead-lettered", metadata: [
+                    "outbox.message_id": "\(record.message.id)", "outbox.topic": "\(record.message.topic)",
+                    "outbox.attempts": "\(attempts)", "outbox.error": "\(reason)",
+                ])
+            } else {
+                let delay = policy.backoff(afterAttempts: attempts)
+                acknowledgement.retries.append(.init(
+                    sequence: record.sequence, partition: record.partition,
+                    availableAt: now.addingTimeInterval(delay.timeInterval), error: reason))
+                logger.debug("Outbox message failed; retrying later", metadata: [
+                    "outbox.message_id": "\(record.message.id)", "outbox.attempts": "\(attempts)", "outbox.error": "\(reason)",
+                ])
+            }
+        }
+        return acknowledgement
+    }
+
+    /// Writes the outcome, retrying while our leases are still valid: giving up early would only
+    /// cause duplicates, and after the leases lapse the new owner publishes these messages again.
+    private func write(_ acknowledgement: OutboxAcknowledgement) async {
+        guard !acknowledgement.isEmpty else { return }
+        var failures = 0
+        while !Task.isCancelled {
+            do {
+                let result = try await store.acknowledge(acknowledgement)
+                metrics.published.increment(by: acknowledgement.delivered.count)
+                metrics.deadLettered.increment(by: acknowledgement.deadLetters.count)
+                if result.fenced > 0 {
+                    metrics.fenced.increment(by: result.fenced)
+                    logger.warning("Outbox relay lost a partition lease during a batch; another relay publishes those messages again",
+                                   metadata: ["outbox.fenced": "\(result.fenced)"])
+                }
+                return
+            } catch {
+                failures += 1
+                let leaseValid = ledger.withLock { $0.leaseValidUntil.map { ContinuousClock.now < $0 } ?? false }
+                guard leaseValid else {
+                    logger.warning("Outbox relay could not record a batch outcome before its leases lapsed; the messages will be published again",
+                                   metadata: ["outbox.error": "\(error)"])
+                    return
+                }
+                logger.warning("Outbox relay could not record a batch outcome; retrying",
+                               metadata: ["outbox.error": "\(error)", "outbox.failures": "\(failures)"])
+                try? await Task.sleep(for: Self.storeBackoff(failures: failures))
+            }
+        }
+    }
+
+    private func pausePublishing(after error: any Error) {
+        metrics.publisherUnavailable.increment()
+        let pause = publisherPause.withLock { state -> Duration in
+            state.failures += 1
+            let exponent = min(state.failures - 1, 8)
+            let pause = min(configuration.publisherUnavailableBackoff * (1 << exponent), .seconds(30))
+            state.until = .now + pause
+            return pause
+        }
+        logger.warning("Outbox publisher is unavailable; the batch stays pending and the relay pauses",
+                       metadata: ["outbox.error": "\(error)", "outbox.pause": "\(pause)"])
+    }
+
+    private static func storeBackoff(failures: Int) -> Duration {
+        min(.milliseconds(50) * (1 << min(failures, 7)), .seconds(5))
+    }
+
+    // MARK: - Leases, wake-ups, cleanup
+
+    private func heartbeatLoop() async {
+        var lastGaugeUpdate: ContinuousClock.Instant?
+        while !Task.isCancelled {
+            let started = ContinuousClock.now
+            let (releasing, inFlight) = ledger.withLock { ($0.drainedSurplus, $0.messagesInFlight) }
+            do {
+                let grant = try await store.heartbeat(OutboxHeartbeat(
+                    relayID: configuration.relayID, leaseDuration: configuration.leaseDuration,
+                    releasing: releasing, inFlight: inFlight, now: Date()))
+                // Trust the leases a little less long than the store does, so we stop before another relay starts.
+                let validUntil = started + configuration.leaseDuration - configuration.heartbeatInterval / 2
+                let gained = ledger.withLock { $0.apply(grant, validUntil: validUntil) }
+                if gained || !releasing.isEmpty {
+                    logger.info("Outbox relay partitions changed", metadata: [
+                        "outbox.partitions": "\(grant.owned.count)", "outbox.live_relays": "\(grant.liveRelays)",
+                    ])
+                }
+                if gained { wakeUp.signal() }
+            } catch {
+                if Task.isCancelled { return }
+                logger.warning("Outbox relay heartbeat failed; leases lapse if this persists",
+                               metadata: ["outbox.error": "\(error)"])
+            }
+            if lastGaugeUpdate.map({ .now - $0 >= configuration.pendingGaugeInterval }) ?? true {
+                lastGaugeUpdate = .now
+                if let status = try? await store.status(now: Date()) {
+                    metrics.pending.record(status.pending)
+                }
+            }
+            try? await Task.sleep(for: configuration.heartbeatInterval)
+        }
+    }
+
+    private func storeWakeUpLoop() async {
+        while !Task.isCancelled {
+            await store.waitForNewMessages(timeout: configuration.pollInterval)
+            if Task.isCancelled { return }
+            wakeUp.signal()
+        }
+    }
+
+    private func cleanupLoop() async {
+        guard let retention = configuration.deliveredRetention else { return }
+        while !Task.isCancelled {
+            try? await Task.sleep(for: configuration.cleanupInterval)
+            var removed = 0
+            repeat {
+                do {
+                    removed = try await store.removeDelivered(
+                        finishedBefore: Date().addingTimeInterval(-retention.timeInterval), limit: configuration.cleanupBatchSize)
+                } catch {
+                    logger.warning("Outbox cleanup of delivered messages failed", metadata: ["outbox.error": "\(error)"])
+                    removed = 0
+                }
+            } while removed == configuration.cleanupBatchSize && !Task.isCancelled
+        }
+    }
+}

@@ -1,0 +1,96 @@
+import Foundation
+public import Metrics
+
+/// How an ``OutboxRelay`` claims, publishes and retries. Every value has a default that suits a
+/// production relay; tests shorten the times.
+public struct OutboxRelayConfiguration: Sendable {
+    /// The relay's id in the store, unique per relay run. Default: host name, process id and a random suffix.
+    public var relayID: String
+    /// Messages claimed and published per batch. Default 500.
+    public var batchSize: Int
+    /// Batches published at once; the next claim overlaps the broker's acks. Default 2.
+    public var maximumBatchesInFlight: Int
+    /// Longest wait between claims when the store sends no wake-up. Default 1 s.
+    public var pollInterval: Duration
+    /// How long a partition lease lasts without a heartbeat. A crashed relay's messages are
+    /// picked up by others after this long. Default 10 s.
+    public var leaseDuration: Duration
+    /// Time between heartbeats; keep it well under `leaseDuration`. Default 2 s.
+    public var heartbeatInterval: Duration
+    /// Retry and dead-letter rules.
+    public var retryPolicy: OutboxRetryPolicy
+    /// Keep delivered messages this long before cleanup deletes them; `nil` deletes at
+    /// acknowledgement (the default, and the cheapest).
+    public var deliveredRetention: Duration?
+    /// Rows deleted per cleanup pass when `deliveredRetention` is set; keeps each delete short. Default 1,000.
+    public var cleanupBatchSize: Int
+    /// Time between cleanup runs when `deliveredRetention` is set. Default 30 s.
+    public var cleanupInterval: Duration
+    /// On graceful shutdown, how long to wait for batches in flight before abandoning them
+    /// (they stay pending and are published again later). Default 10 s.
+    public var shutdownGracePeriod: Duration
+    /// First pause after the publisher reports the broker unreachable; doubles up to 30 s. Default 200 ms.
+    public var publisherUnavailableBackoff: Duration
+    /// Time between updates of the pending-messages gauge. Default 10 s.
+    public var pendingGaugeInterval: Duration
+    /// Where metrics go; `nil` uses the bootstrapped `MetricsSystem`.
+    public var metricsFactory: (any MetricsFactory)?
+
+    /// Creates a configuration; every argument has a default.
+    public init(
+        relayID: String = OutboxRelayConfiguration.makeRelayID(),
+        batchSize: Int = 500,
+        maximumBatchesInFlight: Int = 2,
+        pollInterval: Duration = .seconds(1),
+        leaseDuration: Duration = .seconds(10),
+        heartbeatInterval: Duration = .seconds(2),
+        retryPolicy: OutboxRetryPolicy = .init(),
+        deliveredRetention: Duration? = nil,
+        cleanupBatchSize: Int = 1000,
+        cleanupInterval: Duration = .seconds(30),
+        shutdownGracePeriod: Duration = .seconds(10),
+        publisherUnavailableBackoff: Duration = .milliseconds(200),
+        pendingGaugeInterval: Duration = .seconds(10),
+        metricsFactory: (any MetricsFactory)? = nil
+    ) {
+        self.relayID = relayID
+        self.batchSize = max(1, batchSize)
+        self.maximumBatchesInFlight = max(1, maximumBatchesInFlight)
+        self.pollInterval = pollInterval
+        self.leaseDuration = leaseDuration
+        self.heartbeatInterval = heartbeatInterval
+        self.retryPolicy = retryPolicy
+        self.deliveredRetention = deliveredRetention
+        self.cleanupBatchSize = max(1, cleanupBatchSize)
+        self.cleanupInterval = cleanupInterval
+        self.shutdownGracePeriod = shutdownGracePeriod
+        self.publisherUnavailableBackoff = publisherUnavailableBackoff
+        self.pendingGaugeInterval = pendingGaugeInterval
+        self.metricsFactory = metricsFactory
+    }
+
+    /// A relay id built from the host name, the process id and a random suffix.
+    public static func makeRelayID() -> String {
+        let suffix = String(UInt32.random(in: 0...UInt32.max), radix: 36)
+        return "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)-\(suffix)"
+    }
+
+    /// Checks the values against each other.
+    ///
+    /// - Throws: ``OutboxError`` with code `.invalidConfiguration`, naming the setting to fix.
+    public func validate() throws {
+        func invalid(_ text: String) -> OutboxError {
+            OutboxError(code: .invalidConfiguration, operation: "configure relay", message: text)
+        }
+        if relayID.isEmpty || relayID.utf8.count > 200 {
+            throw invalid("The relay id must be 1 to 200 bytes long.")
+        }
+        if heartbeatInterval <= .zero || leaseDuration <= .zero {
+            throw invalid("The lease duration and the heartbeat interval must be positive.")
+        }
+        if heartbeatInterval * 2 > leaseDuration {
+            throw invalid("The heartbeat interval must be at most half the lease duration, or leases lapse between heartbeats.")
+        }
+        if pollInterval <= .zero { throw invalid("The poll interval must be positive.") }
+    }
+}

@@ -1,0 +1,189 @@
+public import Foundation
+
+/// The storage side of the outbox, as the relay and the CLI see it.
+///
+/// Enqueueing is not part of this protocol: each store offers an `enqueue` that takes the
+/// application's own transaction type (a GRDB `Database`, a postgres-nio connection, …), because
+/// atomicity with the business write is the whole point.
+///
+/// Every method is one short transaction (a constant number of round trips), whatever the backlog.
+/// Times come from the caller so that relays on one store agree on "now" as far as their clocks do.
+public protocol OutboxStore: Sendable {
+    /// Creates or upgrades the schema; safe to run again.
+    func migrate() async throws
+
+    /// Registers the relay, renews its leases, releases what it gives up and takes free or expired
+    /// partitions up to its fair share. See ``OutboxLeasePlanner`` for the rules.
+    func heartbeat(_ request: OutboxHeartbeat) async throws -> OutboxLeaseGrant
+
+    /// Removes the relay's registration and frees all its leases, so others take over at once.
+    func resign(relayID: String) async throws
+
+    /// Due, pending messages of the given partitions, in sequence order, at most `limit`.
+    ///
+    /// A message is left out when an earlier pending message with the same key waits for a retry,
+    /// so a failing message holds back only its own key.
+    func claim(partitions: [Int], limit: Int, now: Date) async throws -> [OutboxRecord]
+
+    /// Records the outcome of a published batch in one transaction. Outcomes for partitions the
+    /// relay no longer owns are ignored (fencing) and counted in the result.
+    func acknowledge(_ acknowledgement: OutboxAcknowledgement) async throws -> OutboxAcknowledgementResult
+
+    /// Returns when new messages may have been committed, or after `timeout`.
+    func waitForNewMessages(timeout: Duration) async
+
+    /// Deletes up to `limit` delivered messages finished before `cutoff` (retention mode only).
+    func removeDelivered(finishedBefore cutoff: Date, limit: Int) async throws -> Int
+
+    /// Counts and ownership for `outbox status`.
+    func status(now: Date) async throws -> OutboxStatus
+
+    /// Dead-lettered messages in sequence order, after `afterSequence`.
+    func deadLetters(limit: Int, afterSequence: Int64?) async throws -> [OutboxDeadLetter]
+
+    /// Makes dead letters pending again with zero attempts; returns how many were found.
+    func retryDeadLetters(sequences: [Int64], now: Date) async throws -> Int
+
+    /// Deletes dead letters; returns how many were found.
+    func discardDeadLetters(sequences: [Int64]) async throws -> Int
+}
+
+/// What a relay sends with each heartbeat.
+public struct OutboxHeartbeat: Sendable, Hashable {
+    /// The relay's id, unique per relay run.
+    public var relayID: String
+    /// How long leases and the registration last without another heartbeat.
+    public var leaseDuration: Duration
+    /// Partitions the relay gives up now (it has nothing in flight on them).
+    public var releasing: Set<Int>
+    /// Messages the relay has in flight, shown by `outbox status`.
+    public var inFlight: Int
+    /// The relay's clock.
+    public var now: Date
+
+    /// Creates a heartbeat.
+    public init(relayID: String, leaseDuration: Duration, releasing: Set<Int> = [], inFlight: Int = 0, now: Date = Date()) {
+        self.relayID = relayID
+        self.leaseDuration = leaseDuration
+        self.releasing = releasing
+        self.inFlight = inFlight
+        self.now = now
+    }
+}
+
+/// What the store answers to a heartbeat.
+public struct OutboxLeaseGrant: Sendable, Hashable {
+    /// Partitions the relay owns until the next heartbeat is due.
+    public var owned: Set<Int>
+    /// Owned partitions above the relay's fair share: stop claiming them and release them once drained.
+    public var surplus: Set<Int>
+    /// The store's number of virtual partitions.
+    public var partitionCount: Int
+    /// Live relays, including this one.
+    public var liveRelays: Int
+
+    /// Creates a grant.
+    public init(owned: Set<Int>, surplus: Set<Int>, partitionCount: Int, liveRelays: Int) {
+        self.owned = owned
+        self.surplus = surplus
+        self.partitionCount = partitionCount
+        self.liveRelays = liveRelays
+    }
+}
+
+/// The outcome of one published batch, written in one store transaction.
+public struct OutboxAcknowledgement: Sendable, Hashable {
+    /// A message to reschedule.
+    public struct Retry: Sendable, Hashable {
+        /// The message.
+        public var sequence: Int64
+        /// Its partition (for fencing).
+        public var partition: Int
+        /// When to try again.
+        public var availableAt: Date
+        /// Why it failed, without payload data.
+        public var error: String
+
+        /// Creates a retry.
+        public init(sequence: Int64, partition: Int, availableAt: Date, error: String) {
+            self.sequence = sequence
+            self.partition = partition
+            self.availableAt = availableAt
+            self.error = error
+        }
+    }
+
+    /// A message to dead-letter.
+    public struct DeadLetter: Sendable, Hashable {
+        /// The message.
+        public var sequence: Int64
+        /// Its partition (for fencing).
+        public var partition: Int
+        /// Why it failed for good, without payload data.
+        public var error: String
+
+        /// Creates a dead letter.
+        public init(sequence: Int64, partition: Int, error: String) {
+            self.sequence = sequence
+            self.partition = partition
+            self.error = error
+        }
+    }
+
+    /// The relay that owns the partitions.
+    public var relayID: String
+    /// Delivered messages, as (sequence, partition).
+    public var delivered: [OutboxMessageReference]
+    /// Messages to try again later.
+    public var retries: [Retry]
+    /// Messages to dead-letter.
+    public var deadLetters: [DeadLetter]
+    /// Keep delivered rows (marked delivered) instead of deleting them.
+    public var retainDelivered: Bool
+    /// The relay's clock.
+    public var now: Date
+
+    /// Creates an acknowledgement.
+    public init(
+        relayID: String, delivered: [OutboxMessageReference] = [], retries: [Retry] = [],
+        deadLetters: [DeadLetter] = [], retainDelivered: Bool = false, now: Date = Date()
+    ) {
+        self.relayID = relayID
+        self.delivered = delivered
+        self.retries = retries
+        self.deadLetters = deadLetters
+        self.retainDelivered = retainDelivered
+        self.now = now
+    }
+
+    /// Whether there is nothing to write.
+    public var isEmpty: Bool { delivered.isEmpty && retries.isEmpty && deadLetters.isEmpty }
+}
+
+/// Identifies a stored message for an acknowledgement.
+public struct OutboxMessageReference: Sendable, Hashable {
+    /// The store-assigned sequence.
+    public var sequence: Int64
+    /// The virtual partition, used to check the lease.
+    public var partition: Int
+
+    /// Creates a reference.
+    public init(sequence: Int64, partition: Int) {
+        self.sequence = sequence
+        self.partition = partition
+    }
+}
+
+/// How much of an acknowledgement the store applied.
+public struct OutboxAcknowledgementResult: Sendable, Hashable {
+    /// Outcomes written.
+    public var applied: Int
+    /// Outcomes ignored because the relay no longer owned the partition.
+    public var fenced: Int
+
+    /// Creates a result.
+    public init(applied: Int, fenced: Int) {
+        self.applied = applied
+        self.fenced = fenced
+    }
+}
