@@ -1,0 +1,101 @@
+import Foundation
+import Outbox
+
+extension OutboxStoreConformance {
+    private func own(_ store: any OutboxStore, as relayID: String, leaseDuration: Duration = .seconds(5)) async throws -> [Int] {
+        let grant = try await store.heartbeat(OutboxHeartbeat(relayID: relayID, leaseDuration: leaseDuration))
+        try expect(grant.owned.count == grant.partitionCount, "a lone relay should own every partition, owns \(grant.owned.count) of \(grant.partitionCount)")
+        return grant.owned.sorted()
+    }
+
+    func staleOwnerIsFenced(_ subject: any OutboxStoreUnderTest) async throws {
+        let store = subject.store
+        let messages = (0..<5).map { OutboxMessage(topic: "orders", key: "k\($0)", text: "m\($0)") }
+        try await subject.enqueueCommitted(messages)
+        let partitions = try await own(store, as: "stale", leaseDuration: .milliseconds(200))
+        let claimed = try await store.claim(partitions: partitions, limit: 10, now: Date())
+        try expect(claimed.count == 5, "claim should return the 5 messages, returned \(claimed.count)")
+        try await Task.sleep(for: .milliseconds(400))
+        let newPartitions = try await own(store, as: "new-owner")
+        let references = claimed.map { OutboxMessageReference(sequence: $0.sequence, partition: $0.partition) }
+        let stale = try await store.acknowledge(OutboxAcknowledgement(relayID: "stale", delivered: references))
+        try expect(stale.fenced == 5 && stale.applied == 0, "a relay whose lease lapsed must be fenced: applied \(stale.applied), fenced \(stale.fenced)")
+        let reclaimed = try await store.claim(partitions: newPartitions, limit: 10, now: Date())
+        try expect(reclaimed.map(\.message.id) == claimed.map(\.message.id), "the new owner must still see every message")
+        let fresh = try await store.acknowledge(OutboxAcknowledgement(relayID: "new-owner", delivered: references))
+        try expect(fresh.applied == 5 && fresh.fenced == 0, "the owner's acknowledgement must apply: applied \(fresh.applied)")
+        let status = try await store.status(now: Date())
+        try expect(status.pending == 0, "acknowledged messages are gone, pending \(status.pending)")
+    }
+
+    func claimSkipsKeysWaitingForRetry(_ subject: any OutboxStoreUnderTest) async throws {
+        let store = subject.store
+        let first = OutboxMessage(topic: "orders", key: "blocked", text: "1")
+        let second = OutboxMessage(topic: "orders", key: "blocked", text: "2")
+        let other = OutboxMessage(topic: "orders", key: "free", text: "3")
+        let keyless = OutboxMessage(topic: "orders", text: "4")
+        try await subject.enqueueCommitted([first, second, other, keyless])
+        let partitions = try await own(store, as: "relay")
+        let claimed = try await store.claim(partitions: partitions, limit: 10, now: Date())
+        try expect(claimed.map(\.message.id) == [first.id, second.id, other.id, keyless.id], "claim returns due messages in sequence order")
+        let later = Date().addingTimeInterval(60)
+        _ = try await store.acknowledge(OutboxAcknowledgement(relayID: "relay", retries: [
+            .init(sequence: claimed[0].sequence, partition: claimed[0].partition, availableAt: later, error: "timeout")]))
+        let now = try await store.claim(partitions: partitions, limit: 10, now: Date())
+        try expect(now.map(\.message.id) == [other.id, keyless.id], "a key waiting for a retry is held back, others are not")
+        let afterwards = try await store.claim(partitions: partitions, limit: 10, now: later.addingTimeInterval(1))
+        try expect(afterwards.map(\.message.id) == [first.id, second.id, other.id, keyless.id], "once due, the key comes back in order")
+        try expect(afterwards[0].attempts == 1 && afterwards[0].lastError == "timeout", "the retry is counted with its error")
+        let limited = try await store.claim(partitions: partitions, limit: 2, now: later.addingTimeInterval(1))
+        try expect(limited.count == 2, "claim honours its limit")
+        let elsewhere = try await store.claim(partitions: [], limit: 10, now: Date())
+        try expect(elsewhere.isEmpty, "no partitions, no messages")
+    }
+
+    func deadLettersCanBeRetriedAndDiscarded(_ subject: any OutboxStoreUnderTest) async throws {
+        let store = subject.store
+        let messages = (0..<3).map { OutboxMessage(topic: "orders", key: "d\($0)", text: "dead \($0)") }
+        try await subject.enqueueCommitted(messages)
+        let partitions = try await own(store, as: "relay")
+        let claimed = try await store.claim(partitions: partitions, limit: 10, now: Date())
+        _ = try await store.acknowledge(OutboxAcknowledgement(relayID: "relay", deadLetters: claimed.map {
+            .init(sequence: $0.sequence, partition: $0.partition, error: "rejected: '; DROP TABLE x; --")
+        }))
+        let letters = try await store.deadLetters(limit: 10, afterSequence: nil)
+        try expect(letters.map(\.record.message.id) == messages.map(\.id), "all three are dead letters, in order")
+        try expect(letters.allSatisfy { $0.record.lastError == "rejected: '; DROP TABLE x; --" }, "the reason is kept verbatim")
+        let page = try await store.deadLetters(limit: 10, afterSequence: letters[0].record.sequence)
+        try expect(page.count == 2, "paging after the first returns the other two")
+        let retried = try await store.retryDeadLetters(sequences: [letters[0].record.sequence, 999_999_999], now: Date())
+        try expect(retried == 1, "one dead letter retried, got \(retried)")
+        let discarded = try await store.discardDeadLetters(sequences: [letters[1].record.sequence])
+        try expect(discarded == 1, "one dead letter discarded, got \(discarded)")
+        let status = try await store.status(now: Date())
+        try expect(status.pending == 1 && status.dead == 1, "pending 1 and dead 1 expected, got \(status.pending) and \(status.dead)")
+        let again = try await store.claim(partitions: partitions, limit: 10, now: Date())
+        try expect(again.map(\.message.id) == [messages[0].id] && again[0].attempts == 0, "a retried dead letter is pending with zero attempts")
+    }
+
+    func deliveredRowsAreRetainedThenRemoved(_ subject: any OutboxStoreUnderTest) async throws {
+        let store = subject.store
+        let messages = (0..<5).map { OutboxMessage(topic: "orders", key: "r\($0)", text: "kept \($0)") }
+        try await subject.enqueueCommitted(messages)
+        let partitions = try await own(store, as: "relay")
+        let claimed = try await store.claim(partitions: partitions, limit: 10, now: Date())
+        _ = try await store.acknowledge(OutboxAcknowledgement(
+            relayID: "relay", delivered: claimed.map { .init(sequence: $0.sequence, partition: $0.partition) }, retainDelivered: true))
+        var status = try await store.status(now: Date())
+        try expect(status.pending == 0 && status.deliveredRetained == 5, "delivered rows are kept, not pending")
+        let none = try await store.removeDelivered(finishedBefore: Date().addingTimeInterval(-60), limit: 10)
+        try expect(none == 0, "rows younger than the window stay")
+        var removed: [Int] = []
+        while true {
+            let count = try await store.removeDelivered(finishedBefore: Date().addingTimeInterval(60), limit: 2)
+            if count == 0 { break }
+            removed.append(count)
+        }
+        try expect(removed == [2, 2, 1], "cleanup removes in bounded passes of 2: \(removed)")
+        status = try await store.status(now: Date())
+        try expect(status.deliveredRetained == 0, "everything past the window is removed")
+    }
+}

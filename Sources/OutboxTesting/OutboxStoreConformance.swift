@@ -1,0 +1,144 @@
+public import Foundation
+public import Logging
+public import Outbox
+
+/// The guarantees of the outbox (DESIGN.md G1–G7) as checks that run against any store.
+///
+/// Each backend's tests run every ``Check`` against its ``OutboxStoreHarness``:
+///
+/// ```swift
+/// @Suite("SQLite conformance") struct SQLiteConformance {
+///     @Test(arguments: OutboxStoreConformance.Check.allCases)
+///     func check(_ check: OutboxStoreConformance.Check) async throws {
+///         try await OutboxStoreConformance(harness: SQLiteHarness()).run(check)
+///     }
+/// }
+/// ```
+public struct OutboxStoreConformance: Sendable {
+    /// One guarantee, checked end to end.
+    public enum Check: String, CaseIterable, Sendable, CustomStringConvertible {
+        /// G1: a rolled-back transaction enqueues nothing.
+        case rollbackEnqueuesNothing
+        /// Hostile strings, 4-byte UTF-8 and binary payloads come out byte-exact.
+        case messagesComeOutByteExact
+        /// G2/G4: 3 relays over 10,000 keyed messages with random retriable failures lose nothing and keep per-key order.
+        case threeRelaysKeepOrderUnderRandomFailures
+        /// G2/G3: a relay abandoned mid-batch loses nothing; duplicates come only from its batch.
+        case abandonedRelayLosesNothing
+        /// G5: a poison message is dead-lettered with its reason while everything else flows.
+        case poisonMessageIsDeadLettered
+        /// G4: a retried message holds back later messages of its key only.
+        case retryHoldsBackOnlyItsKey
+        /// G7: graceful shutdown during failures acknowledges nothing the broker did not take.
+        case shutdownDuringFailuresAcknowledgesNothing
+        /// G2: a broker outage uses up no attempts, and the backlog drains once it is back.
+        case brokerOutageUsesNoAttempts
+        /// G6: an idle relay publishes a new message within the store's wake-up latency.
+        case idleRelayWakesUpPromptly
+        /// Relays share the partitions fairly and take over when one leaves.
+        case relaysRebalanceWhenJoiningAndLeaving
+        /// Fencing: a relay whose lease lapsed cannot acknowledge over the new owner.
+        case staleOwnerIsFenced
+        /// A claim skips later messages of a key whose earlier message waits for a retry.
+        case claimSkipsKeysWaitingForRetry
+        /// Dead letters can be listed, retried and discarded.
+        case deadLettersCanBeRetriedAndDiscarded
+        /// With a retention window, delivered rows stay until cleanup removes them in bounded passes.
+        case deliveredRowsAreRetainedThenRemoved
+
+        public var description: String { rawValue }
+    }
+
+    let harness: any OutboxStoreHarness
+    let logger: Logger
+
+    /// Creates the suite for one backend.
+    public init(harness: any OutboxStoreHarness, logger: Logger = OutboxStoreConformance.defaultLogger) {
+        self.harness = harness
+        self.logger = logger
+    }
+
+    /// Warnings and errors only, unless `OUTBOX_TEST_LOG_LEVEL` (e.g. `debug`) says otherwise.
+    public static var defaultLogger: Logger {
+        var logger = Logger(label: "outbox.conformance")
+        let level = ProcessInfo.processInfo.environment["OUTBOX_TEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:))
+        logger.logLevel = level ?? .error
+        return logger
+    }
+
+    /// Runs one check on a fresh store.
+    public func run(_ check: Check) async throws {
+        let subject = try await harness.makeStore()
+        do {
+            try await run(check, on: subject)
+        } catch {
+            try? await subject.close()
+            throw error
+        }
+        try await subject.close()
+    }
+
+    private func run(_ check: Check, on subject: any OutboxStoreUnderTest) async throws {
+        switch check {
+        case .rollbackEnqueuesNothing: try await rollbackEnqueuesNothing(subject)
+        case .messagesComeOutByteExact: try await messagesComeOutByteExact(subject)
+        case .threeRelaysKeepOrderUnderRandomFailures: try await threeRelaysKeepOrderUnderRandomFailures(subject)
+        case .abandonedRelayLosesNothing: try await abandonedRelayLosesNothing(subject)
+        case .poisonMessageIsDeadLettered: try await poisonMessageIsDeadLettered(subject)
+        case .retryHoldsBackOnlyItsKey: try await retryHoldsBackOnlyItsKey(subject)
+        case .shutdownDuringFailuresAcknowledgesNothing: try await shutdownDuringFailuresAcknowledgesNothing(subject)
+        case .brokerOutageUsesNoAttempts: try await brokerOutageUsesNoAttempts(subject)
+        case .idleRelayWakesUpPromptly: try await idleRelayWakesUpPromptly(subject)
+        case .relaysRebalanceWhenJoiningAndLeaving: try await relaysRebalanceWhenJoiningAndLeaving(subject)
+        case .staleOwnerIsFenced: try await staleOwnerIsFenced(subject)
+        case .claimSkipsKeysWaitingForRetry: try await claimSkipsKeysWaitingForRetry(subject)
+        case .deadLettersCanBeRetriedAndDiscarded: try await deadLettersCanBeRetriedAndDiscarded(subject)
+        case .deliveredRowsAreRetainedThenRemoved: try await deliveredRowsAreRetainedThenRemoved(subject)
+        }
+    }
+
+    // MARK: - Helpers
+
+    func relay(
+        _ subject: any OutboxStoreUnderTest, _ publisher: any OutboxPublisher,
+        _ configuration: OutboxRelayConfiguration = .forTesting()
+    ) -> RunningRelay {
+        RunningRelay(OutboxRelay(store: subject.store, publisher: publisher, configuration: configuration, logger: logger), logger: logger)
+    }
+
+    func expect(_ condition: Bool, _ message: @autoclosure () -> String) throws {
+        if !condition { throw ConformanceFailure("[\(harness.name)] \(message())") }
+    }
+
+    /// Keyed messages: `keys` keys with `perKey` messages each, payload "key#index".
+    static func keyedMessages(keys: Int, perKey: Int, prefix: String = "key") -> [[OutboxMessage]] {
+        (0..<keys).map { key in
+            (0..<perKey).map { index in
+                OutboxMessage(topic: "orders", key: "\(prefix)-\(key)", type: "OrderPlaced", text: "\(prefix)-\(key)#\(index)")
+            }
+        }
+    }
+
+    static func audit(_ committed: [[OutboxMessage]], _ recorder: RecordingPublisher, deadLettered: Set<UUID> = []) -> DeliveryAudit {
+        var byKey: [String?: [UUID]] = [:]
+        for messages in committed {
+            for message in messages { byKey[message.key, default: []].append(message.id) }
+        }
+        return DeliveryAudit(committedByKey: byKey, deliveredIDs: recorder.deliveries.map(\.message.id), deadLettered: deadLettered)
+    }
+
+    func enqueueInterleaved(_ subject: any OutboxStoreUnderTest, _ perKey: [[OutboxMessage]], transactionSize: Int) async throws {
+        // Round-robin over keys so transactions mix keys, as real traffic does.
+        var flat: [OutboxMessage] = []
+        let longest = perKey.map(\.count).max() ?? 0
+        for index in 0..<longest {
+            for messages in perKey where index < messages.count { flat.append(messages[index]) }
+        }
+        var start = 0
+        while start < flat.count {
+            let end = min(start + transactionSize, flat.count)
+            try await subject.enqueueCommitted(Array(flat[start..<end]))
+            start = end
+        }
+    }
+}

@@ -1,0 +1,11 @@
+import Outbox
+import OutboxTesting
+import Testing
+
+@Suite("In-memory conformance")
+struct InMemoryConformanceTests {
+    @Test(arguments: OutboxStoreConformance.Check.allCases)
+    func conformance(_ check: OutboxStoreConformance.Check) async throws {
+        try await OutboxStoreConformance(harness: InMemoryStoreHarness()).run(check)
+    }
+}
