@@ -66,6 +66,13 @@ public struct OutboxMessage: Sendable, Hashable {
                 "The message payload is \(payload.count) bytes, above the limit of \(limits.maximumPayloadBytes); store large data elsewhere and send a reference."
             )
         }
+        // NUL cannot be stored in a text column by every store (PostgreSQL rejects it, SQLite
+        // truncates at it), so it is refused everywhere rather than lost somewhere.
+        let texts = [("topic", topic), ("key", key ?? ""), ("type", type ?? "")]
+            + headers.flatMap { [("header name", $0.name), ("header value", $0.value)] }
+        for (field, text) in texts where text.utf8.contains(0) {
+            throw invalid("The message \(field) contains a NUL character; remove it or move the data into the payload.")
+        }
         for header in headers where header.name.isEmpty {
             throw invalid("A message header has an empty name; give every header a name.")
         }

@@ -96,8 +96,8 @@ public final class OutboxRelay: Service, Sendable {
             while !Task.isCancelled {
                 let generation = wakeUp.generation
                 let now = ContinuousClock.now
-                let (claimable, stopping, batchesInFlight, messagesInFlight) = ledger.withLock {
-                    ($0.claimablePartitions(at: now), $0.isStopping, $0.batchesInFlight, $0.messagesInFlight)
+                let (claimable, stopping, batchesInFlight, messagesInFlight, claimStartedAt) = ledger.withLock {
+                    ($0.claimablePartitions(at: now), $0.isStopping, $0.batchesInFlight, $0.messagesInFlight, $0.finishedBatches)
                 }
                 if stopping { break }
                 if let pausedUntil = publisherPause.withLock({ $0.until }), pausedUntil > now {
@@ -124,7 +124,8 @@ public final class OutboxRelay: Service, Sendable {
                     continue
                 }
                 let batch = ledger.withLock {
-                    $0.admit(records, limit: configuration.batchSize, claimable: Set($0.claimablePartitions(at: .now)))
+                    $0.admit(records, limit: configuration.batchSize, claimable: Set($0.claimablePartitions(at: .now)),
+                             claimStartedAt: claimStartedAt)
                 }
                 if !batch.isEmpty {
                     batches.addTask { await self.process(batch) }

@@ -15,6 +15,12 @@ struct RelayLedger {
     var isStopping = false
 
     private var sequencesInFlight: Set<Int64> = []
+    /// Messages whose batch finished while a claim may have been reading an older snapshot, with
+    /// the value of `finishedBatches` when they finished. A claim that started before that moment
+    /// can still return them as pending; they must not be published again.
+    private var recentlyFinished: [Int64: UInt64] = [:]
+    /// Counts finished batches; a claim notes it when it starts.
+    private(set) var finishedBatches: UInt64 = 0
     private var keysInFlight: [String: Int] = [:]
     private var partitionsInFlight: [Int: Int] = [:]
 
@@ -44,12 +50,20 @@ struct RelayLedger {
     /// flight. A record is held back when it is already in flight, when an earlier message of its
     /// key is in flight (its outcome decides whether this one may go), or when its partition is no
     /// longer claimable.
-    mutating func admit(_ records: [OutboxRecord], limit: Int, claimable: Set<Int>) -> [OutboxRecord] {
+    ///
+    /// `claimStartedAt` is the value of ``finishedBatches`` when the claim started: records of
+    /// batches finished since then may be stale copies and are held back too.
+    mutating func admit(_ records: [OutboxRecord], limit: Int, claimable: Set<Int>, claimStartedAt: UInt64) -> [OutboxRecord] {
+        defer {
+            // Only one claim runs at a time, so nothing older than this one can be stale any more.
+            recentlyFinished = recentlyFinished.filter { $0.value > claimStartedAt }
+        }
         var batch: [OutboxRecord] = []
         var blockedKeys: Set<String> = []
         for record in records where batch.count < limit {
             let key = record.message.key
-            if sequencesInFlight.contains(record.sequence) || !claimable.contains(record.partition) {
+            let isStale = recentlyFinished[record.sequence].map { $0 > claimStartedAt } ?? false
+            if isStale || sequencesInFlight.contains(record.sequence) || !claimable.contains(record.partition) {
                 if let key { blockedKeys.insert(key) }
                 continue
             }
@@ -72,8 +86,10 @@ struct RelayLedger {
     /// Forgets a finished (or abandoned) batch.
     mutating func finish(_ batch: [OutboxRecord]) {
         batchesInFlight -= 1
+        finishedBatches += 1
         for record in batch {
             sequencesInFlight.remove(record.sequence)
+            recentlyFinished[record.sequence] = finishedBatches
             partitionsInFlight[record.partition, default: 1] -= 1
             if partitionsInFlight[record.partition] == 0 { partitionsInFlight[record.partition] = nil }
             if let key = record.message.key {

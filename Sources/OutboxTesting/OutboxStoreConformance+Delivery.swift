@@ -22,7 +22,7 @@ extension OutboxStoreConformance {
     }
 
     func messagesComeOutByteExact(_ subject: any OutboxStoreUnderTest) async throws {
-        let hostile = "'; DROP TABLE outbox_messages; -- \" \\ % _ ` $1 ? :name /* */ \u{0}"
+        let hostile = "'; DROP TABLE outbox_messages; -- \" \\ % _ ` $1 ? :name /* */ \u{1}\t\n"
         let wide = "𝄞🎉𐍈 日本 ünïcödé"
         let binary = (0..<4096).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
         let messages = [

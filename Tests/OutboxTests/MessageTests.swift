@@ -38,6 +38,9 @@ import Testing
         #expect(throws: OutboxError.self) {
             try OutboxMessage(topic: "t", text: "x", headers: [OutboxHeader("", "v")]).validate()
         }
+        #expect(throws: OutboxError.self) { try OutboxMessage(topic: "t", key: "a\u{0}b", text: "x").validate() }
+        #expect(throws: OutboxError.self) { try OutboxMessage(topic: "t", text: "x", headers: [OutboxHeader("h", "\u{0}")]).validate() }
+        #expect(throws: Never.self) { try OutboxMessage(topic: "t", payload: [0, 0, 0]).validate() }
     }
 
     @Test func partitionOfAKeyIsStable() {

@@ -1,0 +1,58 @@
+import GRDB
+
+/// The outbox tables, created by named, ordered migrations (never edit a shipped one; add the next).
+enum SQLiteSchema {
+    static let messages = "outbox_messages"
+
+    /// States of a message row.
+    enum State: Int {
+        case pending = 0
+        case dead = 1
+        case delivered = 2
+    }
+
+    static func migrator(partitionCount: Int) -> DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("outbox.v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE outbox_messages (
+                    sequence INTEGER PRIMARY KEY AUTOINCREMENT,
+                    id TEXT NOT NULL UNIQUE,
+                    topic TEXT NOT NULL,
+                    message_key TEXT,
+                    message_type TEXT,
+                    payload BLOB NOT NULL,
+                    headers BLOB NOT NULL,
+                    partition INTEGER NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    available_at INTEGER NOT NULL,
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    last_error TEXT,
+                    state INTEGER NOT NULL DEFAULT 0,
+                    finished_at INTEGER
+                );
+                -- The claim path: pending rows in commit order (partial, so delivered and dead rows cost nothing).
+                CREATE INDEX outbox_messages_pending ON outbox_messages(sequence) WHERE state = 0;
+                -- Keys held back by a message waiting for its retry.
+                CREATE INDEX outbox_messages_retrying ON outbox_messages(partition, message_key, sequence)
+                    WHERE state = 0 AND attempts > 0;
+                -- Dead letters and retained deliveries, for listing and cleanup.
+                CREATE INDEX outbox_messages_finished ON outbox_messages(state, finished_at) WHERE state <> 0;
+                CREATE TABLE outbox_leases (
+                    partition INTEGER PRIMARY KEY,
+                    owner TEXT,
+                    expires_at INTEGER NOT NULL DEFAULT 0
+                );
+                CREATE TABLE outbox_relays (
+                    relay_id TEXT PRIMARY KEY,
+                    expires_at INTEGER NOT NULL,
+                    in_flight INTEGER NOT NULL DEFAULT 0
+                );
+                """)
+            for partition in 0..<partitionCount {
+                try db.execute(sql: "INSERT INTO outbox_leases (partition) VALUES (?)", arguments: [partition])
+            }
+        }
+        return migrator
+    }
+}
