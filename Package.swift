@@ -47,7 +47,8 @@ let package = Package(
         .executableTarget(
             name: "outbox",
             dependencies: [
-                "Outbox", "OutboxSQLite",
+                "Outbox", "OutboxSQLite", "OutboxTesting",
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

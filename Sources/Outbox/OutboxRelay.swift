@@ -26,6 +26,8 @@ public final class OutboxRelay: Service, Sendable {
     private let metrics: RelayMetrics
     private let ledger = Mutex(RelayLedger())
     private let wakeUp = OutboxSignal()
+    /// Raised when a heartbeat should come early: a surplus partition drained, ready to hand over.
+    private let heartbeatNow = OutboxSignal()
     private let publisherPause = Mutex<(until: ContinuousClock.Instant?, failures: Int)>((nil, 0))
 
     /// Creates a relay.
@@ -159,8 +161,12 @@ public final class OutboxRelay: Service, Sendable {
 
     private func process(_ batch: [OutboxRecord]) async {
         defer {
-            ledger.withLock { $0.finish(batch) }
+            let handOver = ledger.withLock { ledger in
+                ledger.finish(batch)
+                return !ledger.drainedSurplus.isEmpty
+            }
             wakeUp.signal()
+            if handOver { heartbeatNow.signal() }
         }
         let started = ContinuousClock.now
         let outcomes: [OutboxPublishOutcome]
@@ -273,7 +279,9 @@ public final class OutboxRelay: Service, Sendable {
 
     private func heartbeatLoop() async {
         var lastGaugeUpdate: ContinuousClock.Instant?
+        var nextInterval = configuration.heartbeatInterval
         while !Task.isCancelled {
+            let generation = heartbeatNow.generation
             let started = ContinuousClock.now
             let (releasing, inFlight) = ledger.withLock { ($0.drainedSurplus, $0.messagesInFlight) }
             do {
@@ -289,6 +297,12 @@ public final class OutboxRelay: Service, Sendable {
                     ])
                 }
                 if gained { wakeUp.signal() }
+                // While partitions change hands, beat faster so the hand-over takes milliseconds,
+                // not heartbeat intervals: below our fair share we are waiting for released
+                // partitions; with surplus, others wait for us.
+                let fairShare = grant.partitionCount / max(1, grant.liveRelays)
+                let settling = grant.owned.count < fairShare || !grant.surplus.isEmpty
+                nextInterval = settling ? configuration.heartbeatInterval / 8 : configuration.heartbeatInterval
             } catch {
                 if Task.isCancelled { return }
                 logger.warning("Outbox relay heartbeat failed; leases lapse if this persists",
@@ -300,7 +314,7 @@ public final class OutboxRelay: Service, Sendable {
                     metrics.pending.record(status.pending)
                 }
             }
-            try? await Task.sleep(for: configuration.heartbeatInterval)
+            await heartbeatNow.wait(since: generation, timeout: nextInterval)
         }
     }
 

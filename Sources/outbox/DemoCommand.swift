@@ -1,0 +1,158 @@
+import ArgumentParser
+import Foundation
+import GRDB
+import Logging
+import Outbox
+import OutboxSQLite
+import OutboxTesting
+import ServiceLifecycle
+
+struct DemoCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo",
+        abstract: "Run the whole path on embedded SQLite and verify what arrived.",
+        discussion: """
+            Concurrent writers place orders, each order and its outbox message in one transaction;
+            relays publish the messages to a JSON-lines file; the demo then reads the file back and
+            checks that every message arrived, once, byte-exact and in per-customer order.
+            """)
+
+    @Option(help: "Orders (and messages) to write.")
+    var messages: Int = 20_000
+
+    @Option(help: "Concurrent writer tasks.")
+    var writers: Int = 4
+
+    @Option(help: "Customers; each customer's orders must arrive in order.")
+    var customers: Int = 200
+
+    @Option(help: "Relays sharing the store.")
+    var relays: Int = 2
+
+    @Option(help: "Folder for the database and the published file (default: a new temporary folder, removed afterwards).")
+    var folder: String?
+
+    @Flag(help: "Keep the temporary folder.")
+    var keep = false
+
+    @Option(help: "Log level for the relays: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "warning"
+
+    func validate() throws {
+        guard (1...5_000_000).contains(messages) else { throw ValidationError("--messages must be between 1 and 5000000.") }
+        guard (1...64).contains(writers) else { throw ValidationError("--writers must be between 1 and 64.") }
+        guard (1...1_000_000).contains(customers) else { throw ValidationError("--customers must be between 1 and 1000000.") }
+        guard (1...16).contains(relays) else { throw ValidationError("--relays must be between 1 and 16.") }
+        guard Logger.Level(rawValue: logLevel.lowercased()) != nil else {
+            throw ValidationError("Unknown log level '\(logLevel)'; use trace, debug, info, notice, warning, error or critical.")
+        }
+    }
+
+    func run() async throws {
+        var logger = Logger(label: "outbox.demo") { StreamLogHandler.standardError(label: $0) }
+        logger.logLevel = Logger.Level(rawValue: logLevel.lowercased())!
+        let workspace = try DemoWorkspace(folder: folder)
+        defer { if !(keep || folder != nil) { workspace.remove() } }
+
+        print("outbox demo: \(messages) orders from \(writers) writers for \(customers) customers, \(relays) relays, embedded SQLite")
+        print("folder: \(workspace.folder.path)")
+        let store = try SQLiteOutboxStore(path: workspace.databasePath)
+        try await store.migrate()
+        try await store.writer.write { db in
+            try db.execute(sql: "CREATE TABLE IF NOT EXISTS orders (id TEXT PRIMARY KEY, customer TEXT NOT NULL, total_cents INTEGER NOT NULL)")
+        }
+        let existing = try await store.status(now: Date()).pending
+        guard existing == 0 else {
+            throw OutboxError(code: .invalidConfiguration, operation: "demo",
+                              message: "The demo store already has \(existing) pending messages; use an empty --folder.")
+        }
+
+        let publisher = CountingPublisher(try OutboxJSONLinesPublisher(path: workspace.publishedPath))
+        let relayServices = try (0..<relays).map { index in
+            OutboxRelay(
+                store: try SQLiteOutboxStore(path: workspace.databasePath),
+                publisher: publisher,
+                configuration: OutboxRelayConfiguration(relayID: "demo-relay-\(index + 1)", leaseDuration: .seconds(5),
+                                                        heartbeatInterval: .seconds(1)),
+                logger: logger)
+        }
+        let group = ServiceGroup(services: relayServices, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        let started = ContinuousClock.now
+        let relaying = Task { try await group.run() }
+
+        let writer = DemoWriter(store: store, messages: messages, writers: writers, customers: customers)
+        let progress = Task { await showProgress(writer: writer, publisher: publisher) }
+        let written: DemoWriter.Written
+        do {
+            written = try await writer.run()
+            try await waitForDelivery(of: messages, publisher: publisher, relaying: relaying)
+        } catch {
+            progress.cancel()
+            await group.triggerGracefulShutdown()
+            _ = try? await relaying.value
+            throw error
+        }
+        let elapsed = ContinuousClock.now - started
+        progress.cancel()
+        await progress.value
+        await group.triggerGracefulShutdown()
+        try await relaying.value
+
+        let report = try DemoReport(written: written, publishedPath: workspace.publishedPath, elapsed: elapsed)
+        print(report.summary(relays: relays, store: "sqlite://\(workspace.databasePath)", published: workspace.publishedPath))
+        if !report.isClean { throw ExitCode.failure }
+    }
+
+    private func waitForDelivery(of count: Int, publisher: CountingPublisher, relaying: Task<Void, any Error>) async throws {
+        let deadline = ContinuousClock.now + .seconds(max(120, count / 500))
+        while publisher.delivered < count {
+            if ContinuousClock.now > deadline {
+                throw OutboxError(code: .publisherUnavailable, operation: "demo",
+                                  message: "Only \(publisher.delivered) of \(count) messages were published before the demo's deadline; rerun with --log-level info to see why.")
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    private func showProgress(writer: DemoWriter, publisher: CountingPublisher) async {
+        let interactive = isatty(STDOUT_FILENO) != 0
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(interactive ? 250 : 1000))
+            let line = "  written \(writer.committed)/\(messages) · published \(publisher.delivered)"
+            if interactive {
+                FileHandle.standardOutput.write(Data("\r\(line)".utf8))
+            } else {
+                print(line)
+            }
+        }
+        if interactive { print("") }
+    }
+}
+
+/// The demo's folder: a fresh temporary one unless the user names one.
+struct DemoWorkspace {
+    let folder: URL
+    var databasePath: String { folder.appendingPathComponent("demo.sqlite").path }
+    var publishedPath: String { folder.appendingPathComponent("published.jsonl").path }
+
+    init(folder: String?) throws {
+        let url = folder.map { URL(fileURLWithPath: $0) }
+            ?? FileManager.default.temporaryDirectory.appendingPathComponent("outbox-demo-\(UUID().uuidString.prefix(8).lowercased())")
+        do {
+            try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        } catch {
+            throw OutboxError(code: .invalidConfiguration, operation: "demo",
+                              message: "Cannot create the demo folder \(url.path); choose a writable --folder.")
+        }
+        guard FileManager.default.isWritableFile(atPath: url.path) else {
+            throw OutboxError(code: .invalidConfiguration, operation: "demo", message: "The demo folder \(url.path) is not writable; choose another --folder.")
+        }
+        if FileManager.default.fileExists(atPath: url.appendingPathComponent("published.jsonl").path) {
+            throw OutboxError(code: .invalidConfiguration, operation: "demo",
+                              message: "The folder \(url.path) already holds a demo run; choose an empty --folder.")
+        }
+        self.folder = url
+    }
+
+    func remove() { try? FileManager.default.removeItem(at: folder) }
+}

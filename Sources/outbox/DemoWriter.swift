@@ -1,0 +1,93 @@
+import Foundation
+import GRDB
+import Outbox
+import OutboxSQLite
+import Synchronization
+
+/// The demo's application: writers that place orders, each order row and its `OrderPlaced`
+/// message in one transaction. Each customer belongs to one writer, so a customer's orders commit
+/// in the order they are written.
+final class DemoWriter: Sendable {
+    struct Written: Sendable {
+        /// Message ids per customer, in commit order.
+        var idsByCustomer: [String?: [UUID]]
+        /// Payload of each message, to check byte-exactness.
+        var payloads: [UUID: [UInt8]]
+    }
+
+    private let store: SQLiteOutboxStore
+    private let messages: Int
+    private let writers: Int
+    private let customers: Int
+    private let count = Atomic<Int>(0)
+
+    init(store: SQLiteOutboxStore, messages: Int, writers: Int, customers: Int) {
+        self.store = store
+        self.messages = messages
+        self.writers = writers
+        self.customers = customers
+    }
+
+    /// Orders committed so far.
+    var committed: Int { count.load(ordering: .relaxed) }
+
+    func run() async throws -> Written {
+        try await withThrowingTaskGroup(of: Written.self) { group in
+            for writer in 0..<writers {
+                group.addTask { try await self.write(as: writer) }
+            }
+            var all = Written(idsByCustomer: [:], payloads: [:])
+            for try await part in group {
+                all.idsByCustomer.merge(part.idsByCustomer) { $0 + $1 }
+                all.payloads.merge(part.payloads) { first, _ in first }
+            }
+            return all
+        }
+    }
+
+    private func write(as writer: Int) async throws -> Written {
+        var written = Written(idsByCustomer: [:], payloads: [:])
+        var orderNumber = writer
+        var perCustomer: [Int: Int] = [:]
+        while orderNumber < messages {
+            // Customers of this writer only: customer ≡ writer (mod writers).
+            let slots = max(1, (customers - writer + writers - 1) / writers)
+            let customer = writer + writers * ((orderNumber / writers) % slots)
+            let customerID = "customer-\(customer % customers)"
+            let sequence = perCustomer[customer, default: 0]
+            perCustomer[customer] = sequence + 1
+            let orderID = "order-\(orderNumber)"
+            let total = (orderNumber * 7919) % 100_000
+            let payload = Array(#"{"order":"\#(orderID)","customer":"\#(customerID)","seq":\#(sequence),"total_cents":\#(total)}"#.utf8)
+            let message = OutboxMessage(topic: "orders", key: customerID, type: "OrderPlaced", payload: payload,
+                                        headers: [OutboxHeader("content-type", "application/json")])
+            try await store.writer.write { [store] db in
+                try db.execute(sql: "INSERT INTO orders (id, customer, total_cents) VALUES (?, ?, ?)",
+                               arguments: [orderID, customerID, total])
+                try store.enqueue(message, in: db)
+            }
+            written.idsByCustomer[customerID, default: []].append(message.id)
+            written.payloads[message.id] = payload
+            count.add(1, ordering: .relaxed)
+            orderNumber += writers
+        }
+        return written
+    }
+}
+
+/// Counts deliveries on the way to the real publisher, for the progress line.
+final class CountingPublisher: OutboxPublisher, Sendable {
+    private let inner: any OutboxPublisher
+    private let count = Atomic<Int>(0)
+
+    init(_ inner: any OutboxPublisher) { self.inner = inner }
+
+    /// Messages delivered so far (a redelivery counts again).
+    var delivered: Int { count.load(ordering: .relaxed) }
+
+    func publish(_ records: [OutboxRecord]) async throws -> [OutboxPublishOutcome] {
+        let outcomes = try await inner.publish(records)
+        count.add(outcomes.filter(\.isDelivered).count, ordering: .relaxed)
+        return outcomes
+    }
+}

@@ -1,0 +1,66 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Outbox
+import ServiceLifecycle
+
+struct RelayCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "relay",
+        abstract: "Publish the outbox's messages until SIGTERM or SIGINT (graceful: finishes its batches, releases its partitions).",
+        discussion: "Run several on one store to share the work; each takes a fair share of the partitions.")
+
+    @OptionGroup var options: StoreOptions
+
+    @Option(help: "Where to publish: a JSON-lines file path, or - for standard output.")
+    var output: String = "-"
+
+    @Option(help: "The relay's id in the store (default: host, process id and a random suffix).")
+    var relayID: String?
+
+    @Option(help: "Messages per batch.")
+    var batchSize: Int = 500
+
+    @Option(help: "Longest wait between claims without a wake-up, in milliseconds.")
+    var pollIntervalMs: Int = 1000
+
+    @Option(help: "Partition lease duration in seconds; a crashed relay's work moves after this long.")
+    var leaseSeconds: Double = 10
+
+    @Option(help: "Failed attempts before a message is dead-lettered.")
+    var maxAttempts: Int = 10
+
+    @Option(help: "Keep delivered messages this many seconds (default: delete at once).")
+    var retentionSeconds: Double?
+
+    func validate() throws {
+        guard batchSize > 0 && batchSize <= 100_000 else { throw ValidationError("--batch-size must be between 1 and 100000.") }
+        guard pollIntervalMs > 0 else { throw ValidationError("--poll-interval-ms must be positive.") }
+        guard leaseSeconds >= 0.5 else { throw ValidationError("--lease-seconds must be at least 0.5.") }
+        guard maxAttempts > 0 else { throw ValidationError("--max-attempts must be positive.") }
+        if let retentionSeconds, retentionSeconds < 0 { throw ValidationError("--retention-seconds cannot be negative.") }
+    }
+
+    func run() async throws {
+        let logger = try options.makeLogger()
+        let location = try options.location()
+        let store = try location.open()
+        // Fail now, in one sentence, rather than log heartbeat errors forever.
+        _ = try await store.status(now: Date())
+        let publisher = output == "-" ? OutboxJSONLinesPublisher() : try OutboxJSONLinesPublisher(path: output)
+        let lease = Duration.milliseconds(Int64(leaseSeconds * 1000))
+        var configuration = OutboxRelayConfiguration(
+            batchSize: batchSize,
+            pollInterval: .milliseconds(pollIntervalMs),
+            leaseDuration: lease,
+            heartbeatInterval: lease / 4,
+            retryPolicy: OutboxRetryPolicy(maximumAttempts: maxAttempts),
+            deliveredRetention: retentionSeconds.map { .milliseconds(Int64($0 * 1000)) })
+        if let relayID { configuration.relayID = relayID }
+        try configuration.validate()
+        let relay = OutboxRelay(store: store, publisher: publisher, configuration: configuration, logger: logger)
+        logger.info("Relaying", metadata: ["outbox.store": "\(location)", "outbox.output": "\(publisher.destination)"])
+        let group = ServiceGroup(services: [relay], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        try await group.run()
+    }
+}
