@@ -61,6 +61,11 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(
+            name: "OutboxCLITests",
+            dependencies: ["Outbox", "OutboxTesting", "OutboxSQLite", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
             name: "OutboxSQLiteTests",
             dependencies: ["Outbox", "OutboxTesting", "OutboxSQLite", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strictSettings

@@ -15,7 +15,7 @@ struct MigrateCommand: AsyncParsableCommand {
             throw ValidationError("--partitions must be between 1 and 4096.")
         }
         let location = try options.location()
-        let store = try location.open(partitionCount: partitions)
+        let store = try location.open(partitionCount: partitions, creating: true)
         try await store.migrate()
         let status = try await store.status(now: .now)
         print("Migrated \(location): \(status.partitionCount) partitions, \(status.pending) pending, \(status.dead) dead.")

@@ -23,6 +23,12 @@ struct StoreOptions: ParsableArguments {
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
+    func validate() throws {
+        guard Logger.Level(rawValue: logLevel.lowercased()) != nil else {
+            throw ValidationError("Unknown log level '\(logLevel)'; use trace, debug, info, notice, warning, error or critical.")
+        }
+    }
+
     func location() throws -> StoreLocation { try StoreLocation.resolve(store) }
 
     func makeLogger(label: String = "outbox") throws -> Logger {

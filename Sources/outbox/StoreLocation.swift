@@ -62,10 +62,15 @@ struct StoreLocation: CustomStringConvertible {
         }
     }
 
-    /// Opens the store (without migrating it).
-    func open(partitionCount: Int = 32) throws -> any OutboxStore {
+    /// Opens the store (without migrating it). Only `migrate` may create it: for every other
+    /// command a missing file is a mistyped path, not a wish for an empty outbox.
+    func open(partitionCount: Int = 32, creating: Bool = false) throws -> any OutboxStore {
         switch kind {
         case .sqlite(let path):
+            if !creating && !FileManager.default.fileExists(atPath: path) {
+                throw OutboxError(code: .invalidConfiguration, operation: "open store",
+                                  message: "There is no outbox at \(path); check the path, or create it with `outbox migrate --store \(self)`.")
+            }
             return try SQLiteOutboxStore(path: path, configuration: .init(partitionCount: partitionCount))
         }
     }

@@ -1,0 +1,105 @@
+import Foundation
+import Outbox
+import OutboxSQLite
+import Testing
+
+@Suite("CLI")
+struct CommandLineTests {
+    /// Bad input gets one sentence on standard error and a non-zero exit.
+    @Test(arguments: [
+        (["status", "--store", ""], "empty"),
+        (["status", "--store", "no-scheme"], "no scheme"),
+        (["status", "--store", "ftp://host/file"], "Unknown store scheme"),
+        (["status", "--store", "sqlite:///no/such/folder/outbox.sqlite"], "There is no outbox"),
+        (["migrate", "--store", "sqlite:///no/such/folder/outbox.sqlite"], "check that the folder exists"),
+        (["status", "--store", "sqlite:///tmp"], "is a folder"),
+        (["migrate", "--partitions", "0"], "--partitions"),
+        (["relay", "--batch-size", "0"], "--batch-size"),
+        (["status", "--log-level", "loud"], "Unknown log level"),
+        (["dead-letters", "retry"], "--all"),
+        (["demo", "--relays", "99"], "--relays"),
+        (["nonsense"], "Unexpected argument"),
+    ])
+    func badInputIsOneClearSentence(arguments: [String], expected: String) async throws {
+        let result = try await OutboxProcess.run(arguments)
+        #expect(result.status != 0)
+        let firstLine = result.error.split(separator: "\n").first.map(String.init) ?? ""
+        #expect(firstLine.contains(expected), "stderr was: \(result.error)")
+        #expect(!result.error.contains("Fatal error") && !result.error.contains("Stack dump"))
+    }
+
+    @Test func passwordsInStoreURLsAreNeverPrinted() async throws {
+        for url in ["postgres://app:s3cr3t-pw@db.internal:5432/shop", "mysql://root:s3cr3t-pw@localhost/shop", "bogus://u:s3cr3t-pw@x"] {
+            let result = try await OutboxProcess.run(["status", "--store", url])
+            #expect(result.status != 0)
+            #expect(!result.error.contains("s3cr3t-pw") && !result.output.contains("s3cr3t-pw"), "\(url) leaked into: \(result.error)")
+        }
+    }
+
+    @Test func storeURLComesFromTheEnvironment() async throws {
+        let folder = try TemporaryFolder()
+        let url = "sqlite://\(folder.path("env.sqlite"))"
+        let migrated = try await OutboxProcess.run(["migrate", "--partitions", "8"], environment: ["OUTBOX_STORE_URL": url])
+        #expect(migrated.status == 0, "\(migrated.error)")
+        #expect(migrated.output.contains("8 partitions"))
+        let status = try await OutboxProcess.run(["status", "--json"], environment: ["OUTBOX_STORE_URL": url])
+        #expect(status.status == 0)
+        #expect(status.output.contains("\"partition_count\" : 8"))
+    }
+
+    @Test func damagedOrForeignDatabaseIsNamed() async throws {
+        let folder = try TemporaryFolder()
+        FileManager.default.createFile(atPath: folder.path("garbage.sqlite"), contents: Data(repeating: 0x42, count: 8192))
+        let garbage = try await OutboxProcess.run(["status", "--store", "sqlite://\(folder.path("garbage.sqlite"))"])
+        #expect(garbage.status != 0)
+        #expect(garbage.error.contains("not an SQLite database"), "\(garbage.error)")
+
+        let foreign = try SQLiteOutboxStore(path: folder.path("foreign.sqlite"))
+        try await foreign.writer.write { db in try db.execute(sql: "CREATE TABLE outbox_messages (x INTEGER)") }
+        let migrate = try await OutboxProcess.run(["migrate", "--store", "sqlite://\(folder.path("foreign.sqlite"))"])
+        #expect(migrate.status != 0)
+        #expect(migrate.error.contains("did not create"), "\(migrate.error)")
+    }
+
+    @Test func deadLettersCanBeListedRetriedAndDiscarded() async throws {
+        let folder = try TemporaryFolder()
+        let store = try SQLiteOutboxStore(path: folder.path("dead.sqlite"))
+        try await store.migrate()
+        let hostile = "'; DROP TABLE outbox_messages; --"
+        try await store.writer.write { db in
+            try store.enqueue((0..<3).map { OutboxMessage(topic: "orders", key: "\(hostile)\($0)", text: "secret payload \($0)") }, in: db)
+        }
+        let grant = try await store.heartbeat(OutboxHeartbeat(relayID: "test", leaseDuration: .seconds(30)))
+        let claimed = try await store.claim(partitions: grant.owned.sorted(), limit: 10, now: Date())
+        _ = try await store.acknowledge(OutboxAcknowledgement(relayID: "test", deadLetters: claimed.map {
+            .init(sequence: $0.sequence, partition: $0.partition, error: "broker rejected: record too large")
+        }))
+        try await store.resign(relayID: "test")
+        let url = "sqlite://\(folder.path("dead.sqlite"))"
+
+        let list = try await OutboxProcess.run(["dead-letters", "list", "--store", url])
+        #expect(list.status == 0)
+        #expect(list.output.split(separator: "\n").count == 3)
+        #expect(list.output.contains("broker rejected: record too large"))
+        #expect(!list.output.contains("secret payload"), "payloads are never shown")
+
+        let retry = try await OutboxProcess.run(["dead-letters", "retry", "--store", url, "\(claimed[0].sequence)"])
+        #expect(retry.output.contains("Retried 1 dead letter."))
+        let discard = try await OutboxProcess.run(["dead-letters", "discard", "--store", url, "--all"])
+        #expect(discard.output.contains("Discarded 2 dead letters."))
+        let status = try await store.status(now: Date())
+        #expect(status.pending == 1 && status.dead == 0)
+    }
+
+    @Test func demoVerifiesEveryMessage() async throws {
+        let folder = try TemporaryFolder()
+        let result = try await OutboxProcess.run(
+            ["demo", "--messages", "3000", "--writers", "3", "--customers", "50", "--folder", folder.path("demo")], timeout: .seconds(180))
+        #expect(result.status == 0, "\(result.output)\n\(result.error)")
+        #expect(result.output.contains("3000 committed, 3000 delivered, 0 lost"))
+        #expect(result.output.contains("order violations  0"))
+        #expect(result.output.contains("OK: every message arrived once"))
+        let lines = try OutboxJSONLine.read(contentsOf: folder.path("demo/published.jsonl"))
+        #expect(Set(lines.map(\.id)).count == 3000)
+    }
+}
