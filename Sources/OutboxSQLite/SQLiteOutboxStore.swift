@@ -189,19 +189,8 @@ public final class SQLiteOutboxStore: OutboxStore, Sendable {
         return try await read("claim") { db in
             // The scan walks pending rows in commit order through the partial index; the NOT EXISTS
             // probe only touches rows waiting for a retry (a second, small partial index).
-            let rows = try Row.fetchCursor(db, sql: """
-                SELECT m.sequence, m.id, m.topic, m.message_key, m.message_type, m.payload, m.headers,
-                       m.partition, m.created_at, m.attempts, m.last_error
-                FROM outbox_messages AS m INDEXED BY outbox_messages_pending
-                WHERE m.state = 0 AND m.available_at <= :now
-                  AND m.partition IN (SELECT value FROM json_each(:partitions))
-                  AND NOT EXISTS (
-                      SELECT 1 FROM outbox_messages AS e INDEXED BY outbox_messages_retrying
-                      WHERE e.state = 0 AND e.attempts > 0 AND e.partition = m.partition
-                        AND e.message_key = m.message_key AND e.sequence < m.sequence AND e.available_at > :now)
-                ORDER BY m.sequence
-                LIMIT :limit
-                """, arguments: ["now": SQLiteTime.microseconds(now), "partitions": list, "limit": limit])
+            let rows = try Row.fetchCursor(db, sql: Self.claimSQL,
+                                           arguments: ["now": SQLiteTime.microseconds(now), "partitions": list, "limit": limit])
             var records: [OutboxRecord] = []
             records.reserveCapacity(limit)
             while let row = try rows.next() { records.append(try Self.record(row)) }
@@ -212,32 +201,26 @@ public final class SQLiteOutboxStore: OutboxStore, Sendable {
     public func acknowledge(_ acknowledgement: OutboxAcknowledgement) async throws -> OutboxAcknowledgementResult {
         guard !acknowledgement.isEmpty else { return OutboxAcknowledgementResult(applied: 0, fenced: 0) }
         return try await write("acknowledge") { db in
-            let owned = try Set(Int.fetchAll(db, sql: "SELECT partition FROM outbox_leases WHERE owner = ?",
+            let owned = try Set(Int.fetchAll(db, sql: Self.ownedPartitionsSQL,
                                              arguments: [acknowledgement.relayID]))
             var applied = 0
             var fenced = 0
             let now = SQLiteTime.microseconds(acknowledgement.now)
             let deliver = acknowledgement.retainDelivered
-                ? try db.cachedStatement(sql: "UPDATE outbox_messages SET state = 2, finished_at = ? WHERE sequence = ? AND state = 0")
-                : try db.cachedStatement(sql: "DELETE FROM outbox_messages WHERE sequence = ? AND state = 0")
+                ? try db.cachedStatement(sql: Self.markDeliveredSQL)
+                : try db.cachedStatement(sql: Self.deleteDeliveredSQL)
             for reference in acknowledgement.delivered {
                 guard owned.contains(reference.partition) else { fenced += 1; continue }
                 try deliver.execute(arguments: acknowledgement.retainDelivered ? [now, reference.sequence] : [reference.sequence])
                 applied += db.changesCount
             }
-            let retry = try db.cachedStatement(sql: """
-                UPDATE outbox_messages SET attempts = attempts + 1, available_at = ?, last_error = ?
-                WHERE sequence = ? AND state = 0
-                """)
+            let retry = try db.cachedStatement(sql: Self.rescheduleSQL)
             for item in acknowledgement.retries {
                 guard owned.contains(item.partition) else { fenced += 1; continue }
                 try retry.execute(arguments: [SQLiteTime.microseconds(item.availableAt), item.error, item.sequence])
                 applied += db.changesCount
             }
-            let bury = try db.cachedStatement(sql: """
-                UPDATE outbox_messages SET attempts = attempts + 1, state = 1, last_error = ?, finished_at = ?
-                WHERE sequence = ? AND state = 0
-                """)
+            let bury = try db.cachedStatement(sql: Self.deadLetterSQL)
             for item in acknowledgement.deadLetters {
                 guard owned.contains(item.partition) else { fenced += 1; continue }
                 try bury.execute(arguments: [item.error, now, item.sequence])
@@ -265,10 +248,7 @@ public final class SQLiteOutboxStore: OutboxStore, Sendable {
 
     public func removeDelivered(finishedBefore cutoff: Date, limit: Int) async throws -> Int {
         try await write("remove delivered") { db in
-            try db.execute(sql: """
-                DELETE FROM outbox_messages WHERE sequence IN (
-                    SELECT sequence FROM outbox_messages WHERE state = 2 AND finished_at < ? ORDER BY finished_at LIMIT ?)
-                """, arguments: [SQLiteTime.microseconds(cutoff), limit])
+            try db.execute(sql: Self.removeDeliveredSQL, arguments: [SQLiteTime.microseconds(cutoff), limit])
             return db.changesCount
         }
     }
@@ -305,11 +285,7 @@ public final class SQLiteOutboxStore: OutboxStore, Sendable {
 
     public func deadLetters(limit: Int, afterSequence: Int64?) async throws -> [OutboxDeadLetter] {
         try await read("list dead letters") { db in
-            try Row.fetchAll(db, sql: """
-                SELECT sequence, id, topic, message_key, message_type, payload, headers, partition, created_at,
-                       attempts, last_error, finished_at
-                FROM outbox_messages WHERE state = 1 AND sequence > ? ORDER BY sequence LIMIT ?
-                """, arguments: [afterSequence ?? 0, limit]).map {
+            try Row.fetchAll(db, sql: Self.deadLettersSQL, arguments: [afterSequence ?? 0, limit]).map {
                 OutboxDeadLetter(record: try Self.record($0), failedAt: SQLiteTime.date($0["finished_at"] ?? 0))
             }
         }
@@ -345,6 +321,61 @@ public final class SQLiteOutboxStore: OutboxStore, Sendable {
     }
 
     // MARK: - Plumbing
+
+    /// The claim: pending, due rows of the given partitions in commit order, except keys held back
+    /// by a message waiting for its retry.
+    ///
+    /// The scan walks pending rows through the partial index `outbox_messages_pending`; the NOT
+    /// EXISTS probe only touches rows waiting for a retry, through `outbox_messages_retrying`. Cost
+    /// follows the batch size (and the number of rows waiting for a retry), not the backlog.
+    static let claimSQL = """
+                SELECT m.sequence, m.id, m.topic, m.message_key, m.message_type, m.payload, m.headers,
+                       m.partition, m.created_at, m.attempts, m.last_error
+                FROM outbox_messages AS m INDEXED BY outbox_messages_pending
+                WHERE m.state = 0 AND m.available_at <= :now
+                  AND m.partition IN (SELECT value FROM json_each(:partitions))
+                  AND NOT EXISTS (
+                      SELECT 1 FROM outbox_messages AS e INDEXED BY outbox_messages_retrying
+                      WHERE e.state = 0 AND e.attempts > 0 AND e.partition = m.partition
+                        AND e.message_key = m.message_key AND e.sequence < m.sequence AND e.available_at > :now)
+                ORDER BY m.sequence
+                LIMIT :limit
+        """
+
+    static let deleteDeliveredSQL = "DELETE FROM outbox_messages WHERE sequence = ? AND state = 0"
+    static let markDeliveredSQL = "UPDATE outbox_messages SET state = 2, finished_at = ? WHERE sequence = ? AND state = 0"
+    static let rescheduleSQL = """
+        UPDATE outbox_messages SET attempts = attempts + 1, available_at = ?, last_error = ?
+        WHERE sequence = ? AND state = 0
+        """
+    static let deadLetterSQL = """
+        UPDATE outbox_messages SET attempts = attempts + 1, state = 1, last_error = ?, finished_at = ?
+        WHERE sequence = ? AND state = 0
+        """
+    static let deadLettersSQL = """
+        SELECT sequence, id, topic, message_key, message_type, payload, headers, partition, created_at,
+               attempts, last_error, finished_at
+        FROM outbox_messages WHERE state = 1 AND sequence > ? ORDER BY sequence LIMIT ?
+        """
+    static let ownedPartitionsSQL = "SELECT partition FROM outbox_leases WHERE owner = ?"
+    static let removeDeliveredSQL = """
+        DELETE FROM outbox_messages WHERE sequence IN (
+            SELECT sequence FROM outbox_messages WHERE state = 2 AND finished_at < ? ORDER BY finished_at LIMIT ?)
+        """
+
+    /// The relay's hot queries with sample arguments, for plan checks in tests.
+    static var relayQueries: [(text: String, arguments: StatementArguments)] {
+        [
+            (claimSQL, ["now": 0, "partitions": "[0,1]", "limit": 10]),
+            (deleteDeliveredSQL, [1]),
+            (markDeliveredSQL, [1, 1]),
+            (rescheduleSQL, [1, "x", 1]),
+            (deadLetterSQL, ["x", 1, 1]),
+            (ownedPartitionsSQL, ["relay"]),
+            (removeDeliveredSQL, [1, 10]),
+            (deadLettersSQL, [0, 10]),
+        ]
+    }
 
     static func record(_ row: Row) throws -> OutboxRecord {
         let idText: String = row["id"]

@@ -36,8 +36,10 @@ enum SQLiteSchema {
                 -- Keys held back by a message waiting for its retry.
                 CREATE INDEX outbox_messages_retrying ON outbox_messages(partition, message_key, sequence)
                     WHERE state = 0 AND attempts > 0;
-                -- Dead letters and retained deliveries, for listing and cleanup.
-                CREATE INDEX outbox_messages_finished ON outbox_messages(state, finished_at) WHERE state <> 0;
+                -- Retained deliveries, oldest first, for bounded cleanup passes.
+                CREATE INDEX outbox_messages_delivered ON outbox_messages(finished_at) WHERE state = 2;
+                -- Dead letters in sequence order, for listing and paging.
+                CREATE INDEX outbox_messages_dead ON outbox_messages(sequence) WHERE state = 1;
                 CREATE TABLE outbox_leases (
                     partition INTEGER PRIMARY KEY,
                     owner TEXT,
