@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "Outbox", targets: ["Outbox"]),
         .library(name: "OutboxTesting", targets: ["OutboxTesting"]),
         .library(name: "OutboxSQLite", targets: ["OutboxSQLite"]),
+        .library(name: "OutboxKafka", targets: ["OutboxKafka"]),
         .executable(name: "outbox", targets: ["outbox"]),
     ],
     dependencies: [
@@ -44,10 +45,20 @@ let package = Package(
             dependencies: ["Outbox", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log")],
             swiftSettings: strictSettings
         ),
+        .systemLibrary(name: "CRdKafka", pkgConfig: "rdkafka", providers: [.apt(["librdkafka-dev"])]),
+        .target(
+            name: "OutboxKafka",
+            dependencies: [
+                "Outbox", "CRdKafka",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .executableTarget(
             name: "outbox",
             dependencies: [
-                "Outbox", "OutboxSQLite", "OutboxTesting",
+                "Outbox", "OutboxSQLite", "OutboxTesting", "OutboxKafka",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -58,6 +69,11 @@ let package = Package(
         .testTarget(
             name: "OutboxTests",
             dependencies: ["Outbox", "OutboxTesting", .product(name: "MetricsTestKit", package: "swift-metrics"), .product(name: "Tracing", package: "swift-distributed-tracing")],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "OutboxKafkaTests",
+            dependencies: ["Outbox", "OutboxTesting", "OutboxKafka", "OutboxSQLite"],
             swiftSettings: strictSettings
         ),
         .testTarget(

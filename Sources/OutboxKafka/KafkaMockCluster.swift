@@ -1,0 +1,87 @@
+import CRdKafka
+
+/// librdkafka's mock Kafka cluster: real brokers speaking the Kafka protocol on local ports, with
+/// fault injection. The test broker of this project (no Kafka server can be installed here), and
+/// what `outbox mock-kafka` and the demo run.
+///
+/// What the mock does not do: drop duplicate retries of a plain idempotent producer, write abort
+/// markers, or fence zombie producers. The outbox's own guarantees are measured at the consumer
+/// by message id.
+public final class KafkaMockCluster: @unchecked Sendable {
+    // @unchecked: the mock cluster's functions are thread-safe (they post to its own thread);
+    // this object is the only owner of both pointers.
+    private let handle: KafkaHandle
+    private let cluster: OpaquePointer
+
+    /// The bootstrap list clients connect to, e.g. `127.0.0.1:40001,127.0.0.1:40002`.
+    public let bootstrapServers: String
+    /// Broker ids, 1-based.
+    public let brokerIDs: [Int32]
+
+    /// Starts `brokers` mock brokers on random local ports.
+    ///
+    /// - Throws: ``KafkaError`` when librdkafka cannot start the cluster.
+    public init(brokers: Int = 3) throws {
+        guard (1...32).contains(brokers) else {
+            throw KafkaError(code: -1, operation: "start mock cluster", message: "A mock cluster has 1 to 32 brokers.", isRetriable: false)
+        }
+        // The mock cluster lives inside a client handle; a producer that never produces will do.
+        handle = try KafkaHandle(kind: .producer, properties: ["log_level": "3"])
+        guard let cluster = rd_kafka_mock_cluster_new(handle.pointer, Int32(brokers)) else {
+            throw KafkaError(code: -1, operation: "start mock cluster", message: "librdkafka could not start the mock cluster.", isRetriable: false)
+        }
+        self.cluster = cluster
+        bootstrapServers = String(cString: rd_kafka_mock_cluster_bootstraps(cluster))
+        brokerIDs = (1...Int32(brokers)).map { $0 }
+    }
+
+    deinit {
+        rd_kafka_mock_cluster_destroy(cluster)
+    }
+
+    /// Creates a topic (topics are otherwise auto-created on first use).
+    public func createTopic(_ name: String, partitions: Int, replicationFactor: Int = 1) throws {
+        let error = rd_kafka_mock_topic_create(cluster, name, Int32(partitions), Int32(replicationFactor))
+        try check(error, "create topic \(name)")
+    }
+
+    /// Takes a broker down: its connections close and it accepts none.
+    public func takeBrokerDown(_ broker: Int32) throws {
+        try check(rd_kafka_mock_broker_set_down(cluster, broker), "take broker \(broker) down")
+    }
+
+    /// Brings a broker back up.
+    public func bringBrokerUp(_ broker: Int32) throws {
+        try check(rd_kafka_mock_broker_set_up(cluster, broker), "bring broker \(broker) up")
+    }
+
+    /// Moves a partition's leadership to another broker.
+    public func setLeader(topic: String, partition: Int32, broker: Int32) throws {
+        try check(rd_kafka_mock_partition_set_leader(cluster, topic, partition, broker), "move leader of \(topic)/\(partition)")
+    }
+
+    /// Makes the next `errors.count` produce requests (to any broker) fail with these errors, in order.
+    public func failNextProduceRequests(with errors: [KafkaErrorCode]) {
+        let codes = errors.map { rd_kafka_resp_err_t(rawValue: $0.rawValue) }
+        codes.withUnsafeBufferPointer { buffer in
+            rd_kafka_mock_push_request_errors_array(cluster, 0 /* ProduceRequest */, buffer.count, buffer.baseAddress)
+        }
+    }
+
+    /// Makes every request about `topic` fail with `error` (or succeed again with `nil`).
+    public func setTopicError(_ topic: String, _ error: KafkaErrorCode?) {
+        rd_kafka_mock_topic_set_error(cluster, topic, rd_kafka_resp_err_t(rawValue: error?.rawValue ?? 0))
+    }
+
+    /// Adds `delay` to every answer of a broker (a slow network).
+    public func setRoundTripTime(broker: Int32, _ delay: Duration) throws {
+        try check(rd_kafka_mock_broker_set_rtt(cluster, broker, delay.milliseconds), "set round-trip time of broker \(broker)")
+    }
+
+    private func check(_ error: rd_kafka_resp_err_t, _ operation: String) throws {
+        guard error == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            throw KafkaError(code: error.rawValue, operation: operation,
+                             message: "The mock cluster could not \(operation): \(KafkaError.name(of: error)).", isRetriable: false)
+        }
+    }
+}

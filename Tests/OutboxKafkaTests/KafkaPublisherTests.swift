@@ -1,0 +1,49 @@
+import Foundation
+import Outbox
+import OutboxKafka
+import OutboxTesting
+import Testing
+
+@Suite("Kafka publisher")
+struct KafkaPublisherTests {
+    @Test func everyMessageArrivesWithItsKeyHeadersAndIdOnTheJavaPartition() async throws {
+        let kafka = try await KafkaTestEnvironment()
+        let records = kafka.records(2_000, keys: 50)
+        let outcomes = try await kafka.publisher.publish(records)
+        #expect(outcomes.allSatisfy { $0.isDelivered }, "\(outcomes.filter { !$0.isDelivered }.prefix(3))")
+        let received = try await kafka.readBack(records.count)
+        try await kafka.stop()
+        #expect(received.count == records.count)
+        let byID = Dictionary(received.compactMap { message in message.outboxID.map { ($0, message) } }, uniquingKeysWith: { first, _ in first })
+        for record in records {
+            let message = try #require(byID[record.message.id])
+            #expect(message.key == record.message.key.map { Array($0.utf8) })
+            #expect(message.value == record.message.payload)
+            #expect(message.headers.first { $0.name == "outbox-type" }?.value == "OrderPlaced")
+            #expect(message.headers.first { $0.name == "traceparent" }?.value == record.message.headers[0].value)
+            #expect(message.partition == javaMurmur2Partition(message.key!, partitions: 6), "key \(record.message.key!) on the Java client's partition")
+        }
+        // Per-key order within the partition.
+        for key in Set(records.compactMap(\.message.key)) {
+            let sent = records.filter { $0.message.key == key }.map(\.message.id)
+            let got = received.filter { $0.key == Array(key.utf8) }.sorted { $0.offset < $1.offset }.compactMap(\.outboxID)
+            #expect(got == sent, "order of \(key)")
+        }
+    }
+
+    @Test func keylessAndEmptyMessagesKeepTheirShape() async throws {
+        let kafka = try await KafkaTestEnvironment()
+        let messages = [
+            OutboxMessage(topic: kafka.topic, key: nil, payload: []),
+            OutboxMessage(topic: kafka.topic, key: "", payload: [0, 255, 0]),
+        ]
+        let outcomes = try await kafka.publisher.publish(messages.enumerated().map { OutboxRecord(message: $1, sequence: Int64($0), partition: 0) })
+        #expect(outcomes.allSatisfy { $0.isDelivered })
+        let received = try await kafka.readBack(2)
+        try await kafka.stop()
+        let keyless = try #require(received.first { $0.outboxID == messages[0].id })
+        #expect(keyless.key == nil && keyless.value.isEmpty)
+        let emptyKey = try #require(received.first { $0.outboxID == messages[1].id })
+        #expect(emptyKey.key == [] && emptyKey.value == [0, 255, 0])
+    }
+}
