@@ -38,7 +38,8 @@ public final class KafkaPublisher: OutboxPublisher, Service, Sendable {
     private let configuration: KafkaPublisherConfiguration
     private let logger: Logger
     private let router: KafkaDeliveryRouter
-    private let producer: Mutex<KafkaHandle?>
+    /// The current producer and how many times it was built; a rebuild bumps the generation.
+    private let producer: Mutex<(handle: KafkaHandle?, generation: UInt64)>
     private let runState = Mutex(RunState.created)
     private let stateChanged = OutboxSignal()
     private let stopPolling = Atomic<Bool>(false)
@@ -51,7 +52,7 @@ public final class KafkaPublisher: OutboxPublisher, Service, Sendable {
         self.logger = logger
         let router = KafkaDeliveryRouter(logger: logger)
         self.router = router
-        producer = Mutex(try Self.makeProducer(configuration, router))
+        producer = Mutex((try Self.makeProducer(configuration, router), 1))
     }
 
     private static func makeProducer(_ configuration: KafkaPublisherConfiguration, _ router: KafkaDeliveryRouter) throws -> KafkaHandle {
@@ -88,7 +89,7 @@ public final class KafkaPublisher: OutboxPublisher, Service, Sendable {
     ///
     /// - Throws: ``KafkaError`` when no broker answers within `brokerWaitAtStartup`.
     public func run() async throws {
-        if let wait = configuration.brokerWaitAtStartup, let handle = producer.withLock({ $0 }) {
+        if let wait = configuration.brokerWaitAtStartup, let handle = producer.withLock({ $0.handle }) {
             let answered = await onDedicatedThread(name: "outbox-kafka-startup") { handle.brokerAnswers(timeout: wait) }
             guard answered else {
                 throw KafkaError(code: RD_KAFKA_RESP_ERR__TRANSPORT.rawValue, operation: "connect",
@@ -114,7 +115,7 @@ public final class KafkaPublisher: OutboxPublisher, Service, Sendable {
 
     private func shutDown(flushing: Bool) async {
         setState(.stopped)
-        if flushing, let handle = producer.withLock({ $0 }) {
+        if flushing, let handle = producer.withLock({ $0.handle }) {
             let timeout = configuration.shutdownFlushTimeout.milliseconds
             let remaining = await onDedicatedThread(name: "outbox-kafka-flush") { () -> Int32 in
                 rd_kafka_flush(handle.pointer, timeout)
@@ -127,7 +128,7 @@ public final class KafkaPublisher: OutboxPublisher, Service, Sendable {
         }
         stopPolling.store(true, ordering: .releasing)
         router.failAllPending("Kafka producer stopped before the broker answered")
-        producer.withLock { $0 = nil }
+        producer.withLock { $0.handle = nil }
         logger.info("Kafka publisher stopped")
     }
 
@@ -138,7 +139,7 @@ public final class KafkaPublisher: OutboxPublisher, Service, Sendable {
 
     private func pollLoop() {
         while !stopPolling.load(ordering: .acquiring) {
-            guard let handle = producer.withLock({ $0 }) else {
+            guard let handle = producer.withLock({ $0.handle }) else {
                 Thread.sleep(forTimeInterval: 0.05)
                 rebuildIfNeeded()
                 continue
@@ -153,21 +154,22 @@ public final class KafkaPublisher: OutboxPublisher, Service, Sendable {
     private func rebuildIfNeeded() {
         guard !stopPolling.load(ordering: .acquiring) else { return }
         let fatal = router.takeFatal()
-        let missing = producer.withLock { $0 == nil }
+        let missing = producer.withLock { $0.handle == nil }
         guard fatal != nil || (missing && runState.withLock({ $0 }) == .running) else { return }
         if let fatal {
             logger.error("Kafka producer hit a fatal error; rebuilding it", metadata: ["kafka.error": "\(fatal)"])
         }
-        producer.withLock { handle in
-            if let old = handle {
+        producer.withLock { producer in
+            if let old = producer.handle {
                 rd_kafka_purge(old.pointer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT)
                 let deadline = Date().addingTimeInterval(5)
                 while rd_kafka_outq_len(old.pointer) > 0 && Date() < deadline { rd_kafka_poll(old.pointer, 50) }
             }
-            handle = nil
+            producer.handle = nil
+            producer.generation += 1
             router.failAllPending("Kafka producer hit a fatal error and was rebuilt")
             do {
-                handle = try Self.makeProducer(configuration, router)
+                producer.handle = try Self.makeProducer(configuration, router)
             } catch {
                 logger.error("Kafka producer could not be rebuilt; retrying", metadata: ["kafka.error": "\(error)"])
             }
@@ -180,15 +182,25 @@ public final class KafkaPublisher: OutboxPublisher, Service, Sendable {
     public func publish(_ records: [OutboxRecord]) async throws -> [OutboxPublishOutcome] {
         try await waitUntilRunning()
         let batch = KafkaDeliveryBatch(count: records.count)
+        let generation = producer.withLock { $0.generation }
         var failedKeys: Set<String> = []
+        var producerLost = false
         for (index, record) in records.enumerated() {
-            if let key = record.message.key, failedKeys.contains(key) {
+            if producerLost || record.message.key.map(failedKeys.contains) == true {
                 batch.complete(index, with: .skipped)
                 continue
             }
-            if let refused = try await produce(record, into: batch, at: index) {
-                batch.complete(index, with: refused)
+            switch try await produce(record, into: batch, at: index, generation: generation) {
+            case .accepted:
+                break
+            case .refused(let outcome):
+                batch.complete(index, with: outcome)
                 if let key = record.message.key { failedKeys.insert(key) }
+            case .producerLost:
+                // The producer this batch started on is gone (fatal error): earlier messages of any
+                // key may have failed with it, so nothing more of this batch may go out on the new one.
+                producerLost = true
+                batch.complete(index, with: .skipped)
             }
         }
         return try await batch.outcomes()
@@ -216,27 +228,34 @@ public final class KafkaPublisher: OutboxPublisher, Service, Sendable {
         }
     }
 
-    /// Hands one message to librdkafka. Returns an outcome only when it is refused at once.
-    private func produce(_ record: OutboxRecord, into batch: KafkaDeliveryBatch, at index: Int) async throws -> OutboxPublishOutcome? {
+    private enum ProduceResult {
+        case accepted
+        case refused(OutboxPublishOutcome)
+        case producerLost
+    }
+
+    /// Hands one message to librdkafka, on the producer of `generation` only.
+    private func produce(_ record: OutboxRecord, into batch: KafkaDeliveryBatch, at index: Int, generation: UInt64) async throws -> ProduceResult {
         let token = router.register(batch, index: index)
         while true {
             if Task.isCancelled {
                 router.cancel(token)
                 throw CancellationError()
             }
-            let generation = router.progress.generation
-            let error = producer.withLock { handle -> rd_kafka_resp_err_t in
-                guard let handle else { return RD_KAFKA_RESP_ERR__STATE }
+            let progress = router.progress.generation
+            let error = producer.withLock { producer -> rd_kafka_resp_err_t in
+                guard producer.generation == generation, let handle = producer.handle else { return RD_KAFKA_RESP_ERR__FATAL }
                 return Self.produce(record, token: token, on: handle)
             }
-            if error == RD_KAFKA_RESP_ERR_NO_ERROR { return nil }
-            if error == RD_KAFKA_RESP_ERR__QUEUE_FULL || error == RD_KAFKA_RESP_ERR__STATE {
-                // Wait for delivery reports to make room (or for the rebuilt producer), not a fixed sleep.
-                await router.progress.wait(since: generation, timeout: .milliseconds(100))
+            if error == RD_KAFKA_RESP_ERR_NO_ERROR { return .accepted }
+            if error == RD_KAFKA_RESP_ERR__QUEUE_FULL {
+                // Wait for delivery reports to make room, not a fixed sleep.
+                await router.progress.wait(since: progress, timeout: .milliseconds(100))
                 continue
             }
             router.cancel(token)
-            return KafkaDeliveryOutcome.outcome(error: error, status: RD_KAFKA_MSG_STATUS_NOT_PERSISTED)
+            if error == RD_KAFKA_RESP_ERR__FATAL { return .producerLost }
+            return .refused(KafkaDeliveryOutcome.outcome(error: error, status: RD_KAFKA_MSG_STATUS_NOT_PERSISTED))
         }
     }
 

@@ -47,3 +47,31 @@ struct KafkaPublisherTests {
         #expect(emptyKey.key == [] && emptyKey.value == [0, 255, 0])
     }
 }
+
+@Suite("Kafka publisher errors")
+struct KafkaPublisherErrorTests {
+    @Test func anUnreachableBrokerAtStartIsAClearError() async throws {
+        let publisher = try KafkaPublisher(
+            configuration: KafkaPublisherConfiguration(bootstrapServers: "127.0.0.1:1", brokerWaitAtStartup: .milliseconds(800)),
+            logger: OutboxStoreConformance.defaultLogger)
+        let error = await #expect(throws: KafkaError.self) { try await publisher.run() }
+        #expect(error?.description.contains("No Kafka broker answered at 127.0.0.1:1") == true)
+    }
+
+    @Test func aRefusedSettingIsNamedWithoutItsValue() throws {
+        let error = #expect(throws: KafkaError.self) {
+            try KafkaPublisher(
+                configuration: KafkaPublisherConfiguration(bootstrapServers: "127.0.0.1:1", properties: ["sasl.pasword": "hunter2"]),
+                logger: OutboxStoreConformance.defaultLogger)
+        }
+        #expect(error?.description.contains("sasl.pasword") == true)
+        #expect(error?.description.contains("hunter2") == false)
+    }
+
+    @Test func publishingToAStoppedPublisherSaysSo() async throws {
+        let kafka = try await KafkaTestEnvironment()
+        _ = try await kafka.publisher.publish([])
+        try await kafka.stop()
+        await #expect(throws: OutboxError.self) { try await kafka.publisher.publish(kafka.records(1)) }
+    }
+}

@@ -1,0 +1,87 @@
+import Foundation
+import Logging
+import Outbox
+import OutboxKafka
+import OutboxTesting
+import ServiceLifecycle
+import Synchronization
+import Testing
+
+@Suite("Kafka publisher conformance")
+struct KafkaPublisherConformanceTests {
+    @Test(arguments: OutboxPublisherConformance.Check.allCases)
+    func conformance(_ check: OutboxPublisherConformance.Check) async throws {
+        try await OutboxPublisherConformance(harness: KafkaMockHarness()).run(check)
+    }
+}
+
+/// librdkafka's mock cluster: 3 brokers, a 6-partition topic replicated 3 times.
+struct KafkaMockHarness: OutboxPublisherHarness {
+    var name: String { "Kafka" }
+
+    func makeEnvironment() async throws -> any OutboxPublisherUnderTest {
+        try await KafkaUnderTest()
+    }
+}
+
+final class KafkaUnderTest: OutboxPublisherUnderTest {
+    static let maximumMessageBytes = 100_000
+    let cluster: KafkaMockCluster
+    let kafka: KafkaPublisher
+    let topic: String
+    private let group: ServiceGroup
+    private let running: Task<Void, any Error>
+    private let closed = Mutex(false)
+
+    init() async throws {
+        cluster = try KafkaMockCluster(brokers: 3)
+        topic = "orders-\(UUID().uuidString.prefix(8).lowercased())"
+        try cluster.createTopic(topic, partitions: 6, replicationFactor: 3)
+        var properties = KafkaPublisherConfiguration.mockClusterProperties
+        properties["message.max.bytes"] = "\(Self.maximumMessageBytes)"
+        kafka = try KafkaPublisher(
+            configuration: KafkaPublisherConfiguration(bootstrapServers: cluster.bootstrapServers, properties: properties,
+                                                       shutdownFlushTimeout: .seconds(2)),
+            logger: OutboxStoreConformance.defaultLogger)
+        let group = ServiceGroup(services: [kafka], logger: OutboxStoreConformance.defaultLogger)
+        self.group = group
+        running = Task { try await group.run() }
+        // An empty publish returns once the publisher is running (its startup check passed).
+        _ = try await kafka.publish([])
+    }
+
+    var publisher: any OutboxPublisher { kafka }
+
+    func makePoisonMessage(key: String?) -> OutboxMessage {
+        OutboxMessage(topic: topic, key: key, type: "Poison", payload: Array(repeating: 0x50, count: Self.maximumMessageBytes * 2))
+    }
+
+    func inject(_ fault: OutboxBrokerFault) async throws {
+        if fault.isPartitionLeaderDown {
+            try cluster.takeBrokerDown(1)
+        } else if fault.isPartitionLeaderUp {
+            try cluster.bringBrokerUp(1)
+        } else if let count = fault.retriableErrorCount {
+            cluster.failNextProduceRequests(with: Array(repeating: .notEnoughReplicas, count: count))
+        } else if fault.isFatalProducerError {
+            cluster.failNextProduceRequests(with: [.outOfOrderSequenceNumber])
+        } else if fault.isOutage {
+            for broker in cluster.brokerIDs { try cluster.takeBrokerDown(broker) }
+        } else if fault.isRecovery {
+            for broker in cluster.brokerIDs { try cluster.bringBrokerUp(broker) }
+        }
+    }
+
+    func consume(count: Int, timeout: Duration) async throws -> [OutboxConsumedMessage] {
+        let received = try await KafkaTopicReader(bootstrapServers: cluster.bootstrapServers).read(topic: topic, count: count, timeout: timeout)
+        return received.sorted { ($0.partition, $0.offset) < ($1.partition, $1.offset) }.compactMap { message in
+            message.outboxID.map { OutboxConsumedMessage(id: $0, key: message.key.map { String(decoding: $0, as: UTF8.self) }, payload: message.value) }
+        }
+    }
+
+    func close() async throws {
+        guard closed.withLock({ closed in defer { closed = true }; return !closed }) else { return }
+        await group.triggerGracefulShutdown()
+        try await running.value
+    }
+}
