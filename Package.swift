@@ -78,7 +78,7 @@ let package = Package(
         ),
         .testTarget(
             name: "OutboxCLITests",
-            dependencies: ["Outbox", "OutboxTesting", "OutboxSQLite", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["Outbox", "OutboxTesting", "OutboxSQLite", "OutboxKafka", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strictSettings
         ),
         .testTarget(

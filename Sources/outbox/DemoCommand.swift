@@ -3,6 +3,7 @@ import Foundation
 import GRDB
 import Logging
 import Outbox
+import OutboxKafka
 import OutboxSQLite
 import OutboxTesting
 import ServiceLifecycle
@@ -10,12 +11,22 @@ import ServiceLifecycle
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
-        abstract: "Run the whole path on embedded SQLite and verify what arrived.",
+        abstract: "Run the whole path on embedded SQLite and an in-process Kafka mock cluster, and verify what arrived.",
         discussion: """
             Concurrent writers place orders, each order and its outbox message in one transaction;
-            relays publish the messages to a JSON-lines file; the demo then reads the file back and
-            checks that every message arrived, once, byte-exact and in per-customer order.
+            relays publish the messages to Kafka (librdkafka's mock cluster, started in this process);
+            the demo then consumes the topic back and checks that every message arrived, once,
+            byte-exact, with its headers and in per-customer order. `--sink jsonl` writes a
+            JSON-lines file instead of Kafka.
             """)
+
+    enum Sink: String, ExpressibleByArgument, CaseIterable {
+        case kafka
+        case jsonl
+    }
+
+    @Option(help: "Where the relays publish: kafka (an in-process mock cluster) or jsonl (a file).")
+    var sink: Sink = .kafka
 
     @Option(help: "Orders (and messages) to write.")
     var messages: Int = 20_000
@@ -54,7 +65,7 @@ struct DemoCommand: AsyncParsableCommand {
         let workspace = try DemoWorkspace(folder: folder)
         defer { if !(keep || folder != nil) { workspace.remove() } }
 
-        print("outbox demo: \(messages) orders from \(writers) writers for \(customers) customers, \(relays) relays, embedded SQLite")
+        print("outbox demo: \(messages) orders from \(writers) writers for \(customers) customers, \(relays) relays, embedded SQLite → \(sink == .kafka ? "Kafka (in-process mock cluster)" : "JSON lines")")
         print("folder: \(workspace.folder.path)")
         let store = try SQLiteOutboxStore(path: workspace.databasePath)
         try await store.migrate()
@@ -67,7 +78,9 @@ struct DemoCommand: AsyncParsableCommand {
                               message: "The demo store already has \(existing) pending messages; use an empty --folder.")
         }
 
-        let publisher = CountingPublisher(try OutboxJSONLinesPublisher(path: workspace.publishedPath))
+        let destination = try DemoDestination(sink: sink, workspace: workspace, logger: logger)
+        if let bootstrap = destination.kafkaBootstrap { print("kafka: \(bootstrap), topic \(DemoDestination.topic)") }
+        let publisher = CountingPublisher(destination.publisher)
         let relayServices = try (0..<relays).map { index in
             OutboxRelay(
                 store: try SQLiteOutboxStore(path: workspace.databasePath),
@@ -76,7 +89,8 @@ struct DemoCommand: AsyncParsableCommand {
                                                         heartbeatInterval: .seconds(1)),
                 logger: logger)
         }
-        let group = ServiceGroup(services: relayServices, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        // The publisher comes first: services stop in reverse order, so the relays finish before it flushes.
+        let group = ServiceGroup(services: destination.services + relayServices, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         let started = ContinuousClock.now
         let relaying = Task { try await group.run() }
 
@@ -98,8 +112,9 @@ struct DemoCommand: AsyncParsableCommand {
         await group.triggerGracefulShutdown()
         try await relaying.value
 
-        let report = try DemoReport(written: written, publishedPath: workspace.publishedPath, elapsed: elapsed)
-        print(report.summary(relays: relays, store: "sqlite://\(workspace.databasePath)", published: workspace.publishedPath))
+        let delivered = try await destination.readBack(count: messages)
+        let report = DemoReport(written: written, delivered: delivered, latencies: publisher.latencies, elapsed: elapsed)
+        print(report.summary(relays: relays, store: "sqlite://\(workspace.databasePath)", published: destination.description))
         if !report.isClean { throw ExitCode.failure }
     }
 

@@ -75,19 +75,27 @@ final class DemoWriter: Sendable {
     }
 }
 
-/// Counts deliveries on the way to the real publisher, for the progress line.
+/// Counts deliveries on the way to the real publisher, for the progress line, and notes each
+/// message's commit → broker-ack latency.
 final class CountingPublisher: OutboxPublisher, Sendable {
     private let inner: any OutboxPublisher
     private let count = Atomic<Int>(0)
+    private let acknowledged = Mutex<[Double]>([])
 
     init(_ inner: any OutboxPublisher) { self.inner = inner }
 
     /// Messages delivered so far (a redelivery counts again).
     var delivered: Int { count.load(ordering: .relaxed) }
 
+    /// Milliseconds from commit to the broker's ack, one per delivery.
+    var latencies: [Double] { acknowledged.withLock { $0 } }
+
     func publish(_ records: [OutboxRecord]) async throws -> [OutboxPublishOutcome] {
         let outcomes = try await inner.publish(records)
-        count.add(outcomes.filter(\.isDelivered).count, ordering: .relaxed)
+        let now = Date()
+        let delivered = zip(records, outcomes).filter { $1.isDelivered }.map { now.timeIntervalSince($0.0.message.createdAt) * 1000 }
+        acknowledged.withLock { $0.append(contentsOf: delivered) }
+        count.add(delivered.count, ordering: .relaxed)
         return outcomes
     }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import Outbox
+import OutboxKafka
 import ServiceLifecycle
 
 struct RelayCommand: AsyncParsableCommand {
@@ -12,8 +13,14 @@ struct RelayCommand: AsyncParsableCommand {
 
     @OptionGroup var options: StoreOptions
 
-    @Option(help: "Where to publish: a JSON-lines file path, or - for standard output.")
-    var output: String = "-"
+    @Option(help: "Kafka bootstrap servers, host:port[,host:port…] (env: OUTBOX_KAFKA_BROKERS). Without it, messages go to --output.")
+    var kafkaBrokers: String?
+
+    @Option(name: .customShort("X"), help: ArgumentHelp("A librdkafka setting, key=value (repeatable), as kcat -X.", valueName: "key=value"))
+    var kafkaSettings: [String] = []
+
+    @Option(help: "Without Kafka: a JSON-lines file path to publish to, or - for standard output.")
+    var output: String?
 
     @Option(help: "The relay's id in the store (default: host, process id and a random suffix).")
     var relayID: String?
@@ -39,6 +46,31 @@ struct RelayCommand: AsyncParsableCommand {
         guard leaseSeconds >= 0.5 else { throw ValidationError("--lease-seconds must be at least 0.5.") }
         guard maxAttempts > 0 else { throw ValidationError("--max-attempts must be positive.") }
         if let retentionSeconds, retentionSeconds < 0 { throw ValidationError("--retention-seconds cannot be negative.") }
+        if resolvedKafkaBrokers != nil && output != nil {
+            throw ValidationError("Choose one destination: --kafka-brokers or --output, not both.")
+        }
+        if resolvedKafkaBrokers == nil && !kafkaSettings.isEmpty {
+            throw ValidationError("-X settings are for Kafka; give --kafka-brokers too.")
+        }
+        _ = try parsedKafkaSettings()
+        if let brokers = resolvedKafkaBrokers, brokers.split(separator: ",").contains(where: { !$0.contains(":") }) {
+            throw ValidationError("--kafka-brokers must be host:port[,host:port…], e.g. localhost:9092.")
+        }
+    }
+
+    private var resolvedKafkaBrokers: String? {
+        (kafkaBrokers ?? ProcessInfo.processInfo.environment["OUTBOX_KAFKA_BROKERS"]).flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    private func parsedKafkaSettings() throws -> [String: String] {
+        var settings: [String: String] = [:]
+        for setting in kafkaSettings {
+            guard let equals = setting.firstIndex(of: "="), equals != setting.startIndex else {
+                throw ValidationError("-X takes key=value, e.g. -X linger.ms=5.")
+            }
+            settings[String(setting[..<equals])] = String(setting[setting.index(after: equals)...])
+        }
+        return settings
     }
 
     func run() async throws {
@@ -47,7 +79,22 @@ struct RelayCommand: AsyncParsableCommand {
         let store = try location.open()
         // Fail now, in one sentence, rather than log heartbeat errors forever.
         _ = try await store.status(now: Date())
-        let publisher = output == "-" ? OutboxJSONLinesPublisher() : try OutboxJSONLinesPublisher(path: output)
+        let publisher: any OutboxPublisher
+        var services: [any Service] = []
+        let destination: String
+        if let brokers = resolvedKafkaBrokers {
+            let kafka = try KafkaPublisher(
+                configuration: KafkaPublisherConfiguration(bootstrapServers: brokers, properties: try parsedKafkaSettings()),
+                logger: logger)
+            publisher = kafka
+            services.append(kafka)  // first: it stops after the relay, and flushes
+            destination = "kafka \(brokers)"
+        } else {
+            let output = self.output ?? "-"
+            let lines = output == "-" ? OutboxJSONLinesPublisher() : try OutboxJSONLinesPublisher(path: output)
+            publisher = lines
+            destination = lines.destination
+        }
         let lease = Duration.milliseconds(Int64(leaseSeconds * 1000))
         var configuration = OutboxRelayConfiguration(
             batchSize: batchSize,
@@ -59,8 +106,8 @@ struct RelayCommand: AsyncParsableCommand {
         if let relayID { configuration.relayID = relayID }
         try configuration.validate()
         let relay = OutboxRelay(store: store, publisher: publisher, configuration: configuration, logger: logger)
-        logger.info("Relaying", metadata: ["outbox.store": "\(location)", "outbox.output": "\(publisher.destination)"])
-        let group = ServiceGroup(services: [relay], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        logger.info("Relaying", metadata: ["outbox.store": "\(location)", "outbox.destination": "\(destination)"])
+        let group = ServiceGroup(services: services + [relay], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await group.run()
     }
 }

@@ -1,6 +1,8 @@
 import Foundation
 import Outbox
+import OutboxKafka
 import OutboxSQLite
+import OutboxTesting
 import Testing
 
 @Suite("CLI")
@@ -91,15 +93,91 @@ struct CommandLineTests {
         #expect(status.pending == 1 && status.dead == 0)
     }
 
-    @Test func demoVerifiesEveryMessage() async throws {
+    @Test func demoOnKafkaVerifiesEveryMessage() async throws {
         let folder = try TemporaryFolder()
         let result = try await OutboxProcess.run(
             ["demo", "--messages", "3000", "--writers", "3", "--customers", "50", "--folder", folder.path("demo")], timeout: .seconds(180))
         #expect(result.status == 0, "\(result.output)\n\(result.error)")
+        #expect(result.output.contains("Kafka (in-process mock cluster)"))
         #expect(result.output.contains("3000 committed, 3000 delivered, 0 lost"))
         #expect(result.output.contains("order violations  0"))
         #expect(result.output.contains("OK: every message arrived once"))
+    }
+
+    @Test func demoOnJSONLinesVerifiesEveryMessage() async throws {
+        let folder = try TemporaryFolder()
+        let result = try await OutboxProcess.run(
+            ["demo", "--sink", "jsonl", "--messages", "2000", "--relays", "3", "--folder", folder.path("demo")], timeout: .seconds(180))
+        #expect(result.status == 0, "\(result.output)\n\(result.error)")
+        #expect(result.output.contains("2000 committed, 2000 delivered, 0 lost"))
         let lines = try OutboxJSONLine.read(contentsOf: folder.path("demo/published.jsonl"))
-        #expect(Set(lines.map(\.id)).count == 3000)
+        #expect(Set(lines.map(\.id)).count == 2000)
+    }
+}
+
+@Suite("CLI with Kafka")
+struct KafkaCommandLineTests {
+    /// A standalone mock cluster, a relay process publishing to it, and a consumer reading back.
+    @Test func relayPublishesFromSQLiteToAStandaloneMockKafka() async throws {
+        let folder = try TemporaryFolder()
+        let mock = try OutboxProcess(["mock-kafka", "--topic", "orders:4", "--bootstrap-file", folder.path("bootstrap.txt")])
+        defer { mock.signal(SIGKILL) }
+        let bootstrap = try await waitForFile(folder.path("bootstrap.txt"))
+
+        let store = try SQLiteOutboxStore(path: folder.path("app.sqlite"))
+        try await store.migrate()
+        let messages = (0..<500).map { OutboxMessage(topic: "orders", key: "customer-\($0 % 7)", type: "OrderPlaced", text: "order \($0)") }
+        try await store.writer.write { db in try store.enqueue(messages, in: db) }
+
+        let relay = try OutboxProcess(["relay", "--store", "sqlite://\(folder.path("app.sqlite"))", "--kafka-brokers", bootstrap,
+                                       "-X", "max.in.flight.requests.per.connection=1", "--log-level", "warning"])
+        try await waitUntil("the relay drains the outbox") { try await store.status(now: Date()).pending == 0 }
+        relay.signal(SIGTERM)
+        #expect(try await relay.wait(timeout: .seconds(20)) == 0)
+
+        let received = try await KafkaTopicReader(bootstrapServers: bootstrap).read(topic: "orders", count: 500, timeout: .seconds(30))
+        #expect(Set(received.compactMap(\.outboxID)) == Set(messages.map(\.id)))
+        for key in Set(messages.compactMap(\.key)) {
+            let sent = messages.filter { $0.key == key }.map(\.id)
+            let got = received.filter { $0.key == Array(key.utf8) }.sorted { $0.offset < $1.offset }.compactMap(\.outboxID)
+            #expect(got == sent, "per-key order of \(key)")
+        }
+        mock.signal(SIGTERM)
+        #expect(try await mock.wait(timeout: .seconds(10)) == 0)
+        #expect(!FileManager.default.fileExists(atPath: folder.path("bootstrap.txt")), "the bootstrap file is removed on exit")
+    }
+
+    @Test func anUnreachableBrokerIsOneSentence() async throws {
+        let folder = try TemporaryFolder()
+        let store = try SQLiteOutboxStore(path: folder.path("app.sqlite"))
+        try await store.migrate()
+        let result = try await OutboxProcess.run(["relay", "--store", "sqlite://\(folder.path("app.sqlite"))",
+                                                  "--kafka-brokers", "127.0.0.1:1"], timeout: .seconds(60))
+        #expect(result.status != 0)
+        #expect(result.error.contains("No Kafka broker answered at 127.0.0.1:1"), "\(result.error)")
+    }
+
+    @Test func badKafkaFlagsAreOneSentence() async throws {
+        for (arguments, expected) in [
+            (["relay", "--kafka-brokers", "nohostport"], "--kafka-brokers must be host:port"),
+            (["relay", "-X", "linger.ms=1"], "give --kafka-brokers too"),
+            (["relay", "--kafka-brokers", "h:1", "-X", "novalue"], "-X takes key=value"),
+            (["relay", "--kafka-brokers", "h:1", "--output", "x.jsonl"], "not both"),
+            (["mock-kafka", "--brokers", "0"], "--brokers"),
+            (["mock-kafka", "--topic", "orders:zero"], "--topic"),
+        ] {
+            let result = try await OutboxProcess.run(arguments)
+            #expect(result.status != 0)
+            #expect(result.error.contains(expected), "\(arguments): \(result.error)")
+        }
+    }
+
+    private func waitForFile(_ path: String) async throws -> String {
+        var text = ""
+        try await waitUntil("the mock cluster writes its bootstrap file", timeout: .seconds(20)) {
+            text = (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+            return !text.isEmpty
+        }
+        return text
     }
 }
