@@ -50,7 +50,11 @@ public final class KafkaMockCluster: @unchecked Sendable {
         try check(rd_kafka_mock_broker_set_down(cluster, broker), "take broker \(broker) down")
     }
 
-    /// Brings a broker back up.
+    /// Brings a broker back up on its old port.
+    ///
+    /// Caution: librdkafka 2.0.2 aborts the whole process (an `assert` in `rd_kafka_mock_broker_cmd`)
+    /// when that port was taken by another socket while the broker was down — likely when many mock
+    /// clusters run in parallel. Prefer moving leadership with ``setLeader(topic:partition:broker:)``.
     public func bringBrokerUp(_ broker: Int32) throws {
         try check(rd_kafka_mock_broker_set_up(cluster, broker), "bring broker \(broker) up")
     }

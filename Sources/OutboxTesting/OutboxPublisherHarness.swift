@@ -14,42 +14,32 @@ public protocol OutboxPublisherHarness: Sendable {
 public struct OutboxBrokerFault: Sendable, Hashable, CustomStringConvertible {
     enum Kind: Hashable {
         case partitionLeaderDown
-        case partitionLeaderUp
         case retriableErrors(Int)
         case fatalProducerError
         case outage
-        case recovery
     }
 
     let kind: Kind
 
-    /// The broker leading (some) partitions goes down.
+    /// The broker leading (some) partitions goes down and another broker takes over their leadership.
     public static let partitionLeaderDown = OutboxBrokerFault(kind: .partitionLeaderDown)
-    /// It comes back.
-    public static let partitionLeaderUp = OutboxBrokerFault(kind: .partitionLeaderUp)
     /// The next `count` produce requests fail with retriable errors.
     public static func retriableErrors(_ count: Int) -> OutboxBrokerFault { OutboxBrokerFault(kind: .retriableErrors(count)) }
     /// The producer hits an error it cannot continue from and must be rebuilt.
     public static let fatalProducerError = OutboxBrokerFault(kind: .fatalProducerError)
     /// Every broker goes down.
     public static let outage = OutboxBrokerFault(kind: .outage)
-    /// Every broker comes back.
-    public static let recovery = OutboxBrokerFault(kind: .recovery)
 
     public var description: String { "\(kind)" }
 
     /// Which fault this is, for harness implementations.
     public var isPartitionLeaderDown: Bool { kind == .partitionLeaderDown }
-    /// Which fault this is, for harness implementations.
-    public var isPartitionLeaderUp: Bool { kind == .partitionLeaderUp }
     /// The number of retriable errors to inject, if that is the fault.
     public var retriableErrorCount: Int? { if case .retriableErrors(let count) = kind { count } else { nil } }
     /// Which fault this is, for harness implementations.
     public var isFatalProducerError: Bool { kind == .fatalProducerError }
     /// Which fault this is, for harness implementations.
     public var isOutage: Bool { kind == .outage }
-    /// Which fault this is, for harness implementations.
-    public var isRecovery: Bool { kind == .recovery }
 }
 
 /// What a consumer read back.

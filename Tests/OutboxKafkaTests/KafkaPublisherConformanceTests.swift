@@ -58,17 +58,16 @@ final class KafkaUnderTest: OutboxPublisherUnderTest {
 
     func inject(_ fault: OutboxBrokerFault) async throws {
         if fault.isPartitionLeaderDown {
+            // As a Kafka cluster elects new leaders. The broker is never brought back: librdkafka
+            // 2.0.2's mock aborts the process if its old port was taken meanwhile (see KafkaMockCluster).
             try cluster.takeBrokerDown(1)
-        } else if fault.isPartitionLeaderUp {
-            try cluster.bringBrokerUp(1)
+            for partition in 0..<6 { try cluster.setLeader(topic: topic, partition: Int32(partition), broker: 2) }
         } else if let count = fault.retriableErrorCount {
             cluster.failNextProduceRequests(with: Array(repeating: .notEnoughReplicas, count: count))
         } else if fault.isFatalProducerError {
             cluster.failNextProduceRequests(with: [.outOfOrderSequenceNumber])
         } else if fault.isOutage {
             for broker in cluster.brokerIDs { try cluster.takeBrokerDown(broker) }
-        } else if fault.isRecovery {
-            for broker in cluster.brokerIDs { try cluster.bringBrokerUp(broker) }
         }
     }
 
