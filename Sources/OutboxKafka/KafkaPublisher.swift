@@ -43,6 +43,8 @@ public final class KafkaPublisher: OutboxPublisher, Service, Sendable {
     private let runState = Mutex(RunState.created)
     private let stateChanged = OutboxSignal()
     private let stopPolling = Atomic<Bool>(false)
+    private let pollThreadRunning = Atomic<Bool>(false)
+    private let pollThreadExited = OutboxSignal()
 
     /// Creates the producer; invalid settings fail here, with the name of the setting.
     ///
@@ -97,7 +99,12 @@ public final class KafkaPublisher: OutboxPublisher, Service, Sendable {
                                  isRetriable: true)
             }
         }
-        let pollThread = Thread { [self] in pollLoop() }
+        pollThreadRunning.store(true, ordering: .releasing)
+        let pollThread = Thread { [self] in
+            pollLoop()
+            pollThreadRunning.store(false, ordering: .releasing)
+            pollThreadExited.signal()
+        }
         pollThread.name = "outbox-kafka-poll"
         pollThread.start()
         setState(.running)
@@ -127,6 +134,13 @@ public final class KafkaPublisher: OutboxPublisher, Service, Sendable {
             }
         }
         stopPolling.store(true, ordering: .releasing)
+        // The poll thread holds the handle while it polls: let it finish, so the producer is
+        // destroyed here and now, not a moment after run() returned.
+        while pollThreadRunning.load(ordering: .acquiring) {
+            let generation = pollThreadExited.generation
+            if !pollThreadRunning.load(ordering: .acquiring) { break }
+            await pollThreadExited.wait(since: generation, timeout: .milliseconds(100))
+        }
         router.failAllPending("Kafka producer stopped before the broker answered")
         producer.withLock { $0.handle = nil }
         logger.info("Kafka publisher stopped")
