@@ -84,6 +84,9 @@ public final class KafkaPublisher: OutboxPublisher, Service, Sendable {
         }
     }
 
+    /// How many times the producer was rebuilt after a fatal error.
+    public var producerRebuilds: Int { Int(producer.withLock { $0.generation }) - 1 }
+
     // MARK: - Service
 
     /// Polls delivery reports until graceful shutdown, then flushes what is in flight (up to

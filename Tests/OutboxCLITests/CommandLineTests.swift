@@ -123,6 +123,8 @@ struct KafkaCommandLineTests {
         let mock = try OutboxProcess(["mock-kafka", "--topic", "orders:4", "--bootstrap-file", folder.path("bootstrap.txt")])
         defer { mock.signal(SIGKILL) }
         let bootstrap = try await waitForFile(folder.path("bootstrap.txt"))
+        let metadata = try runKcat(["-b", bootstrap, "-L", "-m", "10"])
+        #expect(metadata.contains("3 brokers") && metadata.contains("topic \"orders\" with 4 partitions"), "kcat -L said: \(metadata)")
 
         let store = try SQLiteOutboxStore(path: folder.path("app.sqlite"))
         try await store.migrate()
@@ -170,6 +172,20 @@ struct KafkaCommandLineTests {
             #expect(result.status != 0)
             #expect(result.error.contains(expected), "\(arguments): \(result.error)")
         }
+    }
+
+    /// kcat (installed by scripts/install-prerequisites.sh) as an independent Kafka client.
+    private func runKcat(_ arguments: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/kcat")
+        process.arguments = arguments
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: data, as: UTF8.self)
     }
 
     private func waitForFile(_ path: String) async throws -> String {

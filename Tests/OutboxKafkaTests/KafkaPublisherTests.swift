@@ -75,3 +75,19 @@ struct KafkaPublisherErrorTests {
         await #expect(throws: OutboxError.self) { try await kafka.publisher.publish(kafka.records(1)) }
     }
 }
+
+@Suite("Kafka publisher recovery")
+struct KafkaPublisherRecoveryTests {
+    @Test func aFatalErrorRebuildsTheProducerAndFailsWhatItHeld() async throws {
+        let kafka = try await KafkaTestEnvironment()
+        _ = try await kafka.publisher.publish(kafka.records(10))
+        kafka.cluster.failNextProduceRequests(with: [.outOfOrderSequenceNumber])
+        let hit = try await kafka.publisher.publish(kafka.records(200, keys: 5))
+        #expect(hit.contains { !$0.isDelivered }, "the fatal error fails part of the batch")
+        #expect(!hit.contains { $0.failureReason != nil && !$0.isRetriable }, "what a fatal error takes down is retriable")
+        try await waitUntil("the producer is rebuilt") { kafka.publisher.producerRebuilds == 1 }
+        let after = try await kafka.publisher.publish(kafka.records(200, keys: 5))
+        #expect(after.allSatisfy { $0.isDelivered }, "the rebuilt producer delivers")
+        try await kafka.stop()
+    }
+}
