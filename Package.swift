@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "OutboxTesting", targets: ["OutboxTesting"]),
         .library(name: "OutboxSQLite", targets: ["OutboxSQLite"]),
         .library(name: "OutboxKafka", targets: ["OutboxKafka"]),
+        .library(name: "OutboxPostgres", targets: ["OutboxPostgres"]),
         .executable(name: "outbox", targets: ["outbox"]),
     ],
     dependencies: [
@@ -23,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         .target(
@@ -43,6 +45,16 @@ let package = Package(
         .target(
             name: "OutboxSQLite",
             dependencies: ["Outbox", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "OutboxPostgres",
+            dependencies: [
+                "Outbox",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: strictSettings
         ),
         .systemLibrary(name: "CRdKafka", pkgConfig: "rdkafka", providers: [.apt(["librdkafka-dev"])]),
@@ -69,6 +81,11 @@ let package = Package(
         .testTarget(
             name: "OutboxTests",
             dependencies: ["Outbox", "OutboxTesting", .product(name: "MetricsTestKit", package: "swift-metrics"), .product(name: "Tracing", package: "swift-distributed-tracing")],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "OutboxPostgresTests",
+            dependencies: ["Outbox", "OutboxTesting", "OutboxPostgres", .product(name: "PostgresNIO", package: "postgres-nio")],
             swiftSettings: strictSettings
         ),
         .testTarget(

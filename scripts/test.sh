@@ -8,8 +8,18 @@ cd "$(dirname "$0")/.."
 
 scripts/install-prerequisites.sh
 
-# Server-backed suites (PostgreSQL, MariaDB, MongoDB, Kafka) start their servers here as they
-# land; the embedded SQLite and in-memory suites need none.
+# Servers for the server-backed suites. Kafka needs none: its tests run librdkafka's mock cluster.
+trap 'scripts/stop-test-servers.sh' EXIT
+if [ -z "${OUTBOX_POSTGRES_URL:-}" ]; then
+  if url=$(scripts/start-postgres.sh); then
+    export OUTBOX_POSTGRES_URL="$url?sslmode=disable"
+  elif [ "${OUTBOX_REQUIRE_SERVERS:-0}" = "1" ]; then
+    echo "PostgreSQL could not be started and OUTBOX_REQUIRE_SERVERS=1." >&2
+    exit 1
+  else
+    echo "PostgreSQL could not be started; its suites are skipped." >&2
+  fi
+fi
 
 swift build --build-tests
 swift test --skip-build --disable-xctest "$@"

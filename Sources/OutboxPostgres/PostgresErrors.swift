@@ -1,0 +1,52 @@
+import Outbox
+import PostgresNIO
+
+/// Turns postgres-nio errors into ``OutboxError``s. `PSQLError`'s description already leaves out
+/// bound values; the server's message and SQLSTATE are kept, the query text is not.
+enum PostgresErrors {
+    static func map(_ error: any Error, operation: String) -> any Error {
+        if error is OutboxError || error is CancellationError { return error }
+        if let transaction = error as? PostgresTransactionError {
+            return map(transaction.closureError ?? transaction.beginError ?? transaction.commitError ?? transaction.rollbackError ?? error,
+                       operation: operation)
+        }
+        guard let psql = error as? PSQLError else {
+            return OutboxError(code: .storeUnavailable, operation: operation,
+                               message: "The PostgreSQL outbox failed during \(operation).", isRetriable: true,
+                               underlying: Described(String(describing: error)))
+        }
+        let state = psql.serverInfo?[.sqlState] ?? ""
+        let serverMessage = psql.serverInfo?[.message] ?? ""
+        let underlying = Described("\(psql.code) \(state) \(serverMessage)")
+        switch state {
+        case "42P01", "42703", "3F000":
+            return OutboxError(code: .schemaMismatch, operation: operation,
+                               message: "The PostgreSQL outbox tables are missing or from another version; run `outbox migrate` first.",
+                               underlying: underlying)
+        case "28P01", "28000":
+            return OutboxError(code: .invalidConfiguration, operation: operation,
+                               message: "PostgreSQL refused the login; check the user name and password.", underlying: underlying)
+        case "3D000":
+            return OutboxError(code: .invalidConfiguration, operation: operation,
+                               message: "The PostgreSQL database does not exist; check the database name in the URL.", underlying: underlying)
+        case "54000":
+            return OutboxError(code: .invalidMessage, operation: operation,
+                               message: "The message is larger than PostgreSQL accepts; send a smaller payload.", underlying: underlying)
+        default:
+            break
+        }
+        if psql.code == .connectionError || psql.code == .serverClosedConnection || psql.code == .clientClosedConnection || state.hasPrefix("08") || state == "57P01" {
+            return OutboxError(code: .storeUnavailable, operation: operation,
+                               message: "The PostgreSQL server could not be reached during \(operation); check that it is up.",
+                               isRetriable: true, underlying: underlying)
+        }
+        return OutboxError(code: .storeUnavailable, operation: operation,
+                           message: "PostgreSQL failed during \(operation) (SQLSTATE \(state.isEmpty ? "none" : state)).",
+                           isRetriable: state.hasPrefix("40") || state.hasPrefix("53"), underlying: underlying)
+    }
+}
+
+struct Described: Error, Sendable, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,52 @@
+import Outbox
+
+/// The validated, quoted names of the outbox's tables in one schema.
+///
+/// Identifiers cannot be bound as parameters, so they are the one thing interpolated into SQL:
+/// they are checked against `[A-Za-z_][A-Za-z0-9_]*` (at most 40 characters) and double-quoted.
+struct PostgresOutboxNames: Sendable {
+    let schema: String
+    let messages: String
+    let leases: String
+    let relays: String
+    let migrations: String
+    /// The LISTEN/NOTIFY channel.
+    let channel: String
+    /// The first key of the advisory locks that guard commit order (the second is the partition).
+    let lockSpace: Int32
+
+    init(schema: String, tablePrefix: String) throws {
+        for (what, name) in [("schema", schema), ("table prefix", tablePrefix)] {
+            guard Self.isValidIdentifier(name) else {
+                throw OutboxError(code: .invalidConfiguration, operation: "configure PostgreSQL store",
+                                  message: "The \(what) '\(name)' is not a valid name; use letters, digits and underscores (at most 40, not starting with a digit).")
+            }
+        }
+        func quoted(_ table: String) -> String { "\"\(schema)\".\"\(tablePrefix)_\(table)\"" }
+        self.schema = "\"\(schema)\""
+        messages = quoted("messages")
+        leases = quoted("leases")
+        relays = quoted("relays")
+        migrations = quoted("migrations")
+        channel = "\(tablePrefix)_\(schema)".lowercased()
+        // Stable across processes: FNV-1a of the qualified name.
+        var hash: UInt32 = 0x811c_9dc5
+        for byte in "\(schema).\(tablePrefix)".utf8 {
+            hash ^= UInt32(byte)
+            hash = hash &* 0x0100_0193
+        }
+        lockSpace = Int32(bitPattern: hash)
+    }
+
+    static func isValidIdentifier(_ name: String) -> Bool {
+        guard let first = name.unicodeScalars.first, name.unicodeScalars.count <= 40 else { return false }
+        let letters = CharacterSetASCII.letters
+        return (letters.contains(first) || first == "_")
+            && name.unicodeScalars.allSatisfy { letters.contains($0) || ("0"..."9").contains($0) || $0 == "_" }
+    }
+}
+
+private enum CharacterSetASCII {
+    static let letters: Set<Unicode.Scalar> = Set((UInt8(ascii: "a")...UInt8(ascii: "z")).map { Unicode.Scalar($0) })
+        .union((UInt8(ascii: "A")...UInt8(ascii: "Z")).map { Unicode.Scalar($0) })
+}

@@ -1,0 +1,91 @@
+public import Foundation
+import Logging
+public import Outbox
+import PostgresNIO
+
+extension PostgresOutboxStore {
+    public func removeDelivered(finishedBefore cutoff: Date, limit: Int) async throws -> Int {
+        try await perform("remove delivered") {
+            try await Self.count(client.query("""
+                DELETE FROM \(unescaped: names.messages) WHERE sequence IN (
+                    SELECT sequence FROM \(unescaped: names.messages) WHERE state = 2 AND finished_at < \(cutoff)
+                    ORDER BY finished_at LIMIT \(Int64(limit)))
+                RETURNING 1
+                """, logger: logger))
+        }
+    }
+
+    public func status(now: Date) async throws -> OutboxStatus {
+        try await perform("status") {
+            var counts = (pending: 0, retrying: 0, dead: 0, delivered: 0, oldest: Date?.none)
+            let countRows = try await client.query("""
+                SELECT count(*) FILTER (WHERE state = 0)::int, count(*) FILTER (WHERE state = 0 AND attempts > 0)::int,
+                       count(*) FILTER (WHERE state = 1)::int, count(*) FILTER (WHERE state = 2)::int,
+                       min(created_at) FILTER (WHERE state = 0)
+                FROM \(unescaped: names.messages)
+                """, logger: logger)
+            for try await row in countRows.decode((Int, Int, Int, Int, Date?).self) { counts = row }
+            var partitionCount = 0
+            var owners: [String: [Int]] = [:]
+            let leaseRows = try await client.query("SELECT partition, owner FROM \(unescaped: names.leases) ORDER BY partition", logger: logger)
+            for try await (partition, owner) in leaseRows.decode((Int, String?).self) {
+                partitionCount += 1
+                if let owner { owners[owner, default: []].append(partition) }
+            }
+            var relays: [OutboxRelayInfo] = []
+            let relayRows = try await client.query("""
+                SELECT relay_id, expires_at, in_flight FROM \(unescaped: names.relays) WHERE expires_at > \(now) ORDER BY relay_id
+                """, logger: logger)
+            for try await (relay, expires, inFlight) in relayRows.decode((String, Date, Int).self) {
+                relays.append(OutboxRelayInfo(relayID: relay, partitions: owners[relay] ?? [], inFlight: inFlight, expiresAt: expires))
+            }
+            return OutboxStatus(
+                pending: counts.pending, retrying: counts.retrying, inFlight: relays.reduce(0) { $0 + $1.inFlight },
+                dead: counts.dead, deliveredRetained: counts.delivered,
+                oldestPendingAge: counts.oldest.map { .milliseconds(Int64(max(0, now.timeIntervalSince($0)) * 1000)) },
+                partitionCount: partitionCount, relays: relays)
+        }
+    }
+
+    public func deadLetters(limit: Int, afterSequence: Int64?) async throws -> [OutboxDeadLetter] {
+        try await perform("list dead letters") {
+            let rows = try await client.query("""
+                SELECT sequence, id, topic, message_key, message_type, payload, headers, partition, created_at, attempts, last_error,
+                       coalesce(finished_at, created_at)
+                FROM \(unescaped: names.messages) WHERE state = 1 AND sequence > \(afterSequence ?? 0)
+                ORDER BY sequence LIMIT \(Int64(limit))
+                """, logger: logger)
+            var letters: [OutboxDeadLetter] = []
+            for try await row in rows {
+                let (sequence, id, topic, key, type, payload, headers, partition, created, attempts, lastError, failed) =
+                    try row.decode((Int64, UUID, String, String?, String?, ByteBuffer, ByteBuffer, Int, Date, Int, String?, Date).self)
+                let message = OutboxMessage(
+                    id: id, topic: topic, key: key, type: type, payload: Array(payload.readableBytesView),
+                    headers: try OutboxHeaderCoding.decode(Array(headers.readableBytesView)), createdAt: created)
+                letters.append(OutboxDeadLetter(
+                    record: OutboxRecord(message: message, sequence: sequence, partition: partition, attempts: attempts, lastError: lastError),
+                    failedAt: failed))
+            }
+            return letters
+        }
+    }
+
+    public func retryDeadLetters(sequences: [Int64], now: Date) async throws -> Int {
+        let count = try await perform("retry dead letters") {
+            try await Self.count(client.query("""
+                UPDATE \(unescaped: names.messages) SET state = 0, attempts = 0, available_at = \(now), finished_at = NULL
+                WHERE sequence = ANY(\(sequences)::bigint[]) AND state = 1 RETURNING 1
+                """, logger: logger))
+        }
+        if count > 0 { notifications.signal() }
+        return count
+    }
+
+    public func discardDeadLetters(sequences: [Int64]) async throws -> Int {
+        try await perform("discard dead letters") {
+            try await Self.count(client.query(
+                "DELETE FROM \(unescaped: names.messages) WHERE sequence = ANY(\(sequences)::bigint[]) AND state = 1 RETURNING 1",
+                logger: logger))
+        }
+    }
+}

@@ -1,0 +1,51 @@
+import Logging
+import Outbox
+import PostgresNIO
+import ServiceLifecycle
+
+extension PostgresOutboxStore {
+    /// Listens for the outbox's notifications on a dedicated connection until graceful shutdown,
+    /// reconnecting after the server restarts; meanwhile relays fall back to polling.
+    public func run() async throws {
+        guard let connectionConfiguration = configuration.listenerConnection else {
+            try? await gracefulShutdown()
+            return
+        }
+        try? await cancelWhenGracefulShutdown {
+            var connectionID = 0
+            while !Task.isCancelled {
+                connectionID += 1
+                do {
+                    let connection = try await PostgresConnection.connect(
+                        configuration: connectionConfiguration, id: connectionID, logger: self.logger)
+                    do {
+                        try await connection.listen(on: self.names.channel) { notifications in
+                            self.listening.store(true, ordering: .releasing)
+                            // Anything committed while we were away: look now.
+                            self.notifications.signal()
+                            for try await _ in notifications { self.notifications.signal() }
+                        }
+                    } catch {
+                        try? await connection.close()
+                        throw error
+                    }
+                    try? await connection.close()
+                } catch {
+                    self.listening.store(false, ordering: .releasing)
+                    if Task.isCancelled { return }
+                    self.logger.warning("Outbox listener lost its PostgreSQL connection; relays poll until it is back",
+                                        metadata: ["outbox.error": "\(PostgresErrors.map(error, operation: "listen"))"])
+                    try? await Task.sleep(for: self.configuration.listenerReconnectDelay)
+                }
+            }
+        }
+        listening.store(false, ordering: .releasing)
+    }
+
+    public func waitForNewMessages(timeout: Duration) async {
+        let since = lastWakeUp.withLock { $0 }
+        await notifications.wait(since: since, timeout: timeout)
+        let now = notifications.generation
+        lastWakeUp.withLock { $0 = now }
+    }
+}

@@ -1,0 +1,162 @@
+public import Foundation
+public import Logging
+public import Outbox
+public import PostgresNIO
+public import ServiceLifecycle
+import Synchronization
+
+/// The PostgreSQL outbox store, on postgres-nio.
+///
+/// Enqueue on the application's own connection, inside its transaction:
+///
+/// ```swift
+/// try await client.withTransaction(logger: logger) { connection in
+///     try await connection.query("INSERT INTO orders (id, total) VALUES (\(id), \(total))", logger: logger)
+///     try await store.enqueue([message], on: connection, logger: logger)
+/// }
+/// ```
+///
+/// Commit order: sequences are handed out at insert, but transactions commit in another order. An
+/// enqueueing transaction holds a shared advisory lock on each partition it writes to (taken
+/// before its sequence numbers); a relay claims a partition only after taking that lock
+/// exclusively, which succeeds only when no transaction that may still commit rows into it is
+/// open. So no row with a smaller sequence can appear in a partition after the relay read it: per
+/// partition, and so per key, publish order is sequence order, and a long transaction holds back
+/// only its own partitions.
+///
+/// Wake-up: `pg_notify` inside the enqueue transaction (delivered at commit) and a listening
+/// connection run by ``PostgresOutboxStore/run()``; add the store to your `ServiceGroup`. Without
+/// it the relay polls.
+public final class PostgresOutboxStore: OutboxStore, Service, Sendable {
+    /// Settings of the PostgreSQL store; every value has a default.
+    public struct Configuration: Sendable {
+        /// The schema of the outbox tables; validated as an identifier. Default `public`.
+        public var schema: String
+        /// Prefix of the table names (`<prefix>_messages`, …); validated as an identifier. Default `outbox`.
+        public var tablePrefix: String
+        /// Virtual partitions created by the first migration. Default 32.
+        public var partitionCount: Int
+        /// Size limits checked at enqueue.
+        public var messageLimits: OutboxMessageLimits
+        /// How the listening connection reaches the server (the same server as the client);
+        /// `nil` disables LISTEN/NOTIFY and the relay polls.
+        public var listenerConnection: PostgresConnection.Configuration?
+        /// Pause before the listener reconnects after losing its connection. Default 1 s.
+        public var listenerReconnectDelay: Duration
+
+        /// Creates a configuration.
+        public init(
+            schema: String = "public",
+            tablePrefix: String = "outbox",
+            partitionCount: Int = 32,
+            messageLimits: OutboxMessageLimits = .init(),
+            listenerConnection: PostgresConnection.Configuration? = nil,
+            listenerReconnectDelay: Duration = .seconds(1)
+        ) {
+            self.schema = schema
+            self.tablePrefix = tablePrefix
+            self.partitionCount = partitionCount
+            self.messageLimits = messageLimits
+            self.listenerConnection = listenerConnection
+            self.listenerReconnectDelay = listenerReconnectDelay
+        }
+    }
+
+    let client: PostgresClient
+    let names: PostgresOutboxNames
+    let configuration: Configuration
+    let logger: Logger
+    private let partitionCountCache = Mutex<Int?>(nil)
+    let notifications = OutboxSignal()
+    let listening = Atomic<Bool>(false)
+    /// The notification count when a wait last returned: a notification that arrives between two
+    /// waits wakes the next one at once instead of being missed.
+    let lastWakeUp = Mutex<UInt64>(0)
+
+    /// Creates the store on a client the application runs (`PostgresClient` is a `Service`).
+    ///
+    /// - Throws: ``OutboxError`` with code `.invalidConfiguration` for an invalid schema or prefix.
+    public init(client: PostgresClient, configuration: Configuration = .init(), logger: Logger) throws {
+        self.client = client
+        self.configuration = configuration
+        self.names = try PostgresOutboxNames(schema: configuration.schema, tablePrefix: configuration.tablePrefix)
+        self.logger = logger
+    }
+
+    // MARK: - Enqueue
+
+    /// Adds messages to the outbox on the application's connection, inside its transaction.
+    ///
+    /// Call it inside `withTransaction`: if the transaction rolls back, the messages were never
+    /// there. The relay is notified at commit. Costs two round trips whatever the number of messages.
+    ///
+    /// - Throws: ``OutboxError`` with code `.invalidMessage` for a message that breaks the limits;
+    ///   `.schemaMismatch` when `migrate()` has not run.
+    public func enqueue(_ messages: [OutboxMessage], on connection: PostgresConnection, logger: Logger) async throws {
+        guard !messages.isEmpty else { return }
+        let prepared = try messages.map { message -> OutboxMessage in
+            try message.validate(limits: configuration.messageLimits)
+            return message.capturingTraceContext()
+        }
+        try await perform("enqueue") {
+            let partitionCount = try await self.partitionCount(connection)
+            let partitions = prepared.map { OutboxPartitioning.partition(key: $0.key, id: $0.id, partitionCount: partitionCount) }
+            let distinct = Array(Set(partitions)).sorted().map(Int32.init)
+            // The shared locks come before the sequence numbers: see "Commit order" above.
+            try await connection.query("""
+                SELECT pg_notify(\(names.channel), ''), count(pg_advisory_xact_lock_shared(\(names.lockSpace), p))
+                FROM unnest(\(distinct)::int[]) AS p
+                """, logger: logger)
+            var ids: [UUID] = [], topics: [String] = [], keys: [String] = [], hasKeys: [Bool] = []
+            var types: [String] = [], hasTypes: [Bool] = [], payloads: [ByteBuffer] = [], headers: [ByteBuffer] = []
+            var created: [Date] = []
+            for message in prepared {
+                ids.append(message.id)
+                topics.append(message.topic)
+                keys.append(message.key ?? "")
+                hasKeys.append(message.key != nil)
+                types.append(message.type ?? "")
+                hasTypes.append(message.type != nil)
+                payloads.append(ByteBuffer(bytes: message.payload))
+                headers.append(ByteBuffer(bytes: OutboxHeaderCoding.encode(message.headers)))
+                created.append(message.createdAt)
+            }
+            let partitionValues = partitions.map(Int32.init)
+            try await connection.query("""
+                INSERT INTO \(unescaped: names.messages)
+                    (id, topic, message_key, message_type, payload, headers, partition, created_at, available_at)
+                SELECT u.id, u.topic, CASE WHEN u.has_key THEN u.message_key END, CASE WHEN u.has_type THEN u.message_type END,
+                       u.payload, u.headers, u.partition, u.created_at, u.created_at
+                FROM unnest(\(ids)::uuid[], \(topics)::text[], \(keys)::text[], \(hasKeys)::bool[], \(types)::text[],
+                            \(hasTypes)::bool[], \(payloads)::bytea[], \(headers)::bytea[], \(partitionValues)::int[],
+                            \(created)::timestamptz[])
+                     WITH ORDINALITY AS u(id, topic, message_key, has_key, message_type, has_type, payload, headers,
+                                          partition, created_at, position)
+                ORDER BY u.position
+                """, logger: logger)
+        }
+    }
+
+    func partitionCount(_ connection: PostgresConnection) async throws -> Int {
+        if let cached = partitionCountCache.withLock({ $0 }) { return cached }
+        let rows = try await connection.query("SELECT count(*)::int FROM \(unescaped: names.leases)", logger: logger)
+        var count = 0
+        for try await value in rows.decode(Int.self) { count = value }
+        guard count > 0 else {
+            throw OutboxError(code: .schemaMismatch, operation: "enqueue",
+                              message: "The PostgreSQL outbox has no partitions; run `outbox migrate` first.")
+        }
+        partitionCountCache.withLock { $0 = count }
+        return count
+    }
+
+    /// Runs `body`, turning PostgreSQL errors into ``OutboxError``s that name what to fix and
+    /// contain no bound values.
+    func perform<T>(_ operation: String, _ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch {
+            throw PostgresErrors.map(error, operation: operation)
+        }
+    }
+}

@@ -1,0 +1,86 @@
+import Foundation
+import Logging
+import Outbox
+import OutboxPostgres
+import OutboxTesting
+import PostgresNIO
+import ServiceLifecycle
+import Synchronization
+
+/// The server the PostgreSQL suites use: `OUTBOX_POSTGRES_URL`, set by scripts/test.sh after it
+/// started one. With `OUTBOX_REQUIRE_SERVERS=1` a missing URL fails the suite instead of skipping it.
+enum PostgresTestServer {
+    static var url: String? { ProcessInfo.processInfo.environment["OUTBOX_POSTGRES_URL"].flatMap { $0.isEmpty ? nil : $0 } }
+    static var isRequired: Bool { ProcessInfo.processInfo.environment["OUTBOX_REQUIRE_SERVERS"] == "1" }
+    /// Run the suite when a server is configured, or when one is required (it then fails loudly).
+    static var shouldRun: Bool { url != nil || isRequired }
+
+    static func requireURL() throws -> PostgresConnectionURL {
+        guard let url else {
+            throw ConformanceFailure("OUTBOX_POSTGRES_URL is not set and OUTBOX_REQUIRE_SERVERS=1: start PostgreSQL with scripts/start-postgres.sh (scripts/test.sh does).")
+        }
+        return try PostgresConnectionURL(url)
+    }
+}
+
+/// Each check gets its own schema on the test server, with the store, a client and the listener running.
+struct PostgresHarness: OutboxStoreHarness {
+    var name: String { "PostgreSQL" }
+    var wakeUpBound: Duration { .milliseconds(500) }
+
+    func makeStore() async throws -> any OutboxStoreUnderTest {
+        try await PostgresStoreUnderTest(partitionCount: 16)
+    }
+}
+
+final class PostgresStoreUnderTest: OutboxStoreUnderTest {
+    let client: PostgresClient
+    let postgres: PostgresOutboxStore
+    let schema: String
+    let logger: Logger
+    private let group: ServiceGroup
+    private let running: Task<Void, any Error>
+
+    init(partitionCount: Int, schema: String = "t_\(UUID().uuidString.prefix(8).lowercased())") async throws {
+        let url = try PostgresTestServer.requireURL()
+        logger = OutboxStoreConformance.defaultLogger
+        client = PostgresClient(configuration: url.clientConfiguration, backgroundLogger: logger)
+        self.schema = schema
+        postgres = try PostgresOutboxStore(
+            client: client,
+            configuration: .init(schema: schema, partitionCount: partitionCount, listenerConnection: url.connectionConfiguration,
+                                 listenerReconnectDelay: .milliseconds(200)),
+            logger: logger)
+        let group = ServiceGroup(services: [client, postgres], logger: logger)
+        self.group = group
+        running = Task { try await group.run() }
+        try await postgres.migrate()
+        try await client.query(PostgresQuery(unsafeSQL: "CREATE TABLE \(schema).orders (id UUID PRIMARY KEY, note TEXT NOT NULL)"), logger: logger)
+    }
+
+    var store: any OutboxStore { postgres }
+
+    func enqueueCommitted(_ messages: [OutboxMessage]) async throws {
+        try await client.withTransaction(logger: logger) { connection in
+            try await connection.query(PostgresQuery(unsafeSQL: "INSERT INTO \(self.schema).orders (id, note) VALUES (gen_random_uuid(), 'order')"), logger: logger)
+            try await self.postgres.enqueue(messages, on: connection, logger: logger)
+        }
+    }
+
+    func enqueueRolledBack(_ messages: [OutboxMessage]) async throws {
+        struct Rollback: Error {}
+        do {
+            try await client.withTransaction(logger: logger) { connection in
+                try await connection.query(PostgresQuery(unsafeSQL: "INSERT INTO \(self.schema).orders (id, note) VALUES (gen_random_uuid(), 'order')"), logger: logger)
+                try await self.postgres.enqueue(messages, on: connection, logger: logger)
+                throw Rollback()
+            }
+        } catch let error as PostgresTransactionError where error.closureError is Rollback {}
+    }
+
+    func close() async throws {
+        try? await client.query(PostgresQuery(unsafeSQL: "DROP SCHEMA \(schema) CASCADE"), logger: logger)
+        await group.triggerGracefulShutdown()
+        try? await running.value
+    }
+}
