@@ -1,0 +1,106 @@
+import Foundation
+import Logging
+import Outbox
+@testable import OutboxPostgres
+import OutboxTesting
+import PostgresNIO
+import Synchronization
+import Testing
+
+@Suite("PostgreSQL store", .enabled(if: PostgresTestServer.shouldRun, "set OUTBOX_POSTGRES_URL (scripts/test.sh does)"))
+struct PostgresStoreTests {
+    /// Sequences are handed out at insert, transactions commit in another order. A message that
+    /// commits late with a smaller sequence than messages already published is still published,
+    /// and never after a later message of its key; other partitions are not held back meanwhile.
+    @Test func lateCommitWithSmallerSequenceKeepsKeyOrder() async throws {
+        let subject = try await PostgresStoreUnderTest(partitionCount: 16)
+        defer { Task { try? await subject.close() } }
+        let store = subject.postgres
+        let recorder = RecordingPublisher()
+        let running = RunningRelay(OutboxRelay(store: store, publisher: recorder, configuration: .forTesting(pollInterval: .milliseconds(100)),
+                                               logger: subject.logger))
+        // Two keys in different partitions.
+        let keyA = "account-a"
+        let keyB = (0..<1000).map { "account-b\($0)" }.first {
+            OutboxPartitioning.partition(key: $0, id: UUID(), partitionCount: 16) != OutboxPartitioning.partition(key: keyA, id: UUID(), partitionCount: 16)
+        }!
+        let a1 = OutboxMessage(topic: "t", key: keyA, text: "A1: the slow transaction")
+        let a2 = OutboxMessage(topic: "t", key: keyA, text: "A2: committed first, larger sequence")
+        let b1 = OutboxMessage(topic: "t", key: keyB, text: "B1: another partition")
+
+        // T1 enqueues A1 and stays open.
+        let t1Enqueued = Flag()
+        let t1MayCommit = Flag()
+        let t1 = Task {
+            try await subject.client.withTransaction(logger: subject.logger) { connection in
+                try await store.enqueue([a1], on: connection, logger: subject.logger)
+                t1Enqueued.set()
+                while !t1MayCommit.isSet { try await Task.sleep(for: .milliseconds(10)) }
+            }
+        }
+        while !t1Enqueued.isSet { try await Task.sleep(for: .milliseconds(10)) }
+        // T2 (A2) and T3 (B1) commit while T1 is open: both get larger sequences than A1.
+        try await subject.enqueueCommitted([a2])
+        try await subject.enqueueCommitted([b1])
+        try await waitUntil("B1, in another partition, is published while T1 is open") {
+            recorder.deliveries.contains { $0.message.id == b1.id }
+        }
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(!recorder.deliveries.contains { $0.message.id == a2.id }, "A2 must wait for A1's transaction")
+        t1MayCommit.set()
+        try await t1.value
+        try await waitUntil("A1 and A2 are published") { recorder.deliveryCount >= 3 }
+        try await running.stop()
+
+        let order = recorder.deliveries.map(\.message.id)
+        let sequenceOf = Dictionary(uniqueKeysWithValues: recorder.deliveries.map { ($0.message.id, $0.sequence) })
+        #expect(sequenceOf[a1.id]! < sequenceOf[b1.id]!, "A1 has the smaller sequence, though B1 was published first")
+        #expect(order.firstIndex(of: b1.id)! < order.firstIndex(of: a1.id)!, "the late commit did not hold back another partition")
+        #expect(order.firstIndex(of: a1.id)! < order.firstIndex(of: a2.id)!, "A1 is published before A2, the later message of its key")
+        #expect(Set(order).count == 3 && order.count == 3)
+    }
+
+    /// Every relay query walks an index; none scans the table, whatever the backlog.
+    @Test func relayQueriesUseIndexes() async throws {
+        let subject = try await PostgresStoreUnderTest(partitionCount: 16)
+        defer { Task { try? await subject.close() } }
+        for start in stride(from: 0, to: 20_000, by: 2_000) {
+            try await subject.enqueueCommitted((start..<start + 2_000).map { OutboxMessage(topic: "t", key: "k\($0 % 500)", text: "\($0)") })
+        }
+        let names = subject.postgres.names
+        try await subject.client.query(PostgresQuery(unsafeSQL: "ANALYZE \(names.messages)"), logger: subject.logger)
+        let now = "now()"
+        let queries = [
+            "claim": """
+                SELECT m.sequence FROM \(names.messages) AS m
+                WHERE m.state = 0 AND m.available_at <= \(now) AND m.partition = ANY('{0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15}'::int[])
+                  AND NOT EXISTS (SELECT 1 FROM \(names.messages) AS e WHERE e.state = 0 AND e.attempts > 0 AND e.partition = m.partition
+                      AND e.message_key = m.message_key AND e.sequence < m.sequence AND e.available_at > \(now))
+                ORDER BY m.sequence LIMIT 500
+                """,
+            "delete delivered": "DELETE FROM \(names.messages) WHERE sequence = ANY('{1,2,3}'::bigint[]) AND state = 0",
+            "reschedule": """
+                UPDATE \(names.messages) AS m SET attempts = m.attempts + 1 FROM unnest('{1,2}'::bigint[]) AS u(sequence)
+                WHERE m.sequence = u.sequence AND m.state = 0
+                """,
+            "dead letters": "SELECT sequence FROM \(names.messages) WHERE state = 1 AND sequence > 0 ORDER BY sequence LIMIT 50",
+            "cleanup": "SELECT sequence FROM \(names.messages) WHERE state = 2 AND finished_at < now() ORDER BY finished_at LIMIT 1000",
+        ]
+        var report = ""
+        for (name, sql) in queries.sorted(by: { $0.key < $1.key }) {
+            let rows = try await subject.client.query(PostgresQuery(unsafeSQL: "EXPLAIN " + sql), logger: subject.logger)
+            var plan: [String] = []
+            for try await line in rows.decode(String.self) { plan.append(line) }
+            report += "\n\(name):\n" + plan.joined(separator: "\n")
+            #expect(!plan.contains { $0.contains("Seq Scan on outbox_messages") },
+                    "\(name) scans the table:\n\(plan.joined(separator: "\n"))")
+        }
+        print("EXPLAIN of the relay queries on 20,000 pending rows:" + report)
+    }
+}
+
+final class Flag: Sendable {
+    private let value = Mutex(false)
+    func set() { value.withLock { $0 = true } }
+    var isSet: Bool { value.withLock { $0 } }
+}
