@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 port="${OUTBOX_POSTGRES_PORT:-55432}"
-root="$(pwd)/.test-servers/postgres"
+root="$(pwd)/.test-servers/postgres-$port"
 
 bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
 if [ -z "$bin" ] || [ ! -x "$bin/initdb" ]; then

@@ -41,8 +41,8 @@ final class PostgresStoreUnderTest: OutboxStoreUnderTest {
     private let group: ServiceGroup
     private let running: Task<Void, any Error>
 
-    init(partitionCount: Int, schema: String = "t_\(UUID().uuidString.prefix(8).lowercased())") async throws {
-        let url = try PostgresTestServer.requireURL()
+    init(partitionCount: Int, schema: String = "t_\(UUID().uuidString.prefix(8).lowercased())", url: PostgresConnectionURL? = nil) async throws {
+        let url = try url ?? PostgresTestServer.requireURL()
         logger = OutboxStoreConformance.defaultLogger
         client = PostgresClient(configuration: url.clientConfiguration, backgroundLogger: logger)
         self.schema = schema
