@@ -70,7 +70,8 @@ let package = Package(
         .executableTarget(
             name: "outbox",
             dependencies: [
-                "Outbox", "OutboxSQLite", "OutboxTesting", "OutboxKafka",
+                "Outbox", "OutboxSQLite", "OutboxTesting", "OutboxKafka", "OutboxPostgres",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

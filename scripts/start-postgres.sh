@@ -23,6 +23,10 @@ id postgres >/dev/null 2>&1 || useradd --system --home-dir /var/lib/postgresql p
 if [ -f "$root/data/postmaster.pid" ]; then
   runuser -u postgres -- "$bin/pg_ctl" -D "$root/data" -m immediate stop >/dev/null 2>&1 || true
 fi
+if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+  echo "Port $port is taken by another program; set OUTBOX_POSTGRES_PORT to a free port." >&2
+  exit 1
+fi
 rm -rf "$root"
 mkdir -p "$root"
 chown postgres "$root"

@@ -22,4 +22,7 @@ if [ -z "${OUTBOX_POSTGRES_URL:-}" ]; then
 fi
 
 swift build --build-tests
-swift test --skip-build --disable-xctest "$@"
+# One suite at a time: the suites run real servers, relays, child processes and mock Kafka
+# clusters, and on 2 cores running them all at once turns timing into noise. Each suite is
+# concurrent inside (several relays, writers and brokers at once).
+swift test --skip-build --disable-xctest --no-parallel "$@"

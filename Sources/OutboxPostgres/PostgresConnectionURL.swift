@@ -1,4 +1,5 @@
 public import Foundation
+public import Logging
 public import Outbox
 public import PostgresNIO
 
@@ -59,6 +60,37 @@ public struct PostgresConnectionURL: Sendable, CustomStringConvertible {
         default: .prefer(.makeClientConfiguration())
         }
         return PostgresClient.Configuration(host: host, port: port, username: username, password: password, database: database, tls: tls)
+    }
+
+    /// Connects once and disconnects, so a wrong host, port, user, password or database fails now,
+    /// in one sentence, instead of as a pool that keeps retrying.
+    ///
+    /// - Throws: ``OutboxError`` naming what to fix; never the password.
+    public func checkConnection(logger: Logger, timeout: Duration = .seconds(10)) async throws {
+        do {
+            let connection = try await withThrowingTaskGroup(of: PostgresConnection?.self) { group in
+                group.addTask { try await PostgresConnection.connect(configuration: self.connectionConfiguration, id: 0, logger: logger) }
+                group.addTask {
+                    try await Task.sleep(for: timeout)
+                    return nil
+                }
+                defer { group.cancelAll() }
+                return try await group.next()!
+            }
+            guard let connection else {
+                throw OutboxError(code: .storeUnavailable, operation: "connect",
+                                  message: "PostgreSQL at \(host):\(port) did not answer within \(timeout); check the host and port.", isRetriable: true)
+            }
+            try await connection.close()
+        } catch {
+            let mapped = PostgresErrors.map(error, operation: "connect")
+            if let outbox = mapped as? OutboxError, outbox.code == .storeUnavailable {
+                throw OutboxError(code: .storeUnavailable, operation: "connect",
+                                  message: "Cannot connect to PostgreSQL at \(host):\(port); check the host and port and that the server is up.",
+                                  isRetriable: true, underlying: outbox.underlying)
+            }
+            throw mapped
+        }
     }
 
     /// Settings for a single `PostgresConnection` (the store's listener).

@@ -69,6 +69,9 @@ public final class PostgresOutboxStore: OutboxStore, Service, Sendable {
     private let partitionCountCache = Mutex<Int?>(nil)
     let notifications = OutboxSignal()
     let listening = Atomic<Bool>(false)
+
+    /// Whether the notification listener is connected; while it is not, relays poll.
+    public var isListening: Bool { listening.load(ordering: .acquiring) }
     /// The notification count when a wait last returned: a notification that arrives between two
     /// waits wakes the next one at once instead of being missed.
     let lastWakeUp = Mutex<UInt64>(0)

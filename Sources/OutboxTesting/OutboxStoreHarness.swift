@@ -8,8 +8,9 @@ public protocol OutboxStoreHarness: Sendable {
     /// The backend's name as the test log shows it, e.g. "SQLite".
     var name: String { get }
 
-    /// How soon a committed message reaches an idle relay whose poll interval is long: the store's
-    /// wake-up latency, with room for a slow machine.
+    /// How soon a committed message reaches an idle relay whose poll interval is long (30 s in the
+    /// check): the store's wake-up latency, with room for a loaded 2-core machine. The check proves
+    /// the relay was woken rather than polling; `outbox bench` measures the latency itself.
     var wakeUpBound: Duration { get }
 
     /// A fresh, migrated, empty store, and the means to write to it as an application would.
@@ -58,6 +59,6 @@ public struct InMemoryStoreHarness: OutboxStoreHarness {
     /// Creates the harness.
     public init() {}
     public var name: String { "In-memory" }
-    public var wakeUpBound: Duration { .milliseconds(500) }
+    public var wakeUpBound: Duration { .seconds(2) }
     public func makeStore() async throws -> any OutboxStoreUnderTest { InMemoryOutboxStore() }
 }

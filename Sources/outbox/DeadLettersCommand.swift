@@ -22,7 +22,8 @@ struct DeadLettersCommand: AsyncParsableCommand {
 
         func run() async throws {
             guard limit > 0 else { throw ValidationError("--limit must be positive.") }
-            let letters = try await options.location().open().deadLetters(limit: limit, afterSequence: after)
+            let (limit, after) = (self.limit, self.after)
+            let letters = try await options.location().withStore { try await $0.deadLetters(limit: limit, afterSequence: after) }
             if letters.isEmpty {
                 print("No dead letters.")
                 return
@@ -46,8 +47,10 @@ struct DeadLettersCommand: AsyncParsableCommand {
         func validate() throws { try requireSelection(sequences, all) }
 
         func run() async throws {
-            let store = try options.location().open()
-            let count = try await forEachSelection(store, sequences, all) { try await store.retryDeadLetters(sequences: $0, now: Date()) }
+            let (sequences, all) = (self.sequences, self.all)
+            let count = try await options.location().withStore { store in
+                try await forEachSelection(store, sequences, all) { try await store.retryDeadLetters(sequences: $0, now: Date()) }
+            }
             print("Retried \(count) dead letter\(count == 1 ? "" : "s").")
         }
     }
@@ -62,8 +65,10 @@ struct DeadLettersCommand: AsyncParsableCommand {
         func validate() throws { try requireSelection(sequences, all) }
 
         func run() async throws {
-            let store = try options.location().open()
-            let count = try await forEachSelection(store, sequences, all) { try await store.discardDeadLetters(sequences: $0) }
+            let (sequences, all) = (self.sequences, self.all)
+            let count = try await options.location().withStore { store in
+                try await forEachSelection(store, sequences, all) { try await store.discardDeadLetters(sequences: $0) }
+            }
             print("Discarded \(count) dead letter\(count == 1 ? "" : "s").")
         }
     }

@@ -15,9 +15,10 @@ struct MigrateCommand: AsyncParsableCommand {
             throw ValidationError("--partitions must be between 1 and 4096.")
         }
         let location = try options.location()
-        let store = try location.open(partitionCount: partitions, creating: true)
-        try await store.migrate()
-        let status = try await store.status(now: .now)
+        let status = try await location.withStore(partitionCount: partitions, creating: true) { store in
+            try await store.migrate()
+            return try await store.status(now: .now)
+        }
         print("Migrated \(location): \(status.partitionCount) partitions, \(status.pending) pending, \(status.dead) dead.")
     }
 }

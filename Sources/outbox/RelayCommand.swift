@@ -76,11 +76,12 @@ struct RelayCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = try options.makeLogger()
         let location = try options.location()
-        let store = try location.open()
+        let opened = try await location.open(logger: logger)
+        let store = opened.store
         // Fail now, in one sentence, rather than log heartbeat errors forever.
-        _ = try await store.status(now: Date())
+        try await location.withStore(logger: logger) { _ = try await $0.status(now: Date()) }
         let publisher: any OutboxPublisher
-        var services: [any Service] = []
+        var services: [any Service] = opened.services
         let destination: String
         if let brokers = resolvedKafkaBrokers {
             let kafka = try KafkaPublisher(

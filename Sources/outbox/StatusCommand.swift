@@ -13,7 +13,7 @@ struct StatusCommand: AsyncParsableCommand {
 
     func run() async throws {
         let location = try options.location()
-        let status = try await location.open().status(now: Date())
+        let status = try await location.withStore { try await $0.status(now: Date()) }
         if json {
             print(try StatusReport(status).json())
             return

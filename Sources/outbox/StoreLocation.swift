@@ -1,14 +1,21 @@
 import Foundation
+import Logging
 import Outbox
+import OutboxPostgres
 import OutboxSQLite
+import PostgresNIO
+import ServiceLifecycle
 
 /// Where the outbox lives, parsed from a store URL (`--store` or `OUTBOX_STORE_URL`).
 ///
-/// `sqlite:///absolute/path.sqlite`, `sqlite://relative.sqlite` and `sqlite:relative.sqlite` are
-/// understood today; `postgres://`, `mysql://` and `mongodb://` are recognised and named as not
-/// built into this version yet.
+/// `sqlite:///absolute/path.sqlite`, `sqlite://relative.sqlite`, `sqlite:relative.sqlite` and
+/// `postgres://user:password@host:5432/database?sslmode=…` are understood; `mysql://` and
+/// `mongodb://` are recognised and named as not built into this version yet.
 struct StoreLocation: CustomStringConvertible {
-    enum Kind { case sqlite(path: String) }
+    enum Kind {
+        case sqlite(path: String)
+        case postgres(PostgresConnectionURL)
+    }
 
     let kind: Kind
 
@@ -47,31 +54,64 @@ struct StoreLocation: CustomStringConvertible {
                                   message: "The SQLite path \(rest) is a folder; name a file inside it, such as \(rest)/outbox.sqlite.")
             }
             kind = .sqlite(path: rest)
-        case "postgres", "postgresql", "mysql", "mariadb", "mongodb", "mongodb+srv":
+        case "postgres", "postgresql":
+            kind = .postgres(try PostgresConnectionURL(trimmed))
+        case "mysql", "mariadb", "mongodb", "mongodb+srv":
             throw OutboxError(code: .invalidConfiguration, operation: "parse store URL",
-                              message: "The \(scheme) store is not built into this version of outbox yet; use a sqlite:// URL.")
+                              message: "The \(scheme) store is not built into this version of outbox yet; use a sqlite:// or postgres:// URL.")
         default:
             throw OutboxError(code: .invalidConfiguration, operation: "parse store URL",
-                              message: "Unknown store scheme '\(scheme)'; use sqlite:///path/to/outbox.sqlite.")
+                              message: "Unknown store scheme '\(scheme)'; use sqlite:///path/to/outbox.sqlite or postgres://user@host/database.")
         }
     }
 
     var description: String {
         switch kind {
         case .sqlite(let path): "sqlite://\(path)"
+        case .postgres(let url): url.description
+        }
+    }
+
+    /// A store and the services it needs running (a PostgreSQL client pool and listener).
+    struct Opened {
+        let store: any OutboxStore
+        let services: [any Service]
+    }
+
+    /// Opens the store, runs its services while `body` runs, and stops them afterwards.
+    func withStore<T: Sendable>(
+        partitionCount: Int = 32, creating: Bool = false, logger: Logger = Logger(label: "outbox"),
+        _ body: @Sendable (any OutboxStore) async throws -> T
+    ) async throws -> T {
+        let opened = try await open(partitionCount: partitionCount, creating: creating, logger: logger)
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            // One-shot commands need the connection pool, not the relay's notification listener.
+            for service in opened.services where !(service is PostgresOutboxStore) { group.addTask { try await service.run() } }
+            defer { group.cancelAll() }
+            return try await body(opened.store)
         }
     }
 
     /// Opens the store (without migrating it). Only `migrate` may create it: for every other
     /// command a missing file is a mistyped path, not a wish for an empty outbox.
-    func open(partitionCount: Int = 32, creating: Bool = false) throws -> any OutboxStore {
+    func open(partitionCount: Int = 32, creating: Bool = false, logger: Logger) async throws -> Opened {
         switch kind {
+        case .postgres(let url):
+            try await url.checkConnection(logger: logger)
+            var quiet = logger
+            quiet.logLevel = max(logger.logLevel, .warning)
+            let client = PostgresClient(configuration: url.clientConfiguration, backgroundLogger: quiet)
+            let store = try PostgresOutboxStore(
+                client: client,
+                configuration: .init(partitionCount: partitionCount, listenerConnection: url.connectionConfiguration),
+                logger: logger)
+            return Opened(store: store, services: [client, store])
         case .sqlite(let path):
             if !creating && !FileManager.default.fileExists(atPath: path) {
                 throw OutboxError(code: .invalidConfiguration, operation: "open store",
                                   message: "There is no outbox at \(path); check the path, or create it with `outbox migrate --store \(self)`.")
             }
-            return try SQLiteOutboxStore(path: path, configuration: .init(partitionCount: partitionCount))
+            return Opened(store: try SQLiteOutboxStore(path: path, configuration: .init(partitionCount: partitionCount)), services: [])
         }
     }
 }

@@ -26,7 +26,7 @@ enum PostgresTestServer {
 /// Each check gets its own schema on the test server, with the store, a client and the listener running.
 struct PostgresHarness: OutboxStoreHarness {
     var name: String { "PostgreSQL" }
-    var wakeUpBound: Duration { .milliseconds(500) }
+    var wakeUpBound: Duration { .seconds(2) }
 
     func makeStore() async throws -> any OutboxStoreUnderTest {
         try await PostgresStoreUnderTest(partitionCount: 16)
@@ -55,6 +55,9 @@ final class PostgresStoreUnderTest: OutboxStoreUnderTest {
         self.group = group
         running = Task { try await group.run() }
         try await postgres.migrate()
+        // Until the listener is connected a commit's notification would be missed and the relay
+        // would find the message only at its next poll.
+        try await waitUntil("the outbox listener is connected", timeout: .seconds(30)) { self.postgres.isListening }
         try await client.query(PostgresQuery(unsafeSQL: "CREATE TABLE \(schema).orders (id UUID PRIMARY KEY, note TEXT NOT NULL)"), logger: logger)
     }
 

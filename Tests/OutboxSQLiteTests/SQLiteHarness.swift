@@ -7,7 +7,7 @@ import OutboxTesting
 /// Each conformance check gets a new database file in a temporary folder.
 struct SQLiteHarness: OutboxStoreHarness {
     var name: String { "SQLite" }
-    var wakeUpBound: Duration { .milliseconds(500) }
+    var wakeUpBound: Duration { .seconds(2) }
 
     func makeStore() async throws -> any OutboxStoreUnderTest {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("outbox-sqlite-\(UUID().uuidString)")
