@@ -9,13 +9,23 @@ import ServiceLifecycle
 
 /// Throughput of the relay against the raw limits measured in the same run.
 ///
-/// So far one scenario: drain a preloaded SQLite backlog into an in-process mock Kafka cluster,
-/// beside the raw store limit (batched claim + delete, no broker) and the raw producer limit (the
-/// same publisher, no store). The bench issue extends it to every store and scenario.
+/// Scenarios so far: *drain* a preloaded backlog into an in-process mock Kafka cluster, beside the
+/// raw store limit (batched claim + delete, no broker) and the raw producer limit (the same
+/// publisher, no store); and *steady*: an offered rate for a few seconds, with commit → broker-ack
+/// latency. Store by URL (SQLite by default, or PostgreSQL). The bench issue extends the rest.
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Measure relay throughput (SQLite → mock Kafka) against the raw store and producer limits.")
+        abstract: "Measure relay throughput and latency (store → mock Kafka) against the raw store and producer limits.")
+
+    @Option(help: "The store URL (default: a temporary SQLite file). A PostgreSQL outbox is created in a schema of its own and dropped afterwards.")
+    var store: String?
+
+    @Option(help: "Steady scenario: offered messages per second (0 skips it).")
+    var rate: Int = 1000
+
+    @Option(help: "Steady scenario: seconds to run.")
+    var seconds: Int = 5
 
     @Option(help: "Messages in the backlog.")
     var messages: Int = 100_000
@@ -61,17 +71,27 @@ struct BenchCommand: AsyncParsableCommand {
         let producerRate = try await measureProducer(kafka, payload: payload)
         print(String(format: "  raw producer            %10.0f msg/s   RSS %d MB (peak %d MB)", producerRate, Self.residentMegabytes(), Self.peakMegabytes()))
 
+        let target = try await BenchStore.open(url: store, workspace: workspace, logger: logger)
+        defer { Task { await target.close() } }
+        print("  store                   \(target.name)")
+
         // 2. Raw store: claim + delete in batches, no broker.
-        let store = try SQLiteOutboxStore(path: workspace.databasePath)
-        try await store.migrate()
-        try await preload(store, payload: payload)
-        let storeRate = try await measureStore(store)
+        try await preload(target, payload: payload)
+        let storeRate = try await measureStore(target.store)
         print(String(format: "  raw store (claim+delete) %9.0f msg/s", storeRate))
 
-        // 3. The relay: SQLite backlog → Kafka.
-        try await preload(store, payload: payload)
-        let relayRate = try await measureRelay(store, kafka, logger: logger)
-        print(String(format: "  relay SQLite → Kafka    %10.0f msg/s   %.0f%% of the slower raw limit", relayRate, 100 * relayRate / min(storeRate, producerRate)))
+        // 3. The relay: backlog → Kafka.
+        try await preload(target, payload: payload)
+        let relayRate = try await measureRelay(target.store, kafka, logger: logger)
+        print(String(format: "  relay drain → Kafka     %10.0f msg/s   %.2f× the slower raw limit", relayRate, relayRate / min(storeRate, producerRate)))
+
+        // 4. Steady: an offered rate, commit → broker ack latency.
+        if rate > 0 {
+            let latencies = try await measureSteady(target, kafka, payload: payload, logger: logger)
+            func percentile(_ fraction: Double) -> Double { latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, Int(Double(latencies.count) * fraction))] }
+            print(String(format: "  steady %d msg/s for %d s  commit→ack p50 %.1f ms, p99 %.1f ms, p999 %.1f ms, max %.1f ms (%d messages)",
+                         rate, seconds, percentile(0.5), percentile(0.99), percentile(0.999), latencies.last ?? 0, latencies.count))
+        }
         print("  memory                  RSS \(Self.residentMegabytes()) MB, peak \(Self.peakMegabytes()) MB")
 
         await group.triggerGracefulShutdown()
@@ -112,16 +132,39 @@ struct BenchCommand: AsyncParsableCommand {
         return Double(messages) / (ContinuousClock.now - started).timeInterval
     }
 
-    private func preload(_ store: SQLiteOutboxStore, payload: [UInt8]) async throws {
+    private func preload(_ target: BenchStore, payload: [UInt8]) async throws {
         for start in stride(from: 0, to: messages, by: 1000) {
             let batch = (start..<min(start + 1000, messages)).map {
                 OutboxMessage(topic: "bench", key: "key-\($0 % keys)", type: "Bench", payload: payload)
             }
-            try await store.writer.write { db in try store.enqueue(batch, in: db) }
+            try await target.enqueue(batch)
         }
     }
 
-    private func measureStore(_ store: SQLiteOutboxStore) async throws -> Double {
+    /// Offers `rate` single-message transactions per second for `seconds`, relayed to Kafka.
+    private func measureSteady(_ target: BenchStore, _ kafka: KafkaPublisher, payload: [UInt8], logger: Logger) async throws -> [Double] {
+        let counter = CountingPublisher(kafka)
+        let relay = OutboxRelay(store: target.store, publisher: counter,
+                                configuration: OutboxRelayConfiguration(relayID: "bench-steady", batchSize: batchSize), logger: logger)
+        let group = ServiceGroup(services: target.services + [relay], logger: logger)
+        let relaying = Task { try await group.run() }
+        try await Task.sleep(for: .seconds(1))  // leases and listener settle
+        let total = rate * seconds
+        let started = ContinuousClock.now
+        for index in 0..<total {
+            let due = started + .nanoseconds(Int64(index) * 1_000_000_000 / Int64(rate))
+            if due > .now { try await Task.sleep(until: due, clock: .continuous) }
+            try await target.enqueue([OutboxMessage(topic: "bench", key: "key-\(index % keys)", type: "Bench", payload: payload)])
+        }
+        while counter.delivered < total && ContinuousClock.now - started < .seconds(seconds + 30) {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        await group.triggerGracefulShutdown()
+        try await relaying.value
+        return counter.latencies.sorted()
+    }
+
+    private func measureStore(_ store: any OutboxStore) async throws -> Double {
         let grant = try await store.heartbeat(OutboxHeartbeat(relayID: "bench-raw", leaseDuration: .seconds(600)))
         let partitions = grant.owned.sorted()
         let started = ContinuousClock.now
@@ -137,7 +180,7 @@ struct BenchCommand: AsyncParsableCommand {
         return Double(drained) / (ContinuousClock.now - started).timeInterval
     }
 
-    private func measureRelay(_ store: SQLiteOutboxStore, _ kafka: KafkaPublisher, logger: Logger) async throws -> Double {
+    private func measureRelay(_ store: any OutboxStore, _ kafka: KafkaPublisher, logger: Logger) async throws -> Double {
         let counter = CountingPublisher(kafka)
         let relay = OutboxRelay(store: store, publisher: counter,
                                 configuration: OutboxRelayConfiguration(relayID: "bench-relay", batchSize: batchSize), logger: logger)

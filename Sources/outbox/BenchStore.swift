@@ -1,0 +1,53 @@
+import Foundation
+import GRDB
+import Logging
+import Outbox
+import OutboxPostgres
+import OutboxSQLite
+import PostgresNIO
+import ServiceLifecycle
+
+/// The store a bench run writes to, with the application-side enqueue of its kind.
+struct BenchStore: Sendable {
+    let name: String
+    let store: any OutboxStore
+    /// Services the relay needs beside it (PostgreSQL's notification listener).
+    let services: [any Service]
+    /// One application transaction that enqueues the messages.
+    let write: @Sendable ([OutboxMessage]) async throws -> Void
+    let shutdown: @Sendable () async -> Void
+
+    func enqueue(_ messages: [OutboxMessage]) async throws { try await write(messages) }
+    func close() async { await shutdown() }
+
+    static func open(url: String?, workspace: DemoWorkspace, logger: Logger) async throws -> BenchStore {
+        let location = try url.map(StoreLocation.init(url:)) ?? StoreLocation(url: "sqlite://\(workspace.databasePath)")
+        switch location.kind {
+        case .sqlite(let path):
+            let sqlite = try SQLiteOutboxStore(path: path)
+            try await sqlite.migrate()
+            return BenchStore(name: location.description, store: sqlite, services: [],
+                              write: { messages in try await sqlite.writer.write { db in try sqlite.enqueue(messages, in: db) } },
+                              shutdown: {})
+        case .postgres(let url):
+            try await url.checkConnection(logger: logger)
+            let client = PostgresClient(configuration: url.clientConfiguration, backgroundLogger: logger)
+            let running = Task { await client.run() }
+            let schema = "outbox_bench_\(UUID().uuidString.prefix(8).lowercased())"
+            let postgres = try PostgresOutboxStore(
+                client: client, configuration: .init(schema: schema, listenerConnection: url.connectionConfiguration), logger: logger)
+            try await postgres.migrate()
+            return BenchStore(
+                name: "\(location) (schema \(schema))", store: postgres, services: [postgres],
+                write: { messages in
+                    try await client.withTransaction(logger: logger) { connection in
+                        try await postgres.enqueue(messages, on: connection, logger: logger)
+                    }
+                },
+                shutdown: {
+                    _ = try? await client.query(PostgresQuery(unsafeSQL: "DROP SCHEMA \(schema) CASCADE"), logger: logger)
+                    running.cancel()
+                })
+        }
+    }
+}
