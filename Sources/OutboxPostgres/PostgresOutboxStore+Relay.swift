@@ -71,12 +71,17 @@ extension PostgresOutboxStore {
                 // A partition is readable only when no enqueueing transaction on it is open (their
                 // shared locks block this exclusive try-lock). The claim itself is a second
                 // statement, so its snapshot is taken after the locks.
+                //
+                // The same statement pins the claim's plan for this transaction: with stale or no
+                // statistics the planner chose a bitmap scan plus a sort of *every* pending row
+                // (118 ms at 100,000 rows) over the ordered index walk that LIMIT stops (0.8 ms).
                 let clearRows = try await connection.query("""
-                    SELECT coalesce(array_agg(p), '{}') FROM unnest(\(wanted)::int[]) AS p
+                    SELECT coalesce(array_agg(p), '{}'), \(unescaped: Self.claimPlannerSettings)
+                    FROM unnest(\(wanted)::int[]) AS p
                     WHERE pg_try_advisory_xact_lock(\(names.lockSpace), p)
                     """, logger: logger)
                 var clear: [Int32] = []
-                for try await value in clearRows.decode([Int32].self) { clear = value }
+                for try await (value, _, _) in clearRows.decode(([Int32], String, String).self) { clear = value }
                 guard !clear.isEmpty else { return [] }
                 let rows = try await connection.query("""
                     SELECT m.sequence, m.id, m.topic, m.message_key, m.message_type, m.payload, m.headers,
@@ -94,6 +99,9 @@ extension PostgresOutboxStore {
             }
         }
     }
+
+    /// Planner settings for the rest of a claim transaction: walk the pending index in order.
+    static let claimPlannerSettings = "set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true)"
 
     static func records(_ rows: PostgresRowSequence) async throws -> [OutboxRecord] {
         var records: [OutboxRecord] = []
