@@ -69,7 +69,8 @@ public struct PostgresConnectionURL: Sendable, CustomStringConvertible {
     public func checkConnection(logger: Logger, timeout: Duration = .seconds(10)) async throws {
         do {
             let connection = try await withThrowingTaskGroup(of: PostgresConnection?.self) { group in
-                group.addTask { try await PostgresConnection.connect(configuration: self.connectionConfiguration, id: 0, logger: logger) }
+                let configuration = try self.makeConnectionConfiguration()
+                group.addTask { try await PostgresConnection.connect(configuration: configuration, id: 0, logger: logger) }
                 group.addTask {
                     try await Task.sleep(for: timeout)
                     return nil
@@ -94,11 +95,20 @@ public struct PostgresConnectionURL: Sendable, CustomStringConvertible {
     }
 
     /// Settings for a single `PostgresConnection` (the store's listener).
-    public var connectionConfiguration: PostgresConnection.Configuration {
-        let tls: PostgresConnection.Configuration.TLS = switch sslMode {
-        case "disable": .disable
-        case "require": .require(try! .init(configuration: .makeClientConfiguration()))
-        default: .prefer(try! .init(configuration: .makeClientConfiguration()))
+    ///
+    /// - Throws: ``OutboxError`` when the TLS context cannot be made from the system's defaults.
+    public func makeConnectionConfiguration() throws -> PostgresConnection.Configuration {
+        let tls: PostgresConnection.Configuration.TLS
+        do {
+            tls = switch sslMode {
+            case "disable": .disable
+            case "require": .require(try .init(configuration: .makeClientConfiguration()))
+            default: .prefer(try .init(configuration: .makeClientConfiguration()))
+            }
+        } catch {
+            throw OutboxError(code: .invalidConfiguration, operation: "configure TLS",
+                              message: "The TLS context for PostgreSQL could not be created; check the system's CA certificates or use sslmode=disable.",
+                              underlying: Described(String(describing: error)))
         }
         return PostgresConnection.Configuration(host: host, port: port, username: username, password: password, database: database, tls: tls)
     }

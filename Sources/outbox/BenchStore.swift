@@ -35,7 +35,7 @@ struct BenchStore: Sendable {
             let running = Task { await client.run() }
             let schema = "outbox_bench_\(UUID().uuidString.prefix(8).lowercased())"
             let postgres = try PostgresOutboxStore(
-                client: client, configuration: .init(schema: schema, listenerConnection: url.connectionConfiguration), logger: logger)
+                client: client, configuration: .init(schema: schema, listenerConnection: try url.makeConnectionConfiguration()), logger: logger)
             try await postgres.migrate()
             return BenchStore(
                 name: "\(location) (schema \(schema))", store: postgres, services: [postgres],

@@ -103,7 +103,7 @@ struct StoreLocation: CustomStringConvertible {
             let client = PostgresClient(configuration: url.clientConfiguration, backgroundLogger: quiet)
             let store = try PostgresOutboxStore(
                 client: client,
-                configuration: .init(partitionCount: partitionCount, listenerConnection: url.connectionConfiguration),
+                configuration: .init(partitionCount: partitionCount, listenerConnection: try url.makeConnectionConfiguration()),
                 logger: logger)
             return Opened(store: store, services: [client, store])
         case .sqlite(let path):

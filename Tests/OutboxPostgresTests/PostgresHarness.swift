@@ -48,7 +48,7 @@ final class PostgresStoreUnderTest: OutboxStoreUnderTest {
         self.schema = schema
         postgres = try PostgresOutboxStore(
             client: client,
-            configuration: .init(schema: schema, partitionCount: partitionCount, listenerConnection: url.connectionConfiguration,
+            configuration: .init(schema: schema, partitionCount: partitionCount, listenerConnection: try url.makeConnectionConfiguration(),
                                  listenerReconnectDelay: .milliseconds(200)),
             logger: logger)
         let group = ServiceGroup(services: [client, postgres], logger: logger)
