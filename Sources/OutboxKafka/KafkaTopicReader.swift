@@ -31,8 +31,9 @@ public final class KafkaTopicReader: Sendable {
         self.properties = properties
     }
 
-    /// Reads `topic` until `count` messages arrived or `timeout` passed, on a dedicated thread.
-    /// Within a partition the messages are in offset order.
+    /// Reads `topic` until `count` distinct messages arrived (by `outbox-id`; a message without one
+    /// counts on its own) or `timeout` passed, on a dedicated thread. Duplicates are returned too,
+    /// but do not count towards `count`. Within a partition the messages are in offset order.
     ///
     /// - Throws: ``KafkaError`` when the topic cannot be read.
     public func read(topic: String, count: Int, timeout: Duration) async throws -> [KafkaReceivedMessage] {
@@ -74,11 +75,15 @@ public final class KafkaTopicReader: Sendable {
         rd_kafka_poll_set_consumer(consumer.pointer)
 
         var received: [KafkaReceivedMessage] = []
-        while received.count < count && ContinuousClock.now < deadline {
+        var distinct: Set<UUID> = []
+        var withoutID = 0
+        while distinct.count + withoutID < count && ContinuousClock.now < deadline {
             guard let message = rd_kafka_consumer_poll(consumer.pointer, 100) else { continue }
             defer { rd_kafka_message_destroy(message) }
             guard message.pointee.err == RD_KAFKA_RESP_ERR_NO_ERROR else { continue }
-            received.append(Self.decode(message))
+            let decoded = Self.decode(message)
+            if let id = decoded.outboxID { distinct.insert(id) } else { withoutID += 1 }
+            received.append(decoded)
         }
         rd_kafka_consumer_close(consumer.pointer)
         return .success(received)
