@@ -47,6 +47,19 @@ public struct OutboxError: Error, Sendable, CustomStringConvertible {
     public var description: String { message }
 }
 
+/// The text of an underlying error that is not `Sendable` (a driver's error), kept for
+/// `String(reflecting:)` of an ``OutboxError``. Stores must not put bound values in it.
+public struct OutboxUnderlyingError: Error, Sendable, CustomStringConvertible {
+    /// The underlying error's text.
+    public let description: String
+
+    /// Keeps the text of `error`.
+    public init(_ error: any Error) { description = String(describing: error) }
+
+    /// Keeps `text`.
+    public init(text: String) { description = text }
+}
+
 extension OutboxError: CustomDebugStringConvertible {
     public var debugDescription: String {
         var text = "OutboxError(code: \(code), operation: \(operation), message: \(message), retriable: \(isRetriable)"

@@ -84,15 +84,10 @@ public final class OutboxJSONLinesPublisher: OutboxPublisher, Sendable {
         } catch {
             throw OutboxError(code: .publisherUnavailable, operation: "publish",
                               message: "Writing to \(destination) failed (disk full or file closed).", isRetriable: true,
-                              underlying: OutboxJSONLinesWriteError(description: String(describing: error)))
+                              underlying: OutboxUnderlyingError(error))
         }
         return Array(repeating: .delivered, count: records.count)
     }
-}
-
-/// The system's reason a JSON-lines write failed.
-struct OutboxJSONLinesWriteError: Error, Sendable, CustomStringConvertible {
-    let description: String
 }
 
 /// One line written by ``OutboxJSONLinesPublisher``, read back (by the demo and by tests).

@@ -108,7 +108,7 @@ public struct PostgresConnectionURL: Sendable, CustomStringConvertible {
         } catch {
             throw OutboxError(code: .invalidConfiguration, operation: "configure TLS",
                               message: "The TLS context for PostgreSQL could not be created; check the system's CA certificates or use sslmode=disable.",
-                              underlying: Described(String(describing: error)))
+                              underlying: OutboxUnderlyingError(error))
         }
         return PostgresConnection.Configuration(host: host, port: port, username: username, password: password, database: database, tls: tls)
     }

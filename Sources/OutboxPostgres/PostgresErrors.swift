@@ -13,11 +13,11 @@ enum PostgresErrors {
         guard let psql = error as? PSQLError else {
             return OutboxError(code: .storeUnavailable, operation: operation,
                                message: "The PostgreSQL outbox failed during \(operation).", isRetriable: true,
-                               underlying: Described(String(describing: error)))
+                               underlying: OutboxUnderlyingError(error))
         }
         let state = psql.serverInfo?[.sqlState] ?? ""
         let serverMessage = psql.serverInfo?[.message] ?? ""
-        let underlying = Described("\(psql.code) \(state) \(serverMessage)")
+        let underlying = OutboxUnderlyingError(text: "\(psql.code) \(state) \(serverMessage)")
         switch state {
         case "42P01", "42703", "3F000":
             return OutboxError(code: .schemaMismatch, operation: operation,
@@ -44,9 +44,4 @@ enum PostgresErrors {
                            message: "PostgreSQL failed during \(operation) (SQLSTATE \(state.isEmpty ? "none" : state)).",
                            isRetriable: state.hasPrefix("40") || state.hasPrefix("53"), underlying: underlying)
     }
-}
-
-struct Described: Error, Sendable, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
 }

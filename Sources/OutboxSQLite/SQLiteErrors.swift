@@ -7,11 +7,11 @@ enum SQLiteErrors {
         if error is OutboxError || error is CancellationError { return error }
         guard let database = error as? DatabaseError else {
             return OutboxError(code: .storeUnavailable, operation: operation,
-                               message: "The SQLite outbox at \(path) failed during \(operation).", underlying: SendableDescription(error))
+                               message: "The SQLite outbox at \(path) failed during \(operation).", underlying: OutboxUnderlyingError(error))
         }
         let text = database.message ?? ""
         let code = database.resultCode
-        let underlying = SendableDescription(database)
+        let underlying = OutboxUnderlyingError(database)
         if text.contains("no such table") || text.contains("no such column") {
             return OutboxError(code: .schemaMismatch, operation: operation,
                                message: "The outbox tables in \(path) are missing or from another version; run `outbox migrate` first.",
@@ -46,10 +46,4 @@ enum SQLiteErrors {
                                message: "The SQLite outbox at \(path) failed during \(operation) (SQLite code \(code.rawValue)).", underlying: underlying)
         }
     }
-}
-
-/// Keeps the text of a non-Sendable error for `String(reflecting:)` of an ``OutboxError``.
-struct SendableDescription: Error, Sendable, CustomStringConvertible {
-    let description: String
-    init(_ error: any Error) { description = String(describing: error) }
 }
