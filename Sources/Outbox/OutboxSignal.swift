@@ -58,6 +58,25 @@ public final class OutboxSignal: Sendable {
     }
 }
 
+/// Remembers which signals a repeated waiter has seen, so that a signal raised between two of its
+/// waits (while it was busy) wakes the next wait at once instead of being missed until a timeout.
+///
+/// Stores use one for `waitForNewMessages(timeout:)`, which the relay calls in a loop.
+public final class OutboxSignalCursor: Sendable {
+    private let seen = Mutex<UInt64?>(nil)
+
+    /// Creates a cursor that has seen nothing yet (its first wait starts from now).
+    public init() {}
+
+    /// Waits for a signal newer than the last one this cursor returned at, or `timeout`.
+    public func wait(on signal: OutboxSignal, timeout: Duration) async {
+        let since = seen.withLock { $0 } ?? signal.generation
+        await signal.wait(since: since, timeout: timeout)
+        let now = signal.generation
+        seen.withLock { $0 = now }
+    }
+}
+
 /// One suspended task; resumes exactly once, whether the resume comes before or after the wait.
 private final class Waiter: Sendable {
     private enum State {

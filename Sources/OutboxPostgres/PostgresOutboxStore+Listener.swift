@@ -43,9 +43,6 @@ extension PostgresOutboxStore {
     }
 
     public func waitForNewMessages(timeout: Duration) async {
-        let since = lastWakeUp.withLock { $0 }
-        await notifications.wait(since: since, timeout: timeout)
-        let now = notifications.generation
-        lastWakeUp.withLock { $0 = now }
+        await wakeUpCursor.wait(on: notifications, timeout: timeout)
     }
 }

@@ -72,9 +72,8 @@ public final class PostgresOutboxStore: OutboxStore, Service, Sendable {
 
     /// Whether the notification listener is connected; while it is not, relays poll.
     public var isListening: Bool { listening.load(ordering: .acquiring) }
-    /// The notification count when a wait last returned: a notification that arrives between two
-    /// waits wakes the next one at once instead of being missed.
-    let lastWakeUp = Mutex<UInt64>(0)
+    /// A notification that arrives between two waits wakes the next one at once.
+    let wakeUpCursor = OutboxSignalCursor()
 
     /// Creates the store on a client the application runs (`PostgresClient` is a `Service`).
     ///

@@ -1,11 +1,14 @@
 import GRDB
 import Outbox
+import Synchronization
 
 /// Notices commits made by other processes: `PRAGMA data_version` on a dedicated connection changes
 /// whenever another connection commits. Reading it touches only shared memory, so checking every
 /// few milliseconds costs next to nothing.
 final class SQLiteChangeWatcher: Sendable {
     private let connection: DatabaseQueue
+    /// The version the last wait returned at: a commit between two waits wakes the next one at once.
+    private let lastSeen = Mutex<Int?>(nil)
 
     /// `nil` for in-memory databases, which no other process can see.
     init?(path: String, busyTimeout: Duration) {
@@ -25,10 +28,14 @@ final class SQLiteChangeWatcher: Sendable {
     /// Returns when another connection commits, after `timeout`, or on cancellation.
     func waitForChange(checkEvery interval: Duration, timeout: Duration) async {
         let deadline = ContinuousClock.now + timeout
-        let start = await dataVersion()
+        var start = lastSeen.withLock { $0 }
+        if start == nil { start = await dataVersion() }
+        var current = start
+        defer { lastSeen.withLock { [current] in $0 = current } }
         while !Task.isCancelled && ContinuousClock.now < deadline {
+            current = await dataVersion()
+            if current != start { return }
             try? await Task.sleep(for: min(interval, max(.zero, deadline - .now)))
-            if await dataVersion() != start { return }
         }
     }
 }

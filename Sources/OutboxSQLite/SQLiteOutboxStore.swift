@@ -51,6 +51,7 @@ public final class SQLiteOutboxStore: OutboxStore, Sendable {
     let path: String
     private let partitionCountCache = Mutex<Int?>(nil)
     private let commits: OutboxSignal
+    private let wakeUpCursor = OutboxSignalCursor()
     private let changeWatcher: SQLiteChangeWatcher?
 
     /// Opens (or creates) the SQLite file at `path` in WAL mode, ready for several processes.
@@ -231,13 +232,12 @@ public final class SQLiteOutboxStore: OutboxStore, Sendable {
     }
 
     public func waitForNewMessages(timeout: Duration) async {
-        let generation = commits.generation
         guard let changeWatcher else {
-            await commits.wait(since: generation, timeout: timeout)
+            await wakeUpCursor.wait(on: commits, timeout: timeout)
             return
         }
         await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.commits.wait(since: generation, timeout: timeout) }
+            group.addTask { await self.wakeUpCursor.wait(on: self.commits, timeout: timeout) }
             group.addTask {
                 await changeWatcher.waitForChange(checkEvery: self.configuration.changeCheckInterval, timeout: timeout)
             }

@@ -25,6 +25,7 @@ public final class InMemoryOutboxStore: OutboxStore, Sendable {
 
     private let storage: Mutex<Storage>
     private let newMessages = OutboxSignal()
+    private let wakeUpCursor = OutboxSignalCursor()
     /// The number of virtual partitions.
     public let partitionCount: Int
 
@@ -152,7 +153,7 @@ public final class InMemoryOutboxStore: OutboxStore, Sendable {
     }
 
     public func waitForNewMessages(timeout: Duration) async {
-        await newMessages.wait(since: newMessages.generation, timeout: timeout)
+        await wakeUpCursor.wait(on: newMessages, timeout: timeout)
     }
 
     public func removeDelivered(finishedBefore cutoff: Date, limit: Int) async throws -> Int {
