@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "OutboxSQLite", targets: ["OutboxSQLite"]),
         .library(name: "OutboxKafka", targets: ["OutboxKafka"]),
         .library(name: "OutboxPostgres", targets: ["OutboxPostgres"]),
+        .library(name: "OutboxMySQL", targets: ["OutboxMySQL"]),
         .executable(name: "outbox", targets: ["outbox"]),
     ],
     dependencies: [
@@ -57,6 +58,15 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        .systemLibrary(name: "CMariaDB", pkgConfig: "libmariadb", providers: [.apt(["libmariadb-dev"])]),
+        .target(
+            name: "OutboxMySQL",
+            dependencies: [
+                "Outbox", "CMariaDB",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .systemLibrary(name: "CRdKafka", pkgConfig: "rdkafka", providers: [.apt(["librdkafka-dev"])]),
         .target(
             name: "OutboxKafka",
@@ -70,7 +80,7 @@ let package = Package(
         .executableTarget(
             name: "outbox",
             dependencies: [
-                "Outbox", "OutboxSQLite", "OutboxTesting", "OutboxKafka", "OutboxPostgres",
+                "Outbox", "OutboxSQLite", "OutboxTesting", "OutboxKafka", "OutboxPostgres", "OutboxMySQL",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -87,6 +97,11 @@ let package = Package(
         .testTarget(
             name: "OutboxPostgresTests",
             dependencies: ["Outbox", "OutboxTesting", "OutboxPostgres", .product(name: "PostgresNIO", package: "postgres-nio")],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "OutboxMySQLTests",
+            dependencies: ["Outbox", "OutboxTesting", "OutboxMySQL"],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -3,7 +3,7 @@
 # installs only what is missing, and does nothing when everything is present.
 set -euo pipefail
 
-packages=(libsqlite3-dev librdkafka-dev kcat)
+packages=(libsqlite3-dev librdkafka-dev kcat libmariadb-dev libmongoc-dev)
 
 missing=()
 for package in "${packages[@]}"; do

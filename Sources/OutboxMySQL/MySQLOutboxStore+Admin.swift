@@ -1,0 +1,94 @@
+public import Foundation
+public import Outbox
+
+extension MySQLOutboxStore {
+    public func removeDelivered(finishedBefore cutoff: Date, limit: Int) async throws -> Int {
+        try await perform("remove delivered") {
+            try await pool.query(
+                "DELETE FROM \(names.messages) WHERE state = 2 AND finished_at < ? ORDER BY state, finished_at LIMIT ?",
+                [.integer(MySQLTime.microseconds(cutoff)), .int(limit)]).affectedRows
+        }
+    }
+
+    public func status(now: Date) async throws -> OutboxStatus {
+        try await perform("status") {
+            try await pool.withConnection { connection in
+                let counts = try await connection.query("""
+                    SELECT COALESCE(SUM(state = 0), 0), COALESCE(SUM(state = 0 AND attempts > 0), 0), COALESCE(SUM(state = 1), 0),
+                           COALESCE(SUM(state = 2), 0), MIN(CASE WHEN state = 0 THEN created_at END)
+                    FROM \(names.messages)
+                    """).rows.first ?? MySQLRow(values: [0, 0, 0, 0, nil])
+                var owners: [String: [Int]] = [:]
+                let leases = try await connection.query("SELECT partition_no, owner FROM \(names.leases) ORDER BY partition_no").rows
+                for lease in leases {
+                    if let owner = lease[1].string { owners[owner, default: []].append(Int(lease[0].int64 ?? 0)) }
+                }
+                let relays = try await connection.query(
+                    "SELECT relay_id, expires_at, in_flight FROM \(names.relays) WHERE expires_at > ? ORDER BY relay_id",
+                    [.integer(MySQLTime.microseconds(now))]).rows.map { row in
+                        let relay = row[0].string ?? ""
+                        return OutboxRelayInfo(relayID: relay, partitions: owners[relay] ?? [], inFlight: Int(row[2].int64 ?? 0),
+                                               expiresAt: MySQLTime.date(row[1].int64 ?? 0))
+                    }
+                let oldest = counts[4].int64.map(MySQLTime.date)
+                return OutboxStatus(
+                    pending: Int(counts[0].int64 ?? 0), retrying: Int(counts[1].int64 ?? 0), inFlight: relays.reduce(0) { $0 + $1.inFlight },
+                    dead: Int(counts[2].int64 ?? 0), deliveredRetained: Int(counts[3].int64 ?? 0),
+                    oldestPendingAge: oldest.map { .milliseconds(Int64(max(0, now.timeIntervalSince($0)) * 1000)) },
+                    partitionCount: leases.count, relays: relays)
+            }
+        }
+    }
+
+    public func deadLetters(limit: Int, afterSequence: Int64?) async throws -> [OutboxDeadLetter] {
+        try await perform("list dead letters") {
+            try await pool.query("""
+                SELECT sequence, id, topic, message_key, message_type, payload, headers, partition_no, created_at, attempts, last_error,
+                       COALESCE(finished_at, created_at)
+                FROM \(names.messages) WHERE state = 1 AND sequence > ?
+                ORDER BY sequence LIMIT ?
+                """, [.integer(afterSequence ?? 0), .int(limit)]).rows.map { row in
+                    OutboxDeadLetter(record: try Self.record(row), failedAt: MySQLTime.date(row[11].int64 ?? 0))
+                }
+        }
+    }
+
+    public func retryDeadLetters(sequences: [Int64], now: Date) async throws -> Int {
+        let count = try await perform("retry dead letters") {
+            try await updateDeadLetters(sequences) { list in
+                ("UPDATE \(names.messages) SET state = 0, attempts = 0, available_at = ?, finished_at = NULL WHERE sequence IN \(list) AND state = 1",
+                 [.integer(MySQLTime.microseconds(now))])
+            }
+        }
+        if count > 0 {
+            poller.noteActivity()
+            commits.signal()
+        }
+        return count
+    }
+
+    public func discardDeadLetters(sequences: [Int64]) async throws -> Int {
+        try await perform("discard dead letters") {
+            try await updateDeadLetters(sequences) { list in
+                ("DELETE FROM \(names.messages) WHERE sequence IN \(list) AND state = 1", [])
+            }
+        }
+    }
+
+    /// Runs one statement per slice of `sequences` in one transaction; `statement` gets the
+    /// `IN (…)` list and returns the SQL and the values that come before the list.
+    private func updateDeadLetters(_ sequences: [Int64], statement: (String) -> (String, [MySQLValue])) async throws -> Int {
+        guard !sequences.isEmpty else { return 0 }
+        let values = sequences.map { MySQLValue.integer($0) }
+        let slices = stride(from: 0, to: values.count, by: 1024).map { Array(values[$0..<min(values.count, $0 + 1024)]) }
+        let statements = slices.map { slice in
+            let (sql, leading) = statement(MySQLValueList.placeholders(slice.count))
+            return (sql, leading + MySQLValueList.padded(slice))
+        }
+        return try await pool.withTransaction { connection in
+            var count = 0
+            for (sql, values) in statements { count += try await connection.query(sql, values).affectedRows }
+            return count
+        }
+    }
+}

@@ -1,0 +1,150 @@
+public import Foundation
+public import Outbox
+
+extension MySQLOutboxStore {
+    public func migrate() async throws {
+        guard (1...4096).contains(configuration.partitionCount) else {
+            throw OutboxError(code: .invalidConfiguration, operation: "migrate", message: "The partition count must be between 1 and 4096.")
+        }
+        try await perform("migrate") {
+            try await pool.withConnection { connection in
+                try await MySQLSchema.migrate(connection, names: names, partitionCount: configuration.partitionCount)
+            }
+        }
+    }
+
+    public func heartbeat(_ request: OutboxHeartbeat) async throws -> OutboxLeaseGrant {
+        try await perform("heartbeat") {
+            try await pool.withTransaction { connection in
+                // FOR UPDATE serialises heartbeats, so two relays never plan from the same snapshot.
+                let leaseRows = try await connection.query(
+                    "SELECT partition_no, owner, expires_at FROM \(names.leases) ORDER BY partition_no FOR UPDATE").rows
+                let leases = leaseRows.map { row in
+                    OutboxLeasePlanner.Lease(partition: Int(row[0].int64 ?? 0), owner: row[1].string,
+                                             expiresAt: MySQLTime.date(row[2].int64 ?? 0))
+                }
+                let registrations = try await connection.query("SELECT relay_id, expires_at FROM \(names.relays)").rows.map { row in
+                    OutboxLeasePlanner.Registration(relayID: row[0].string ?? "", expiresAt: MySQLTime.date(row[1].int64 ?? 0))
+                }
+                let plan = OutboxLeasePlanner.plan(request, leases: leases, registrations: registrations)
+                // Renewals share one owner and expiry: one UPDATE per distinct pair, not per partition.
+                let groups = Dictionary(grouping: plan.changedLeases) { LeaseChange(owner: $0.owner, expiresAt: $0.expiresAt) }
+                for (change, changed) in groups {
+                    let partitions = changed.map { MySQLValue.int($0.partition) }
+                    try await connection.query(
+                        "UPDATE \(names.leases) SET owner = ?, expires_at = ? WHERE partition_no IN \(MySQLValueList.placeholders(partitions.count))",
+                        [.text(change.owner), .integer(MySQLTime.microseconds(change.expiresAt))] + MySQLValueList.padded(partitions))
+                }
+                try await connection.query("""
+                    INSERT INTO \(names.relays) (relay_id, expires_at, in_flight) VALUES (?, ?, ?)
+                    ON DUPLICATE KEY UPDATE expires_at = VALUES(expires_at), in_flight = VALUES(in_flight)
+                    """, [.text(request.relayID), .integer(MySQLTime.microseconds(plan.registration.expiresAt)), .int(Int32(clamping: request.inFlight))])
+                if !plan.lapsedRelays.isEmpty {
+                    let lapsed = plan.lapsedRelays.map { MySQLValue.text($0) }
+                    try await connection.query(
+                        "DELETE FROM \(names.relays) WHERE relay_id IN \(MySQLValueList.placeholders(lapsed.count))", MySQLValueList.padded(lapsed))
+                }
+                return plan.grant
+            }
+        }
+    }
+
+    public func resign(relayID: String) async throws {
+        try await perform("resign") {
+            try await pool.withTransaction { connection in
+                try await connection.query("UPDATE \(names.leases) SET owner = NULL, expires_at = 0 WHERE owner = ?", [.text(relayID)])
+                try await connection.query("DELETE FROM \(names.relays) WHERE relay_id = ?", [.text(relayID)])
+            }
+        }
+    }
+
+    public func claim(partitions: [Int], limit: Int, now: Date) async throws -> [OutboxRecord] {
+        guard !partitions.isEmpty, limit > 0 else { return [] }
+        let wanted = partitions.sorted().map { MySQLValue.int($0) }
+        return try await perform("claim") {
+            try await pool.withTransaction { connection in
+                // A partition is readable only when no enqueueing transaction on it is open (their
+                // shared locks make SKIP LOCKED leave its guard row out). The read is a second
+                // statement, so at READ COMMITTED its snapshot is taken after the locks.
+                let clear = try await connection.query(
+                    "SELECT partition_no FROM \(names.commitGuard) WHERE partition_no IN \(MySQLValueList.placeholders(wanted.count)) FOR UPDATE SKIP LOCKED",
+                    MySQLValueList.padded(wanted)).rows.compactMap { $0[0].int64 }.map { MySQLValue.integer($0) }
+                guard !clear.isEmpty else { return [] }
+                let nowValue = MySQLValue.integer(MySQLTime.microseconds(now))
+                let rows = try await connection.query("""
+                    SELECT m.sequence, m.id, m.topic, m.message_key, m.message_type, m.payload, m.headers,
+                           m.partition_no, m.created_at, m.attempts, m.last_error
+                    FROM \(names.messages) AS m FORCE INDEX (outbox_claim)
+                    WHERE m.state = 0 AND m.available_at <= ? AND m.partition_no IN \(MySQLValueList.placeholders(clear.count))
+                      AND NOT EXISTS (
+                          SELECT 1 FROM \(names.messages) AS e
+                          WHERE e.state = 0 AND e.partition_no = m.partition_no AND e.message_key = m.message_key
+                            AND e.sequence < m.sequence AND e.attempts > 0 AND e.available_at > ?)
+                    ORDER BY m.sequence
+                    LIMIT ?
+                    """, [nowValue] + MySQLValueList.padded(clear) + [nowValue, .int(limit)]).rows
+                return try rows.map(Self.record)
+            }
+        }
+    }
+
+    static func record(_ row: MySQLRow) throws -> OutboxRecord {
+        guard let id = UUID(bytes: row[1].bytesValue ?? []) else {
+            throw OutboxError(code: .schemaMismatch, operation: "claim", message: "An outbox row has a malformed id; the table was not written by this library.")
+        }
+        let message = OutboxMessage(
+            id: id, topic: row[2].string ?? "", key: row[3].string, type: row[4].string, payload: row[5].bytesValue ?? [],
+            headers: try OutboxHeaderCoding.decode(row[6].bytesValue ?? []), createdAt: MySQLTime.date(row[8].int64 ?? 0))
+        return OutboxRecord(message: message, sequence: row[0].int64 ?? 0, partition: Int(row[7].int64 ?? 0),
+                            attempts: Int(row[9].int64 ?? 0), lastError: row[10].string)
+    }
+
+    public func acknowledge(_ acknowledgement: OutboxAcknowledgement) async throws -> OutboxAcknowledgementResult {
+        guard !acknowledgement.isEmpty else { return OutboxAcknowledgementResult(applied: 0, fenced: 0) }
+        return try await perform("acknowledge") {
+            try await pool.withTransaction { connection in
+                // A shared lock keeps the leases ours until commit: a heartbeat of another relay
+                // cannot take them between this check and the writes (fencing).
+                let owned = Set(try await connection.query(
+                    "SELECT partition_no FROM \(names.leases) WHERE owner = ? LOCK IN SHARE MODE", [.text(acknowledgement.relayID)])
+                    .rows.compactMap { $0[0].int64.map(Int.init) })
+                var applied = 0
+                var fenced = 0
+                let now = MySQLValue.integer(MySQLTime.microseconds(acknowledgement.now))
+                let delivered = acknowledgement.delivered.filter { owned.contains($0.partition) }.map { MySQLValue.integer($0.sequence) }
+                fenced += acknowledgement.delivered.count - delivered.count
+                // Large batches go in slices, so the IN lists stay a few prepared shapes.
+                for start in stride(from: 0, to: delivered.count, by: 1024) {
+                    let slice = Array(delivered[start..<min(delivered.count, start + 1024)])
+                    let list = MySQLValueList.placeholders(slice.count)
+                    applied += try await acknowledgement.retainDelivered
+                        ? connection.query("UPDATE \(names.messages) SET state = 2, finished_at = ? WHERE sequence IN \(list) AND state = 0",
+                                           [now] + MySQLValueList.padded(slice)).affectedRows
+                        : connection.query("DELETE FROM \(names.messages) WHERE sequence IN \(list) AND state = 0",
+                                           MySQLValueList.padded(slice)).affectedRows
+                }
+                for retry in acknowledgement.retries {
+                    guard owned.contains(retry.partition) else { fenced += 1; continue }
+                    applied += try await connection.query("""
+                        UPDATE \(names.messages) SET attempts = attempts + 1, available_at = ?, last_error = ?
+                        WHERE sequence = ? AND state = 0
+                        """, [.integer(MySQLTime.microseconds(retry.availableAt)), .text(retry.error), .integer(retry.sequence)]).affectedRows
+                }
+                for dead in acknowledgement.deadLetters {
+                    guard owned.contains(dead.partition) else { fenced += 1; continue }
+                    applied += try await connection.query("""
+                        UPDATE \(names.messages) SET attempts = attempts + 1, state = 1, last_error = ?, finished_at = ?
+                        WHERE sequence = ? AND state = 0
+                        """, [.text(dead.error), now, .integer(dead.sequence)]).affectedRows
+                }
+                return OutboxAcknowledgementResult(applied: applied, fenced: fenced)
+            }
+        }
+    }
+}
+
+/// One distinct (owner, expiry) pair of a heartbeat's lease changes.
+private struct LeaseChange: Hashable {
+    var owner: String?
+    var expiresAt: Date
+}

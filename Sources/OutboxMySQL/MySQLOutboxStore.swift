@@ -1,0 +1,225 @@
+import Foundation
+public import Logging
+public import Outbox
+import Synchronization
+
+/// The MySQL/MariaDB outbox store, over libmariadb.
+///
+/// Enqueue on the application's own connection, inside its transaction:
+///
+/// ```swift
+/// try await pool.withTransaction { connection in
+///     try await connection.query("INSERT INTO orders (id, total) VALUES (?, ?)", [.text(id), .integer(total)])
+///     try await store.enqueue([message], on: connection)
+/// }
+/// ```
+///
+/// The store's own sessions (heartbeats, claims, acknowledgements) run at READ COMMITTED: under
+/// InnoDB's default REPEATABLE READ, the gap locks of a relay's locking reads blocked the
+/// application's INSERTs until the lock-wait timeout.
+///
+/// Commit order: sequences are handed out at insert, but transactions commit in another order. An
+/// enqueueing transaction first takes a shared lock on one row per partition it writes to (the
+/// commit-guard table); a claim takes those rows exclusively with `SKIP LOCKED`, so it reads only
+/// partitions where no enqueueing transaction is open, and a long transaction holds back only its
+/// own partitions. Per partition, and so per key, publish order is sequence order.
+///
+/// Wake-up: an enqueue through ``enqueue(_:on:)`` inside ``MySQLConnection/withTransaction(isolation:_:)``
+/// wakes relays in the same process at commit; other processes are noticed by adaptive polling of
+/// the highest sequence, every ``Configuration/minimumPollInterval`` while messages flow, backing
+/// off to ``Configuration/maximumPollInterval`` when idle.
+public final class MySQLOutboxStore: OutboxStore, Sendable {
+    /// Settings of the MySQL store; every value has a default.
+    public struct Configuration: Sendable {
+        /// Prefix of the table names (`<prefix>_messages`, …); validated as an identifier. Default `outbox`.
+        public var tablePrefix: String
+        /// Virtual partitions created by the first migration. Default 32.
+        public var partitionCount: Int
+        /// Size limits checked at enqueue. Topic, key and type may not exceed 1,024 bytes here.
+        public var messageLimits: OutboxMessageLimits
+        /// Connections the store's own pool may open. Default 4.
+        public var maximumConnections: Int
+        /// Poll interval right after a change was seen. Default 10 ms.
+        public var minimumPollInterval: Duration
+        /// Poll interval when nothing changes for a while. Default 1 s.
+        public var maximumPollInterval: Duration
+
+        /// Creates a configuration.
+        public init(
+            tablePrefix: String = "outbox",
+            partitionCount: Int = 32,
+            messageLimits: OutboxMessageLimits = .init(),
+            maximumConnections: Int = 4,
+            minimumPollInterval: Duration = .milliseconds(10),
+            maximumPollInterval: Duration = .seconds(1)
+        ) {
+            self.tablePrefix = tablePrefix
+            self.partitionCount = partitionCount
+            self.messageLimits = messageLimits
+            self.maximumConnections = maximumConnections
+            self.minimumPollInterval = minimumPollInterval
+            self.maximumPollInterval = maximumPollInterval
+        }
+    }
+
+    /// The widest topic, key and type the schema's columns hold.
+    static let maximumTextColumnBytes = 1024
+
+    let pool: MySQLConnectionPool
+    let names: MySQLOutboxNames
+    let configuration: Configuration
+    let logger: Logger
+    let commits = OutboxSignal()
+    let poller: MySQLChangePoller
+    private let partitionCountCache = Mutex<Int?>(nil)
+
+    /// Creates the store. It opens its own pool (at READ COMMITTED) to the server `connection`
+    /// names; the application keeps its own pool for its transactions.
+    ///
+    /// - Throws: ``OutboxError`` with code `.invalidConfiguration` for an invalid prefix or limits
+    ///   the columns cannot hold.
+    public init(connection: MySQLConfiguration, configuration: Configuration = .init(), logger: Logger) throws {
+        let names = try MySQLOutboxNames(tablePrefix: configuration.tablePrefix)
+        let limits = configuration.messageLimits
+        guard max(limits.maximumTopicBytes, limits.maximumKeyBytes, limits.maximumTypeBytes) <= Self.maximumTextColumnBytes else {
+            throw OutboxError(code: .invalidConfiguration, operation: "configure MySQL store",
+                              message: "The MySQL store holds topics, keys and types of at most \(Self.maximumTextColumnBytes) bytes; lower the message limits.")
+        }
+        self.names = names
+        self.configuration = configuration
+        self.logger = logger
+        pool = MySQLConnectionPool(configuration: connection, maximumConnections: configuration.maximumConnections, isolation: .readCommitted)
+        poller = MySQLChangePoller(
+            query: "SELECT COALESCE(MAX(sequence), 0) FROM \(names.messages)",
+            minimumInterval: configuration.minimumPollInterval, maximumInterval: configuration.maximumPollInterval)
+    }
+
+    /// Closes the store's connections.
+    public func close() async {
+        await pool.close()
+    }
+
+    // MARK: - Enqueue
+
+    /// Adds messages to the outbox on the application's connection, inside its transaction.
+    ///
+    /// Call it inside ``MySQLConnection/withTransaction(isolation:_:)``: if the transaction rolls
+    /// back, the messages were never there; relays in this process wake at commit. Costs two round
+    /// trips for up to 256 messages of ordinary size.
+    ///
+    /// - Throws: ``OutboxError`` with code `.invalidMessage` for a message that breaks the limits
+    ///   or the server's `max_allowed_packet`; `.schemaMismatch` when `migrate()` has not run.
+    public func enqueue(_ messages: [OutboxMessage], on connection: MySQLConnection) async throws {
+        guard !messages.isEmpty else { return }
+        let prepared = try messages.map { message -> OutboxMessage in
+            try message.validate(limits: configuration.messageLimits)
+            return message.capturingTraceContext()
+        }
+        try await perform("enqueue") {
+            let partitionCount = try await self.partitionCount(connection)
+            let packetLimit = try await connection.maximumPacketBytes()
+            var rows: [(values: [MySQLValue], bytes: Int)] = []
+            var partitions: Set<Int> = []
+            for message in prepared {
+                let partition = OutboxPartitioning.partition(key: message.key, id: message.id, partitionCount: partitionCount)
+                partitions.insert(partition)
+                let headers = OutboxHeaderCoding.encode(message.headers)
+                let created = MySQLTime.microseconds(message.createdAt)
+                let values: [MySQLValue] = [
+                    .bytes(message.id.bytes), .bytes(Array(message.topic.utf8)), message.key.map { .bytes(Array($0.utf8)) } ?? .null,
+                    message.type.map { .bytes(Array($0.utf8)) } ?? .null, .bytes(message.payload), .bytes(headers),
+                    .int(partition), .integer(created), .integer(created),
+                ]
+                let bytes = message.payload.count + headers.count + message.topic.utf8.count + (message.key?.utf8.count ?? 0)
+                    + (message.type?.utf8.count ?? 0) + 128
+                // Checked here, because a packet over the limit makes the server drop the
+                // connection, and the application's transaction with it.
+                guard bytes <= packetLimit - 1024 else {
+                    throw OutboxError(code: .invalidMessage, operation: "enqueue",
+                                      message: "The message (\(bytes) bytes) is larger than the MySQL server's max_allowed_packet (\(packetLimit) bytes); send a smaller payload or raise max_allowed_packet.")
+                }
+                rows.append((values, bytes))
+            }
+            // The shared locks come before the sequence numbers: see "Commit order" above.
+            let guarded = partitions.sorted().map { MySQLValue.int($0) }
+            try await connection.query(
+                "SELECT COUNT(*) FROM \(names.commitGuard) WHERE partition_no IN \(MySQLValueList.placeholders(guarded.count)) LOCK IN SHARE MODE",
+                MySQLValueList.padded(guarded))
+            for chunk in Self.chunks(rows, packetLimit: packetLimit) {
+                let tuple = "(?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                try await connection.query("""
+                    INSERT INTO \(names.messages)
+                        (id, topic, message_key, message_type, payload, headers, partition_no, created_at, available_at)
+                    VALUES \(Array(repeating: tuple, count: chunk.count).joined(separator: ", "))
+                    """, chunk.flatMap(\.values))
+            }
+        }
+        let commits = self.commits
+        let poller = self.poller
+        if !connection.afterCommit({ poller.noteActivity(); commits.signal() }) {
+            // Outside withTransaction the insert committed already (autocommit).
+            poller.noteActivity()
+            commits.signal()
+        }
+    }
+
+    /// Splits rows into statements of 256, 64, 16, 4 or 1 rows (few distinct prepared
+    /// statements), each well under the packet limit.
+    static func chunks(_ rows: [(values: [MySQLValue], bytes: Int)], packetLimit: Int) -> [[(values: [MySQLValue], bytes: Int)]] {
+        var chunks: [[(values: [MySQLValue], bytes: Int)]] = []
+        var start = 0
+        while start < rows.count {
+            var size = 256
+            while size > 1 && (start + size > rows.count || rows[start..<(start + size)].reduce(0, { $0 + $1.bytes }) > packetLimit / 2) {
+                size /= 4
+            }
+            chunks.append(Array(rows[start..<(start + size)]))
+            start += size
+        }
+        return chunks
+    }
+
+    func partitionCount(_ connection: MySQLConnection) async throws -> Int {
+        if let cached = partitionCountCache.withLock({ $0 }) { return cached }
+        let count = Int(try await connection.query("SELECT COUNT(*) FROM \(names.leases)").rows.first?[0].int64 ?? 0)
+        guard count > 0 else {
+            throw OutboxError(code: .schemaMismatch, operation: "enqueue",
+                              message: "The MySQL outbox has no partitions; run `outbox migrate` first.")
+        }
+        partitionCountCache.withLock { $0 = count }
+        return count
+    }
+
+    // MARK: - Wake-up
+
+    public func waitForNewMessages(timeout: Duration) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.poller.wakeUpCursor.wait(on: self.commits, timeout: timeout) }
+            group.addTask { await self.poller.waitForChange(pool: self.pool, timeout: timeout) }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    /// Runs `body`, turning MySQL errors into ``OutboxError``s that name what to fix and contain
+    /// no bound values.
+    func perform<T>(_ operation: String, _ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch {
+            throw MySQLStoreErrors.map(error, operation: operation)
+        }
+    }
+}
+
+extension UUID {
+    /// The 16 bytes of the UUID, in order.
+    var bytes: [UInt8] {
+        withUnsafeBytes(of: uuid) { Array($0) }
+    }
+
+    init?(bytes: [UInt8]) {
+        guard bytes.count == 16 else { return nil }
+        self = bytes.withUnsafeBytes { raw in UUID(uuid: raw.loadUnaligned(as: uuid_t.self)) }
+    }
+}
