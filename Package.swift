@@ -64,6 +64,7 @@ let package = Package(
             dependencies: [
                 "Outbox", "CMariaDB",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strictSettings
         ),

@@ -21,6 +21,17 @@ if [ -z "${OUTBOX_POSTGRES_URL:-}" ]; then
   fi
 fi
 
+if [ -z "${OUTBOX_MYSQL_URL:-}" ]; then
+  if url=$(scripts/start-mariadb.sh); then
+    export OUTBOX_MYSQL_URL="$url"
+  elif [ "${OUTBOX_REQUIRE_SERVERS:-0}" = "1" ]; then
+    echo "MariaDB could not be started and OUTBOX_REQUIRE_SERVERS=1." >&2
+    exit 1
+  else
+    echo "MariaDB could not be started; its suites are skipped." >&2
+  fi
+fi
+
 swift build --build-tests
 # One suite at a time: the suites run real servers, relays, child processes and mock Kafka
 # clusters, and on 2 cores running them all at once turns timing into noise. Each suite is

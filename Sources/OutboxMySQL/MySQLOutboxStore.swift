@@ -1,6 +1,7 @@
 import Foundation
 public import Logging
 public import Outbox
+public import ServiceLifecycle
 import Synchronization
 
 /// The MySQL/MariaDB outbox store, over libmariadb.
@@ -28,7 +29,7 @@ import Synchronization
 /// wakes relays in the same process at commit; other processes are noticed by adaptive polling of
 /// the highest sequence, every ``Configuration/minimumPollInterval`` while messages flow, backing
 /// off to ``Configuration/maximumPollInterval`` when idle.
-public final class MySQLOutboxStore: OutboxStore, Sendable {
+public final class MySQLOutboxStore: OutboxStore, Service, Sendable {
     /// Settings of the MySQL store; every value has a default.
     public struct Configuration: Sendable {
         /// Prefix of the table names (`<prefix>_messages`, …); validated as an identifier. Default `outbox`.
@@ -97,6 +98,13 @@ public final class MySQLOutboxStore: OutboxStore, Sendable {
     /// Closes the store's connections.
     public func close() async {
         await pool.close()
+    }
+
+    /// Waits for shutdown, then closes the store's connections: add the store to your
+    /// `ServiceGroup` after the relay, or call ``close()`` yourself.
+    public func run() async throws {
+        try? await gracefulShutdown()
+        await close()
     }
 
     // MARK: - Enqueue

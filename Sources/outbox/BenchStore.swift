@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import Logging
 import Outbox
+import OutboxMySQL
 import OutboxPostgres
 import OutboxSQLite
 import PostgresNIO
@@ -47,6 +48,24 @@ struct BenchStore: Sendable {
                 shutdown: {
                     _ = try? await client.query(PostgresQuery(unsafeSQL: "DROP SCHEMA \(schema) CASCADE"), logger: logger)
                     running.cancel()
+                })
+        case .mysql(let configuration):
+            try await configuration.checkConnection()
+            let prefix = "outbox_bench_\(UUID().uuidString.prefix(8).lowercased())"
+            let mysql = try MySQLOutboxStore(connection: configuration, configuration: .init(tablePrefix: prefix), logger: logger)
+            try await mysql.migrate()
+            let application = MySQLConnectionPool(configuration: configuration, maximumConnections: 8)
+            return BenchStore(
+                name: "\(location) (prefix \(prefix))", store: mysql, services: [],
+                write: { messages in
+                    try await application.withTransaction { connection in try await mysql.enqueue(messages, on: connection) }
+                },
+                shutdown: {
+                    for table in ["messages", "leases", "relays", "commit_guard", "migrations"] {
+                        _ = try? await application.query("DROP TABLE IF EXISTS `\(prefix)_\(table)`")
+                    }
+                    await application.close()
+                    await mysql.close()
                 })
         }
     }

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Outbox
+import OutboxMySQL
 import OutboxPostgres
 import OutboxSQLite
 import PostgresNIO
@@ -9,12 +10,14 @@ import ServiceLifecycle
 /// Where the outbox lives, parsed from a store URL (`--store` or `OUTBOX_STORE_URL`).
 ///
 /// `sqlite:///absolute/path.sqlite`, `sqlite://relative.sqlite`, `sqlite:relative.sqlite` and
-/// `postgres://user:password@host:5432/database?sslmode=…` are understood; `mysql://` and
-/// `mongodb://` are recognised and named as not built into this version yet.
+/// `postgres://user:password@host:5432/database?sslmode=…` and
+/// `mysql://user:password@host:3306/database?ssl-mode=…` are understood; `mongodb://` is
+/// recognised and named as not built into this version yet.
 struct StoreLocation: CustomStringConvertible {
     enum Kind {
         case sqlite(path: String)
         case postgres(PostgresConnectionURL)
+        case mysql(MySQLConfiguration)
     }
 
     let kind: Kind
@@ -56,12 +59,14 @@ struct StoreLocation: CustomStringConvertible {
             kind = .sqlite(path: rest)
         case "postgres", "postgresql":
             kind = .postgres(try PostgresConnectionURL(trimmed))
-        case "mysql", "mariadb", "mongodb", "mongodb+srv":
+        case "mysql", "mariadb":
+            kind = .mysql(try MySQLConfiguration(url: trimmed))
+        case "mongodb", "mongodb+srv":
             throw OutboxError(code: .invalidConfiguration, operation: "parse store URL",
-                              message: "The \(scheme) store is not built into this version of outbox yet; use a sqlite:// or postgres:// URL.")
+                              message: "The \(scheme) store is not built into this version of outbox yet; use a sqlite://, postgres:// or mysql:// URL.")
         default:
             throw OutboxError(code: .invalidConfiguration, operation: "parse store URL",
-                              message: "Unknown store scheme '\(scheme)'; use sqlite:///path/to/outbox.sqlite or postgres://user@host/database.")
+                              message: "Unknown store scheme '\(scheme)'; use sqlite:///path/to/outbox.sqlite, postgres://user@host/database or mysql://user@host/database.")
         }
     }
 
@@ -69,6 +74,7 @@ struct StoreLocation: CustomStringConvertible {
         switch kind {
         case .sqlite(let path): "sqlite://\(path)"
         case .postgres(let url): url.description
+        case .mysql(let configuration): configuration.description
         }
     }
 
@@ -106,6 +112,10 @@ struct StoreLocation: CustomStringConvertible {
                 configuration: .init(partitionCount: partitionCount, listenerConnection: try url.makeConnectionConfiguration()),
                 logger: logger)
             return Opened(store: store, services: [client, store])
+        case .mysql(let configuration):
+            try await configuration.checkConnection()
+            let store = try MySQLOutboxStore(connection: configuration, configuration: .init(partitionCount: partitionCount), logger: logger)
+            return Opened(store: store, services: [store])
         case .sqlite(let path):
             if !creating && !FileManager.default.fileExists(atPath: path) {
                 throw OutboxError(code: .invalidConfiguration, operation: "open store",

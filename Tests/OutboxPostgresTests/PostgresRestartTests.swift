@@ -10,7 +10,7 @@ struct PostgresRestartTests {
     static let port = 55_433
 
     @Test func relayAndListenerSurviveAServerRestart() async throws {
-        let url = try await Self.script("start-postgres.sh", environment: ["OUTBOX_POSTGRES_PORT": "\(Self.port)"])
+        let url = try await ProjectScript.run("start-postgres.sh", environment: ["OUTBOX_POSTGRES_PORT": "\(Self.port)"])
         let subject = try await PostgresStoreUnderTest(partitionCount: 8, url: try PostgresConnectionURL(url + "?sslmode=disable"))
         defer { Task { try? await subject.close() } }
         let recorder = RecordingPublisher()
@@ -21,7 +21,7 @@ struct PostgresRestartTests {
         try await subject.enqueueCommitted(before)
         try await waitUntil("the first messages are published") { recorder.deliveryCount >= 200 }
 
-        _ = try await Self.script("restart-postgres.sh", arguments: ["\(Self.port)"])
+        _ = try await ProjectScript.run("restart-postgres.sh", arguments: ["\(Self.port)"])
         let after = (0..<200).map { OutboxMessage(topic: "t", key: "k\($0 % 10)", text: "after \($0)") }
         // The application retries its transaction until the server is back, as it would in production.
         try await waitUntil("the application can write again", timeout: .seconds(30)) {
@@ -34,20 +34,5 @@ struct PostgresRestartTests {
         let byKey = Dictionary(grouping: before + after) { $0.key }.mapValues { $0.map(\.id) }
         let audit = DeliveryAudit(committedByKey: byKey, deliveredIDs: recorder.deliveries.map(\.message.id))
         #expect(audit.isClean, "across a restart: \(audit)")
-    }
-
-    /// Runs one of the project's scripts and returns its standard output, trimmed.
-    ///
-    /// Through `/bin/sh` with the output in a file: Foundation's `Process` never saw the script end
-    /// here, because the PostgreSQL server it starts outlives it.
-    static func script(_ name: String, arguments: [String] = [], environment: [String: String] = [:]) async throws -> String {
-        let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("outbox-script-\(UUID().uuidString)").path
-        defer { try? FileManager.default.removeItem(atPath: outputPath) }
-        let assignments = environment.map { "\($0.key)='\($0.value)'" }.joined(separator: " ")
-        let command = "\(assignments) scripts/\(name) \(arguments.joined(separator: " ")) > \(outputPath) 2>/dev/null"
-        let status = await Task.detached { system(command) }.value
-        guard status == 0 else { throw ConformanceFailure("scripts/\(name) failed with status \(status)") }
-        let data = FileManager.default.contents(atPath: outputPath) ?? Data()
-        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 }

@@ -1,0 +1,157 @@
+import Foundation
+import Outbox
+@testable import OutboxMySQL
+import OutboxTesting
+import Synchronization
+import Testing
+
+@Suite("MySQL/MariaDB store", .enabled(if: MySQLTestServer.shouldRun, "set OUTBOX_MYSQL_URL (scripts/test.sh does)"))
+struct MySQLStoreTests {
+    /// Sequences are handed out at insert, transactions commit in another order. A message that
+    /// commits late with a smaller sequence than messages already published is still published,
+    /// and never after a later message of its key; other partitions are not held back meanwhile.
+    @Test func lateCommitWithSmallerSequenceKeepsKeyOrder() async throws {
+        let subject = try await MySQLStoreUnderTest(partitionCount: 16)
+        defer { Task { try? await subject.close() } }
+        let store = subject.mysql
+        let recorder = RecordingPublisher()
+        let running = RunningRelay(OutboxRelay(store: store, publisher: recorder, configuration: .forTesting(pollInterval: .milliseconds(100)),
+                                               logger: subject.logger))
+        let keyA = "account-a"
+        let keyB = (0..<1000).map { "account-b\($0)" }.first {
+            OutboxPartitioning.partition(key: $0, id: UUID(), partitionCount: 16) != OutboxPartitioning.partition(key: keyA, id: UUID(), partitionCount: 16)
+        }!
+        let a1 = OutboxMessage(topic: "t", key: keyA, text: "A1: the slow transaction")
+        let a2 = OutboxMessage(topic: "t", key: keyA, text: "A2: committed first, larger sequence")
+        let b1 = OutboxMessage(topic: "t", key: keyB, text: "B1: another partition")
+
+        let t1Enqueued = Flag()
+        let t1MayCommit = Flag()
+        let t1 = Task {
+            try await subject.application.withTransaction { connection in
+                try await store.enqueue([a1], on: connection)
+                t1Enqueued.set()
+                while !t1MayCommit.isSet { try await Task.sleep(for: .milliseconds(10)) }
+            }
+        }
+        while !t1Enqueued.isSet { try await Task.sleep(for: .milliseconds(10)) }
+        try await subject.enqueueCommitted([a2])
+        try await subject.enqueueCommitted([b1])
+        try await waitUntil("B1, in another partition, is published while T1 is open") {
+            recorder.deliveries.contains { $0.message.id == b1.id }
+        }
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(!recorder.deliveries.contains { $0.message.id == a2.id }, "A2 must wait for A1's transaction")
+        t1MayCommit.set()
+        try await t1.value
+        try await waitUntil("A1 and A2 are published") { recorder.deliveryCount >= 3 }
+        try await running.stop()
+
+        let order = recorder.deliveries.map(\.message.id)
+        let sequenceOf = Dictionary(uniqueKeysWithValues: recorder.deliveries.map { ($0.message.id, $0.sequence) })
+        #expect(sequenceOf[a1.id]! < sequenceOf[b1.id]!, "A1 has the smaller sequence, though B1 was published first")
+        #expect(order.firstIndex(of: b1.id)! < order.firstIndex(of: a1.id)!, "the late commit did not hold back another partition")
+        #expect(order.firstIndex(of: a1.id)! < order.firstIndex(of: a2.id)!, "A1 is published before A2, the later message of its key")
+        #expect(Set(order).count == 3 && order.count == 3)
+    }
+
+    /// SQL metacharacters and 4-byte UTF-8 in every text field, and every byte value in the
+    /// payload, come back byte-exact: values are bound, never spliced into SQL.
+    @Test func hostileTextIsStoredByteExact() async throws {
+        let subject = try await MySQLStoreUnderTest(partitionCount: 4)
+        defer { Task { try? await subject.close() } }
+        let hostile = "'; DROP TABLE users; -- \" ` \\ %_ ? $1 /* */ 😀𝄞 \u{1F9D1}\u{200D}\u{1F4BB}"
+        let message = OutboxMessage(
+            topic: "orders-😀'\"`", key: hostile, type: hostile,
+            payload: Array(0...255) + Array(hostile.utf8),
+            headers: [OutboxHeader(hostile, hostile), OutboxHeader("emoji-🚀", "𝄞")])
+        try await subject.enqueueCommitted([message])
+        let records = try await subject.mysql.claim(partitions: Array(0..<4), limit: 10, now: Date())
+        try #require(records.count == 1)
+        let stored = records[0].message
+        #expect(stored.id == message.id)
+        #expect(Array(stored.topic.utf8) == Array(message.topic.utf8))
+        #expect(Array(stored.key!.utf8) == Array(hostile.utf8))
+        #expect(Array(stored.type!.utf8) == Array(hostile.utf8))
+        #expect(stored.payload == message.payload)
+        #expect(stored.headers.filter { $0.name != "traceparent" } == message.headers)
+        // The application's own statement, with the same hostile text bound.
+        let echoed = try await subject.application.query("SELECT ?, CHAR_LENGTH(?)", [.text(hostile), .text(hostile)])
+        #expect(echoed.rows[0][0].string == hostile)
+        #expect(echoed.rows[0][1].int64 == Int64(hostile.unicodeScalars.count))
+    }
+
+    /// A hostile table prefix is refused before any SQL is built.
+    @Test func hostilePrefixIsRefused() throws {
+        let configuration = try MySQLTestServer.requireConfiguration()
+        for prefix in ["x`; DROP TABLE t; --", "", "1abc", String(repeating: "a", count: 41), "a b"] {
+            #expect(throws: OutboxError.self) {
+                _ = try MySQLOutboxStore(connection: configuration, configuration: .init(tablePrefix: prefix), logger: .init(label: "test"))
+            }
+        }
+    }
+
+    /// Payloads up to the server's `max_allowed_packet` are stored byte-exact; one at the limit is
+    /// refused with a clear error before it is sent, and the application's transaction goes on.
+    @Test func payloadsAtAndAboveMaxAllowedPacket() async throws {
+        let subject = try await MySQLStoreUnderTest(
+            partitionCount: 4, messageLimits: OutboxMessageLimits(maximumPayloadBytes: 64 * 1024 * 1024))
+        defer { Task { try? await subject.close() } }
+        let packetLimit = Int(try await subject.application.query("SELECT @@max_allowed_packet").rows[0][0].int64!)
+        var large = [UInt8](repeating: 0, count: packetLimit - 64 * 1024)
+        large.withUnsafeMutableBufferPointer { bytes in
+            for index in bytes.indices { bytes[index] = UInt8(truncatingIfNeeded: (index &* 2_654_435_761) >> 11) }
+        }
+        let fits = OutboxMessage(topic: "t", key: "big", payload: large)
+        try await subject.enqueueCommitted([fits])
+
+        let tooLarge = OutboxMessage(topic: "t", key: "big", payload: Array(repeating: 7, count: packetLimit))
+        var refusal: OutboxError?
+        try await subject.application.withTransaction { connection in
+            try await connection.query("INSERT INTO \(subject.ordersTable) (note) VALUES (?)", ["kept"])
+            do {
+                try await subject.mysql.enqueue([tooLarge], on: connection)
+            } catch let error as OutboxError {
+                refusal = error
+            }
+        }
+        let error = try #require(refusal)
+        #expect(error.code == .invalidMessage)
+        #expect(error.description.contains("max_allowed_packet"))
+        let kept = try await subject.application.query("SELECT COUNT(*) FROM \(subject.ordersTable) WHERE note = ?", ["kept"])
+        #expect(kept.rows[0][0].int64 == 1, "the application's transaction committed after the refusal")
+
+        let records = try await subject.mysql.claim(partitions: Array(0..<4), limit: 10, now: Date())
+        #expect(records.map(\.message.id) == [fits.id])
+        #expect(records.first?.message.payload == large, "a payload just under max_allowed_packet comes back byte-exact")
+    }
+
+    /// A store limit wider than the schema's columns is refused at configuration time.
+    @Test func limitsWiderThanColumnsAreRefused() throws {
+        let configuration = try MySQLTestServer.requireConfiguration()
+        #expect(throws: OutboxError.self) {
+            _ = try MySQLOutboxStore(connection: configuration,
+                                     configuration: .init(messageLimits: OutboxMessageLimits(maximumKeyBytes: 4096)), logger: .init(label: "test"))
+        }
+    }
+
+    /// Store operations on a database where `migrate` never ran say so in one sentence.
+    @Test func missingSchemaIsNamed() async throws {
+        let configuration = try MySQLTestServer.requireConfiguration()
+        let store = try MySQLOutboxStore(connection: configuration, configuration: .init(tablePrefix: "never_migrated"), logger: .init(label: "test"))
+        defer { Task { await store.close() } }
+        do {
+            _ = try await store.claim(partitions: [0], limit: 1, now: Date())
+            Issue.record("claim on a missing schema succeeded")
+        } catch let error as OutboxError {
+            #expect(error.code == .schemaMismatch)
+            #expect(error.description.contains("outbox migrate"))
+        }
+    }
+}
+
+final class Flag: Sendable {
+    private let value = Mutex(false)
+    func set() { value.withLock { $0 = true } }
+    var isSet: Bool { value.withLock { $0 } }
+}
