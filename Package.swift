@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "OutboxKafka", targets: ["OutboxKafka"]),
         .library(name: "OutboxPostgres", targets: ["OutboxPostgres"]),
         .library(name: "OutboxMySQL", targets: ["OutboxMySQL"]),
+        .library(name: "OutboxMongo", targets: ["OutboxMongo"]),
         .executable(name: "outbox", targets: ["outbox"]),
     ],
     dependencies: [
@@ -68,6 +69,16 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        .systemLibrary(name: "CMongoC", pkgConfig: "libmongoc-1.0", providers: [.apt(["libmongoc-dev"])]),
+        .target(
+            name: "OutboxMongo",
+            dependencies: [
+                "Outbox", "CMongoC",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .systemLibrary(name: "CRdKafka", pkgConfig: "rdkafka", providers: [.apt(["librdkafka-dev"])]),
         .target(
             name: "OutboxKafka",
@@ -81,7 +92,7 @@ let package = Package(
         .executableTarget(
             name: "outbox",
             dependencies: [
-                "Outbox", "OutboxSQLite", "OutboxTesting", "OutboxKafka", "OutboxPostgres", "OutboxMySQL",
+                "Outbox", "OutboxSQLite", "OutboxTesting", "OutboxKafka", "OutboxPostgres", "OutboxMySQL", "OutboxMongo",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -103,6 +114,11 @@ let package = Package(
         .testTarget(
             name: "OutboxMySQLTests",
             dependencies: ["Outbox", "OutboxTesting", "OutboxMySQL"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "OutboxMongoTests",
+            dependencies: ["Outbox", "OutboxTesting", "OutboxMongo", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -13,3 +13,10 @@ for pidfile in .test-servers/mariadb-*/server.pid; do
   kill "$pid" 2>/dev/null || continue
   for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 done
+for pidfile in .test-servers/mongo-*/server.pid; do
+  [ -f "$pidfile" ] || continue
+  pid=$(cat "$pidfile")
+  kill "$pid" 2>/dev/null || continue
+  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$pid" 2>/dev/null || true
+done

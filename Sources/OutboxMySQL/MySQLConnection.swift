@@ -1,4 +1,5 @@
 import CMariaDB
+import Outbox
 import Foundation
 import Synchronization
 
@@ -23,14 +24,14 @@ public enum MySQLIsolationLevel: String, Sendable {
 /// A connection runs one statement at a time: use it from one task at a time (the
 /// ``MySQLConnectionPool`` hands each connection to one task).
 public final class MySQLConnection: Sendable {
-    private let worker: BlockingWorker
+    private let worker: OutboxBlockingWorker
     private let session: MySQLSession
     /// Work to run after the current ``withTransaction(isolation:_:)`` commits; `nil` outside one.
     private let commitHooks = Mutex<[@Sendable () -> Void]?>(nil)
     /// The settings the connection was opened with (the password included; never printed).
     public let configuration: MySQLConfiguration
 
-    private init(worker: BlockingWorker, session: MySQLSession, configuration: MySQLConfiguration) {
+    private init(worker: OutboxBlockingWorker, session: MySQLSession, configuration: MySQLConfiguration) {
         self.worker = worker
         self.session = session
         self.configuration = configuration
@@ -41,7 +42,7 @@ public final class MySQLConnection: Sendable {
     /// - Throws: ``MySQLError`` (for example 1045 for a wrong password, 2002/2003 when no server
     ///   answers); its text never contains the password.
     public static func connect(_ configuration: MySQLConfiguration, isolation: MySQLIsolationLevel? = nil) async throws -> MySQLConnection {
-        let worker = BlockingWorker(name: "outbox.mysql")
+        let worker = OutboxBlockingWorker(name: "outbox.mysql")
         do {
             let session = try await worker.run { try MySQLSession.open(configuration) }
             let connection = MySQLConnection(worker: worker, session: session, configuration: configuration)

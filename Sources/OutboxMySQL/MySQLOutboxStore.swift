@@ -71,7 +71,8 @@ public final class MySQLOutboxStore: OutboxStore, Service, Sendable {
     let configuration: Configuration
     let logger: Logger
     let commits = OutboxSignal()
-    let poller: MySQLChangePoller
+    let poller: OutboxChangePoller
+    let pollQuery: String
     private let partitionCountCache = Mutex<Int?>(nil)
 
     /// Creates the store. It opens its own pool (at READ COMMITTED) to the server `connection`
@@ -90,9 +91,9 @@ public final class MySQLOutboxStore: OutboxStore, Service, Sendable {
         self.configuration = configuration
         self.logger = logger
         pool = MySQLConnectionPool(configuration: connection, maximumConnections: configuration.maximumConnections, isolation: .readCommitted)
-        poller = MySQLChangePoller(
-            query: "SELECT COALESCE(MAX(sequence), 0) FROM \(names.messages)",
-            minimumInterval: configuration.minimumPollInterval, maximumInterval: configuration.maximumPollInterval)
+        // The highest sequence: an index end lookup, and it moves with every insert.
+        pollQuery = "SELECT COALESCE(MAX(sequence), 0) FROM \(names.messages)"
+        poller = OutboxChangePoller(minimumInterval: configuration.minimumPollInterval, maximumInterval: configuration.maximumPollInterval)
     }
 
     /// Closes the store's connections.
@@ -203,7 +204,9 @@ public final class MySQLOutboxStore: OutboxStore, Service, Sendable {
     public func waitForNewMessages(timeout: Duration) async {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.poller.wakeUpCursor.wait(on: self.commits, timeout: timeout) }
-            group.addTask { await self.poller.waitForChange(pool: self.pool, timeout: timeout) }
+            group.addTask {
+                await self.poller.waitForChange(timeout: timeout) { try? await self.pool.query(self.pollQuery).rows.first?[0].int64 }
+            }
             await group.next()
             group.cancelAll()
         }

@@ -1,0 +1,92 @@
+/// One collection, for the application's own documents and the outbox's.
+///
+/// Each method is one database command; pass the transaction's ``MongoSession`` to run it inside
+/// the transaction. Filters and updates are ordinary MongoDB query and update documents, built
+/// as values — never as strings.
+public struct MongoCollection: Sendable {
+    let client: MongoClient
+    /// The database name.
+    public let database: String
+    /// The collection name.
+    public let name: String
+
+    /// Inserts one document.
+    public func insertOne(_ document: BSONDocument, session: MongoSession? = nil) async throws {
+        try await insertMany([document], session: session)
+    }
+
+    /// Inserts documents in order; stops at the first failure.
+    public func insertMany(_ documents: [BSONDocument], session: MongoSession? = nil) async throws {
+        guard !documents.isEmpty else { return }
+        try await client.runCommand(["insert": .string(name), "documents": .array(documents.map { .document($0) }), "ordered": true],
+                                    database: database, session: session)
+    }
+
+    /// The documents matching `filter`, in `sort` order, at most `limit` (0 = no limit), read in
+    /// one batch (up to 16 MB of documents).
+    public func find(
+        _ filter: BSONDocument = [:], sort: BSONDocument? = nil, projection: BSONDocument? = nil, limit: Int = 0, session: MongoSession? = nil
+    ) async throws -> [BSONDocument] {
+        var command: BSONDocument = ["find": .string(name), "filter": .document(filter), "singleBatch": true]
+        if let sort { command["sort"] = .document(sort) }
+        if let projection { command["projection"] = .document(projection) }
+        if limit > 0 {
+            command["limit"] = .int64(Int64(limit))
+            command["batchSize"] = .int64(Int64(limit))
+        }
+        let reply = try await client.runCommand(command, database: database, session: session)
+        return reply["cursor"]?.documentValue?["firstBatch"]?.arrayValue?.compactMap(\.documentValue) ?? []
+    }
+
+    /// Applies `update` to every document matching `filter` (or inserts one with `upsert`).
+    /// Returns how many documents matched and how many changed.
+    @discardableResult
+    public func updateMany(_ filter: BSONDocument, _ update: BSONDocument, upsert: Bool = false, session: MongoSession? = nil) async throws -> (matched: Int, modified: Int) {
+        try await self.update([(filter, update, upsert, true)], session: session)
+    }
+
+    /// Runs several update statements in one command (one round trip).
+    @discardableResult
+    public func update(_ statements: [(filter: BSONDocument, update: BSONDocument, upsert: Bool, multi: Bool)], session: MongoSession? = nil) async throws -> (matched: Int, modified: Int) {
+        guard !statements.isEmpty else { return (0, 0) }
+        let updates: [BSONValue] = statements.map { statement in
+            ["q": .document(statement.filter), "u": .document(statement.update), "upsert": .bool(statement.upsert), "multi": .bool(statement.multi)]
+        }
+        let reply = try await client.runCommand(["update": .string(name), "updates": .array(updates), "ordered": true], database: database, session: session)
+        let upserted = reply["upserted"]?.arrayValue?.count ?? 0
+        return (Int(reply["n"]?.int64Value ?? 0) - upserted, Int(reply["nModified"]?.int64Value ?? 0))
+    }
+
+    /// Deletes every document matching `filter`; returns how many.
+    @discardableResult
+    public func deleteMany(_ filter: BSONDocument, session: MongoSession? = nil) async throws -> Int {
+        let reply = try await client.runCommand(
+            ["delete": .string(name), "deletes": [["q": .document(filter), "limit": .int32(0)]], "ordered": true], database: database, session: session)
+        return Int(reply["n"]?.int64Value ?? 0)
+    }
+
+    /// Atomically updates the first document matching `filter` and returns it (after the update
+    /// with `returnNew`), or `nil` when none matched and `upsert` is false.
+    public func findOneAndUpdate(
+        _ filter: BSONDocument, _ update: BSONDocument, sort: BSONDocument? = nil, upsert: Bool = false, returnNew: Bool = true, session: MongoSession? = nil
+    ) async throws -> BSONDocument? {
+        var command: BSONDocument = ["findAndModify": .string(name), "query": .document(filter), "update": .document(update),
+                                     "new": .bool(returnNew), "upsert": .bool(upsert)]
+        if let sort { command["sort"] = .document(sort) }
+        let reply = try await client.runCommand(command, database: database, session: session)
+        return reply["value"]?.documentValue
+    }
+
+    /// Creates indexes (`key` documents with their names); existing identical indexes are kept.
+    public func createIndexes(_ indexes: [(name: String, key: BSONDocument, unique: Bool)]) async throws {
+        let specs: [BSONValue] = indexes.map { ["name": .string($0.name), "key": .document($0.key), "unique": .bool($0.unique)] }
+        try await client.runCommand(["createIndexes": .string(name), "indexes": .array(specs)], database: database)
+    }
+
+    /// Runs an aggregation pipeline and returns its first batch.
+    public func aggregate(_ pipeline: [BSONDocument], session: MongoSession? = nil) async throws -> [BSONDocument] {
+        let reply = try await client.runCommand(
+            ["aggregate": .string(name), "pipeline": .array(pipeline.map { .document($0) }), "cursor": [:]], database: database, session: session)
+        return reply["cursor"]?.documentValue?["firstBatch"]?.arrayValue?.compactMap(\.documentValue) ?? []
+    }
+}

@@ -1,0 +1,42 @@
+/// An error from libmongoc or the MongoDB server.
+///
+/// `description` names the code and the message; server messages can quote values (a duplicate
+/// key), so the outbox store reduces those to the code before they reach a log.
+public struct MongoError: Error, Sendable, CustomStringConvertible {
+    /// libmongoc's error domain (e.g. 11 = server, 2 = stream/connection, 13 = server selection).
+    public var domain: Int
+    /// The server's error code (e.g. 112 WriteConflict, 11000 duplicate key) or libmongoc's.
+    public var code: Int
+    /// The message.
+    public var message: String
+    /// The server's error labels, e.g. `TransientTransactionError`.
+    public var labels: [String]
+    /// What was being done.
+    public var operation: String
+
+    /// Creates an error.
+    public init(domain: Int, code: Int, message: String, labels: [String] = [], operation: String) {
+        self.domain = domain
+        self.code = code
+        self.message = message
+        self.labels = labels
+        self.operation = operation
+    }
+
+    public var description: String { "MongoDB error \(code) during \(operation): \(message)" }
+
+    /// The whole transaction may succeed when run again (write conflict, lost primary, …).
+    public var isTransientTransactionError: Bool { labels.contains("TransientTransactionError") }
+    /// The commit may or may not have happened; committing again is safe.
+    public var isUnknownCommitResult: Bool { labels.contains("UnknownTransactionCommitResult") }
+
+    /// No server could be reached (selection timeout, connection refused, socket errors).
+    public var isConnectionError: Bool {
+        // libmongoc domains: 2 = stream, 13 = server selection; 6/9 = client/protocol failures.
+        domain == 2 || domain == 13 || code == 6 || code == 89 || code == 91 || code == 189 || code == 11600 || code == 11602
+    }
+
+    static func usage(_ message: String, operation: String) -> MongoError {
+        MongoError(domain: 0, code: 0, message: message, operation: operation)
+    }
+}

@@ -1,0 +1,167 @@
+public import Foundation
+public import Outbox
+
+extension MongoOutboxStore {
+    public func migrate() async throws {
+        guard (1...4096).contains(configuration.partitionCount) else {
+            throw OutboxError(code: .invalidConfiguration, operation: "migrate", message: "The partition count must be between 1 and 4096.")
+        }
+        try await perform("migrate") {
+            try await client.checkTransactionSupport()
+            // Indexes first: createIndexes also creates the collections, which transactions on
+            // older servers cannot do.
+            try await messages.createIndexes([
+                ("outbox_id", ["id": 1], true),
+                ("outbox_claim", ["state": 1, "_id": 1], false),
+                ("outbox_held", ["state": 1, "partition": 1, "key": 1, "_id": 1], false),
+                ("outbox_finished", ["state": 1, "finishedAt": 1], false),
+            ])
+            try await leases.createIndexes([("outbox_owner", ["owner": 1], false)])
+            try await relays.createIndexes([("outbox_expires", ["expiresAt": 1], false)])
+            try await partitions.createIndexes([("outbox_next", ["next": 1], false)])
+            // Idempotent: a second migrate, or two at once, change nothing.
+            let existing = try await meta.find(["_id": "schema"], limit: 1).first?["partitions"]?.int64Value
+            let count = Int(existing ?? Int64(configuration.partitionCount))
+            for start in stride(from: 0, to: count, by: 512) {
+                let range = start..<min(count, start + 512)
+                try await partitions.update(range.map { (["_id": .int64(Int64($0))], ["$setOnInsert": ["next": 0, "writes": 0]], true, false) })
+                try await leases.update(range.map { (["_id": .int64(Int64($0))], ["$setOnInsert": ["owner": nil, "expiresAt": 0, "fence": 0]], true, false) })
+            }
+            try await meta.update([
+                (["_id": "heartbeat"], ["$setOnInsert": ["turn": 0]], true, false),
+                (["_id": "schema"], ["$setOnInsert": ["version": 1, "partitions": .int64(Int64(count))]], true, false),
+            ])
+        }
+    }
+
+    public func heartbeat(_ request: OutboxHeartbeat) async throws -> OutboxLeaseGrant {
+        try await perform("heartbeat") {
+            try await client.withTransaction { session in
+                // Every heartbeat writes this one document first: two heartbeats in flight
+                // conflict, and one runs again, so no two relays plan from the same snapshot.
+                try await meta.updateMany(["_id": "heartbeat"], ["$inc": ["turn": 1]], session: session)
+                let leaseDocuments = try await leases.find([:], sort: ["_id": 1], session: session)
+                let leaseList = leaseDocuments.map { lease in
+                    OutboxLeasePlanner.Lease(partition: Int(lease["_id"]?.int64Value ?? 0), owner: lease["owner"]?.stringValue,
+                                             expiresAt: MongoTime.date(lease["expiresAt"]?.int64Value ?? 0))
+                }
+                let registrations = try await relays.find([:], session: session).map { relay in
+                    OutboxLeasePlanner.Registration(relayID: relay["_id"]?.stringValue ?? "", expiresAt: MongoTime.date(relay["expiresAt"]?.int64Value ?? 0))
+                }
+                let plan = OutboxLeasePlanner.plan(request, leases: leaseList, registrations: registrations)
+                try await leases.update(plan.changedLeases.map { lease in
+                    (["_id": .int64(Int64(lease.partition))],
+                     ["$set": ["owner": lease.owner.map { .string($0) } ?? .null, "expiresAt": .int64(MongoTime.microseconds(lease.expiresAt))]],
+                     false, false)
+                }, session: session)
+                try await relays.update([(
+                    ["_id": .string(request.relayID)],
+                    ["$set": ["expiresAt": .int64(MongoTime.microseconds(plan.registration.expiresAt)), "inFlight": .int64(Int64(request.inFlight))]],
+                    true, false)], session: session)
+                if !plan.lapsedRelays.isEmpty {
+                    try await relays.deleteMany(["_id": ["$in": .array(plan.lapsedRelays.map { .string($0) })]], session: session)
+                }
+                return plan.grant
+            }
+        }
+    }
+
+    public func resign(relayID: String) async throws {
+        try await perform("resign") {
+            try await client.withTransaction { session in
+                try await leases.updateMany(["owner": .string(relayID)], ["$set": ["owner": nil, "expiresAt": 0]], session: session)
+                try await relays.deleteMany(["_id": .string(relayID)], session: session)
+            }
+        }
+    }
+
+    public func claim(partitions wanted: [Int], limit: Int, now: Date) async throws -> [OutboxRecord] {
+        guard !wanted.isEmpty, limit > 0 else { return [] }
+        let partitionList = BSONValue.array(wanted.map { .int64(Int64($0)) })
+        let nowValue = BSONValue.int64(MongoTime.microseconds(now))
+        return try await perform("claim") {
+            // One snapshot for both reads: a message is never seen without the earlier messages
+            // of its partition (see "Sequences and commit order").
+            try await client.withTransaction { session in
+                let candidates = try await messages.find(
+                    ["state": 0, "partition": ["$in": partitionList], "availableAt": ["$lte": nowValue]],
+                    sort: ["_id": 1], limit: limit, session: session)
+                guard !candidates.isEmpty else { return [] }
+                // Keys held back by an earlier message waiting for its retry.
+                let waiting = try await messages.find(
+                    ["state": 0, "attempts": ["$gt": 0], "availableAt": ["$gt": nowValue], "partition": ["$in": partitionList]],
+                    projection: ["partition": 1, "key": 1], session: session)
+                var firstWaiting: [String: Int64] = [:]
+                for document in waiting {
+                    guard let key = document["key"]?.stringValue, let sequence = document["_id"]?.int64Value else { continue }
+                    let slot = "\(document["partition"]?.int64Value ?? -1)/\(key)"
+                    firstWaiting[slot] = min(firstWaiting[slot] ?? .max, sequence)
+                }
+                return try candidates.compactMap { document -> OutboxRecord? in
+                    let record = try Self.record(document)
+                    if let key = record.message.key, let blocker = firstWaiting["\(record.partition)/\(key)"], blocker < record.sequence {
+                        return nil
+                    }
+                    return record
+                }
+            }
+        }
+    }
+
+    static func record(_ document: BSONDocument) throws -> OutboxRecord {
+        guard let sequence = document["_id"]?.int64Value, let idBytes = document["id"]?.binaryValue, idBytes.count == 16 else {
+            throw OutboxError(code: .schemaMismatch, operation: "claim", message: "An outbox document is malformed; the collection was not written by this library.")
+        }
+        let id = idBytes.withUnsafeBytes { UUID(uuid: $0.loadUnaligned(as: uuid_t.self)) }
+        let message = OutboxMessage(
+            id: id, topic: document["topic"]?.stringValue ?? "", key: document["key"]?.stringValue, type: document["type"]?.stringValue,
+            payload: document["payload"]?.binaryValue ?? [], headers: try OutboxHeaderCoding.decode(document["headers"]?.binaryValue ?? []),
+            createdAt: MongoTime.date(document["createdAt"]?.int64Value ?? 0))
+        return OutboxRecord(message: message, sequence: sequence, partition: Int(document["partition"]?.int64Value ?? 0),
+                            attempts: Int(document["attempts"]?.int64Value ?? 0), lastError: document["lastError"]?.stringValue)
+    }
+
+    public func acknowledge(_ acknowledgement: OutboxAcknowledgement) async throws -> OutboxAcknowledgementResult {
+        guard !acknowledgement.isEmpty else { return OutboxAcknowledgementResult(applied: 0, fenced: 0) }
+        let touched = Set(acknowledgement.delivered.map(\.partition) + acknowledgement.retries.map(\.partition) + acknowledgement.deadLetters.map(\.partition))
+        return try await perform("acknowledge") {
+            try await client.withTransaction { session in
+                let ownedList: BSONValue = .array(touched.sorted().map { .int64(Int64($0)) })
+                let ownedFilter: BSONDocument = ["_id": ["$in": ownedList], "owner": .string(acknowledgement.relayID)]
+                let owned = Set(try await leases.find(ownedFilter, projection: ["_id": 1], session: session).compactMap { $0["_id"]?.int64Value.map(Int.init) })
+                // Writing the leases we check makes a concurrent heartbeat that takes one of them
+                // conflict with this transaction, which then runs again and sees the new owner
+                // (fencing); reads alone would not conflict.
+                if !owned.isEmpty {
+                    try await leases.updateMany(ownedFilter, ["$inc": ["fence": 1]], session: session)
+                }
+                var applied = 0
+                var fenced = 0
+                let now = BSONValue.int64(MongoTime.microseconds(acknowledgement.now))
+                let delivered = acknowledgement.delivered.filter { owned.contains($0.partition) }.map { BSONValue.int64($0.sequence) }
+                fenced += acknowledgement.delivered.count - delivered.count
+                if !delivered.isEmpty {
+                    let filter: BSONDocument = ["_id": ["$in": .array(delivered)], "state": 0]
+                    applied += acknowledgement.retainDelivered
+                        ? try await messages.updateMany(filter, ["$set": ["state": 2, "finishedAt": now]], session: session).matched
+                        : try await messages.deleteMany(filter, session: session)
+                }
+                var statements: [(filter: BSONDocument, update: BSONDocument, upsert: Bool, multi: Bool)] = []
+                for retry in acknowledgement.retries {
+                    guard owned.contains(retry.partition) else { fenced += 1; continue }
+                    statements.append((["_id": .int64(retry.sequence), "state": 0],
+                                       ["$inc": ["attempts": 1], "$set": ["availableAt": .int64(MongoTime.microseconds(retry.availableAt)), "lastError": .string(retry.error)]],
+                                       false, false))
+                }
+                for dead in acknowledgement.deadLetters {
+                    guard owned.contains(dead.partition) else { fenced += 1; continue }
+                    statements.append((["_id": .int64(dead.sequence), "state": 0],
+                                       ["$inc": ["attempts": 1], "$set": ["state": 1, "lastError": .string(dead.error), "finishedAt": now]],
+                                       false, false))
+                }
+                applied += try await messages.update(statements, session: session).matched
+                return OutboxAcknowledgementResult(applied: applied, fenced: fenced)
+            }
+        }
+    }
+}

@@ -1,0 +1,260 @@
+import Foundation
+public import Logging
+public import Outbox
+public import ServiceLifecycle
+import Synchronization
+
+/// The MongoDB outbox store, over libmongoc.
+///
+/// Enqueue inside the application's transaction, next to its business document:
+///
+/// ```swift
+/// try await client.withTransaction { session in
+///     try await client.collection("orders").insertOne(order, session: session)
+///     try await store.enqueue([message], in: session)
+/// }
+/// ```
+///
+/// Sequences and commit order: each partition has a document holding its last counter; an
+/// enqueue writes the documents of its partitions first, inside the transaction. Two open
+/// transactions cannot both change one document (the second gets a write conflict and
+/// ``MongoClient/withTransaction(retryTimeout:_:)`` runs it again), so within a partition counters
+/// are taken in commit order, and the relay's snapshot reads never see a later message of a
+/// partition without the earlier ones. Counters follow the clock (microseconds) and always exceed
+/// the partition's last one; the sequence is `counter << 12 | partition`: unique, ordered within
+/// each partition, and in enqueue order within a batch.
+///
+/// Wake-up: a change stream on the messages collection, run by ``run()`` (add the store to your
+/// `ServiceGroup`); relays in the same process also wake at commit. Without a change stream
+/// (a server that does not offer one, or the store not running as a service) relays poll the
+/// partition counters adaptively.
+public final class MongoOutboxStore: OutboxStore, Service, Sendable {
+    /// Settings of the MongoDB store; every value has a default.
+    public struct Configuration: Sendable {
+        /// Prefix of the collection names (`<prefix>_messages`, …); validated. Default `outbox`.
+        public var collectionPrefix: String
+        /// The database of the outbox collections; `nil` uses the URL's database.
+        public var database: String?
+        /// Virtual partitions created by the first migration (at most 4,096). Default 32.
+        public var partitionCount: Int
+        /// Size limits checked at enqueue. Payloads must also fit MongoDB's 16 MB document limit.
+        public var messageLimits: OutboxMessageLimits
+        /// Poll interval right after a change, when polling. Default 10 ms.
+        public var minimumPollInterval: Duration
+        /// Poll interval when idle, when polling. Default 1 s.
+        public var maximumPollInterval: Duration
+        /// Whether ``run()`` opens a change stream. Default `true`.
+        public var usesChangeStream: Bool
+
+        /// Creates a configuration.
+        public init(
+            collectionPrefix: String = "outbox", database: String? = nil, partitionCount: Int = 32,
+            messageLimits: OutboxMessageLimits = .init(maximumPayloadBytes: 15 * 1024 * 1024),
+            minimumPollInterval: Duration = .milliseconds(10), maximumPollInterval: Duration = .seconds(1),
+            usesChangeStream: Bool = true
+        ) {
+            self.collectionPrefix = collectionPrefix
+            self.database = database
+            self.partitionCount = partitionCount
+            self.messageLimits = messageLimits
+            self.minimumPollInterval = minimumPollInterval
+            self.maximumPollInterval = maximumPollInterval
+            self.usesChangeStream = usesChangeStream
+        }
+    }
+
+    /// Bits of the sequence that hold the partition.
+    static let partitionBits: Int64 = 12
+    /// Counters count microseconds from 2020-01-01: 51 bits (the 63 minus the partition's 12) last until 2091.
+    static let counterEpoch: Int64 = 1_577_836_800_000_000
+
+    let client: MongoClient
+    let configuration: Configuration
+    let logger: Logger
+    let messages: MongoCollection
+    let partitions: MongoCollection
+    let leases: MongoCollection
+    let relays: MongoCollection
+    let meta: MongoCollection
+    let commits = OutboxSignal()
+    let poller: OutboxChangePoller
+    let watcher: MongoChangeWatcher
+    private let partitionCountCache = Mutex<Int?>(nil)
+
+    /// Creates the store on a client the application also uses for its transactions.
+    ///
+    /// - Throws: ``OutboxError`` with code `.invalidConfiguration` for an invalid prefix, database
+    ///   or partition count.
+    public init(client: MongoClient, configuration: Configuration = .init(), logger: Logger) throws {
+        let prefix = configuration.collectionPrefix
+        guard MongoOutboxStore.isValidName(prefix) else {
+            throw OutboxError(code: .invalidConfiguration, operation: "configure MongoDB store",
+                              message: "The collection prefix '\(prefix)' is not a valid name; use letters, digits and underscores (at most 40, not starting with a digit).")
+        }
+        let database = configuration.database ?? client.configuration.database
+        guard !database.isEmpty, database.utf8.count < 64, !database.contains(where: { "/\\. \"$".contains($0) }) else {
+            throw OutboxError(code: .invalidConfiguration, operation: "configure MongoDB store",
+                              message: "The MongoDB database name '\(database)' is not valid; use letters, digits, '_' and '-'.")
+        }
+        self.client = client
+        self.configuration = configuration
+        self.logger = logger
+        messages = client.collection("\(prefix)_messages", in: database)
+        partitions = client.collection("\(prefix)_partitions", in: database)
+        leases = client.collection("\(prefix)_leases", in: database)
+        relays = client.collection("\(prefix)_relays", in: database)
+        meta = client.collection("\(prefix)_meta", in: database)
+        poller = OutboxChangePoller(minimumInterval: configuration.minimumPollInterval, maximumInterval: configuration.maximumPollInterval)
+        watcher = MongoChangeWatcher(client: client, database: database, collection: "\(prefix)_messages")
+    }
+
+    static func isValidName(_ name: String) -> Bool {
+        guard let first = name.unicodeScalars.first, name.unicodeScalars.count <= 40 else { return false }
+        func isLetter(_ scalar: Unicode.Scalar) -> Bool { ("a"..."z").contains(scalar) || ("A"..."Z").contains(scalar) }
+        return (isLetter(first) || first == "_")
+            && name.unicodeScalars.allSatisfy { isLetter($0) || ("0"..."9").contains($0) || $0 == "_" }
+    }
+
+    /// Whether the change stream is open; while it is not, relays poll.
+    public var isWatching: Bool { watcher.isWatching }
+
+    /// Keeps the change stream open (reopening it after errors) until shutdown.
+    public func run() async throws {
+        guard configuration.usesChangeStream else {
+            try? await gracefulShutdown()
+            return
+        }
+        let commits = self.commits
+        await withGracefulShutdownHandler {
+            await watcher.run(onInsert: { commits.signal() }, logger: logger)
+        } onGracefulShutdown: {
+            self.watcher.stop()
+        }
+    }
+
+    // MARK: - Enqueue
+
+    /// Adds messages to the outbox inside the application's transaction.
+    ///
+    /// If the transaction aborts, the messages were never there; relays in this process wake at
+    /// commit. Costs one round trip per distinct partition plus one insert.
+    ///
+    /// - Throws: ``OutboxError`` `.invalidMessage` for a message that breaks the limits;
+    ///   `.schemaMismatch` when `migrate()` has not run; a ``MongoError`` write conflict, which
+    ///   ``MongoClient/withTransaction(retryTimeout:_:)`` answers by running the transaction again.
+    public func enqueue(_ messages: [OutboxMessage], in session: MongoSession) async throws {
+        guard !messages.isEmpty else { return }
+        let prepared = try messages.map { message -> OutboxMessage in
+            try message.validate(limits: configuration.messageLimits)
+            return message.capturingTraceContext()
+        }
+        try await performInTransaction("enqueue") {
+            let partitionCount = try await self.partitionCount()
+            let partitionOf = prepared.map { OutboxPartitioning.partition(key: $0.key, id: $0.id, partitionCount: partitionCount) }
+            // Writing the partitions' documents first is what orders commits per partition (see
+            // above); the write also returns each partition's last sequence.
+            let touched = Array(Set(partitionOf)).sorted()
+            var last: Int64 = 0
+            for partition in touched {
+                guard let counter = try await partitions.findOneAndUpdate(
+                    ["_id": .int64(Int64(partition))], ["$inc": ["writes": 1]], session: session)
+                else {
+                    throw OutboxError(code: .schemaMismatch, operation: "enqueue",
+                                      message: "The MongoDB outbox has no partition \(partition); run `outbox migrate` first.")
+                }
+                last = max(last, counter["next"]?.int64Value ?? 0)
+            }
+            // Counters are microseconds since 2020 where the clock allows, so the batch's messages
+            // come out in enqueue order across partitions too, and always above every touched
+            // partition's last counter.
+            let first = max(last + 1, MongoTime.microseconds(Date()) - Self.counterEpoch)
+            var documents: [BSONDocument] = []
+            var lastOfPartition: [Int: Int64] = [:]
+            for (index, (message, partition)) in zip(prepared, partitionOf).enumerated() {
+                let counter = first + Int64(index)
+                lastOfPartition[partition] = counter
+                let created = MongoTime.microseconds(message.createdAt)
+                documents.append([
+                    "_id": .int64(counter << Self.partitionBits | Int64(partition)),
+                    "id": .uuid(message.id), "topic": .string(message.topic),
+                    "key": message.key.map { .string($0) } ?? .null, "type": message.type.map { .string($0) } ?? .null,
+                    "payload": .bytes(message.payload), "headers": .bytes(OutboxHeaderCoding.encode(message.headers)),
+                    "partition": .int64(Int64(partition)), "createdAt": .int64(created), "availableAt": .int64(created),
+                    "attempts": 0, "lastError": .null, "state": 0, "finishedAt": .null,
+                ])
+            }
+            try await partitions.update(lastOfPartition.map { partition, counter in
+                (["_id": .int64(Int64(partition))], ["$set": ["next": .int64(counter)]], false, false)
+            }, session: session)
+            try await self.messages.insertMany(documents, session: session)
+        }
+        let commits = self.commits
+        let poller = self.poller
+        session.afterCommit {
+            poller.noteActivity()
+            commits.signal()
+        }
+    }
+
+    func partitionCount() async throws -> Int {
+        if let cached = partitionCountCache.withLock({ $0 }) { return cached }
+        let schema = try await meta.find(["_id": "schema"], limit: 1).first
+        guard let count = schema?["partitions"]?.int64Value, count > 0 else {
+            throw OutboxError(code: .schemaMismatch, operation: "enqueue", message: "The MongoDB outbox is not set up; run `outbox migrate` first.")
+        }
+        partitionCountCache.withLock { $0 = Int(count) }
+        return Int(count)
+    }
+
+    // MARK: - Wake-up
+
+    public func waitForNewMessages(timeout: Duration) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.poller.wakeUpCursor.wait(on: self.commits, timeout: timeout) }
+            if !watcher.isWatching {
+                group.addTask {
+                    await self.poller.waitForChange(timeout: timeout) {
+                        let total = try? await self.partitions.aggregate([["$group": ["_id": nil, "total": ["$sum": "$next"]]]])
+                        return total?.first?["total"]?.int64Value
+                    }
+                }
+            }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    // MARK: - Errors
+
+    /// Runs `body`, turning driver errors into ``OutboxError``s that name what to fix.
+    func perform<T>(_ operation: String, _ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch {
+            throw MongoStoreErrors.map(error, operation: operation)
+        }
+    }
+
+    /// Like ``perform(_:_:)``, but lets transient transaction errors through unchanged, so the
+    /// enclosing `withTransaction` can run the transaction again.
+    func performInTransaction<T>(_ operation: String, _ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as MongoError where error.isTransientTransactionError {
+            throw error
+        } catch {
+            throw MongoStoreErrors.map(error, operation: operation)
+        }
+    }
+}
+
+/// Times are stored as integer microseconds since 1970: exact and cheap to compare.
+enum MongoTime {
+    static func microseconds(_ date: Date) -> Int64 {
+        Int64((date.timeIntervalSince1970 * 1_000_000).rounded())
+    }
+
+    static func date(_ microseconds: Int64) -> Date {
+        Date(timeIntervalSince1970: TimeInterval(microseconds) / 1_000_000)
+    }
+}

@@ -1,0 +1,86 @@
+import Foundation
+import Logging
+import Outbox
+import OutboxMongo
+import OutboxTesting
+import ServiceLifecycle
+
+/// The server the MongoDB suites use: `OUTBOX_MONGO_URL`, set by scripts/test.sh after it started
+/// one. With `OUTBOX_REQUIRE_SERVERS=1` a missing URL fails the suite instead of skipping it.
+enum MongoTestServer {
+    static var url: String? { ProcessInfo.processInfo.environment["OUTBOX_MONGO_URL"].flatMap { $0.isEmpty ? nil : $0 } }
+    static var isRequired: Bool { ProcessInfo.processInfo.environment["OUTBOX_REQUIRE_SERVERS"] == "1" }
+    /// Run the suite when a server is configured, or when one is required (it then fails loudly).
+    static var shouldRun: Bool { url != nil || isRequired }
+
+    static func requireConfiguration() throws -> MongoConfiguration {
+        guard let url else {
+            throw ConformanceFailure("OUTBOX_MONGO_URL is not set and OUTBOX_REQUIRE_SERVERS=1: start a server with scripts/start-mongo.sh (scripts/test.sh does).")
+        }
+        return try MongoConfiguration(url: url)
+    }
+}
+
+/// Each check gets its own collection prefix, a client and the store with its change stream.
+struct MongoHarness: OutboxStoreHarness {
+    var name: String { "MongoDB" }
+    var wakeUpBound: Duration { .seconds(2) }
+
+    func makeStore() async throws -> any OutboxStoreUnderTest {
+        try await MongoStoreUnderTest(partitionCount: 16)
+    }
+}
+
+final class MongoStoreUnderTest: OutboxStoreUnderTest {
+    let client: MongoClient
+    let mongo: MongoOutboxStore
+    let prefix: String
+    let logger: Logger
+    private let group: ServiceGroup
+    private let running: Task<Void, any Error>
+    var orders: MongoCollection { client.collection("\(prefix)_orders") }
+
+    init(partitionCount: Int, prefix: String = "t_\(UUID().uuidString.prefix(8).lowercased())",
+         configuration: MongoConfiguration? = nil, messageLimits: OutboxMessageLimits? = nil) async throws {
+        let configuration = try configuration ?? MongoTestServer.requireConfiguration()
+        logger = OutboxStoreConformance.defaultLogger
+        client = try MongoClient(configuration: configuration)
+        self.prefix = prefix
+        var storeConfiguration = MongoOutboxStore.Configuration(collectionPrefix: prefix, partitionCount: partitionCount, maximumPollInterval: .milliseconds(500))
+        if let messageLimits { storeConfiguration.messageLimits = messageLimits }
+        mongo = try MongoOutboxStore(client: client, configuration: storeConfiguration, logger: logger)
+        try await mongo.migrate()
+        let group = ServiceGroup(services: [mongo], logger: logger)
+        self.group = group
+        running = Task { try await group.run() }
+        try await waitUntil("the change stream is open", timeout: .seconds(30)) { self.mongo.isWatching }
+    }
+
+    var store: any OutboxStore { mongo }
+
+    func enqueueCommitted(_ messages: [OutboxMessage]) async throws {
+        try await client.withTransaction { session in
+            try await self.orders.insertOne(["note": "order"], session: session)
+            try await self.mongo.enqueue(messages, in: session)
+        }
+    }
+
+    func enqueueRolledBack(_ messages: [OutboxMessage]) async throws {
+        struct Rollback: Error {}
+        do {
+            try await client.withTransaction { session in
+                try await self.orders.insertOne(["note": "order"], session: session)
+                try await self.mongo.enqueue(messages, in: session)
+                throw Rollback()
+            }
+        } catch is Rollback {}
+    }
+
+    func close() async throws {
+        await group.triggerGracefulShutdown()
+        try? await running.value
+        for name in ["orders", "messages", "partitions", "leases", "relays", "meta"] {
+            _ = try? await client.runCommand(["drop": .string("\(prefix)_\(name)")])
+        }
+    }
+}
