@@ -31,6 +31,16 @@ if [ -z "${OUTBOX_MYSQL_URL:-}" ]; then
     echo "MariaDB could not be started; its suites are skipped." >&2
   fi
 fi
+if [ -z "${OUTBOX_MONGO_URL:-}" ]; then
+  if url=$(scripts/start-mongo.sh); then
+    export OUTBOX_MONGO_URL="$url"
+  elif [ "${OUTBOX_REQUIRE_SERVERS:-0}" = "1" ]; then
+    echo "The MongoDB-compatible test server could not be started and OUTBOX_REQUIRE_SERVERS=1." >&2
+    exit 1
+  else
+    echo "The MongoDB-compatible test server could not be started; its suites are skipped." >&2
+  fi
+fi
 
 swift build --build-tests
 # One suite at a time: the suites run real servers, relays, child processes and mock Kafka

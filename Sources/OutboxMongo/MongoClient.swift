@@ -6,6 +6,9 @@ import Synchronization
 /// Initialises libmongoc once per process (Swift runs a global's initialiser exactly once).
 private let driverInitialized: Bool = {
     mongoc_init()
+    // libmongoc writes its own log lines (server monitoring, aborted transactions) to stderr,
+    // with hosts in them. Everything that matters reaches the caller as an error instead.
+    mongoc_log_set_handler(nil, nil)
     return true
 }()
 

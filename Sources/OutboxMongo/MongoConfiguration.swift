@@ -46,25 +46,42 @@ public struct MongoConfiguration: Sendable, CustomStringConvertible {
         func invalid(_ message: String) -> OutboxError {
             OutboxError(code: .invalidConfiguration, operation: "parse MongoDB URL", message: message)
         }
-        guard let components = URLComponents(string: text), let scheme = components.scheme?.lowercased(),
-              scheme == "mongodb" || scheme == "mongodb+srv"
-        else {
+        // Parsed by hand: a MongoDB URL may list several hosts ("h1:27017,h2:27017"), which
+        // URLComponents rejects. libmongoc parses it again, in full, when the client is made.
+        let lowered = text.lowercased()
+        guard let scheme = ["mongodb+srv://", "mongodb://"].first(where: { lowered.hasPrefix($0) }) else {
             throw invalid("The MongoDB URL is malformed; use mongodb://user:password@host:27017/database.")
         }
-        guard let host = components.host, !host.isEmpty else {
+        var rest = Substring(text.dropFirst(scheme.count))
+        var options = ""
+        if let question = rest.firstIndex(of: "?") {
+            options = String(rest[rest.index(after: question)...])
+            rest = rest[..<question]
+        }
+        var path = ""
+        let slash = rest.lastIndex(of: "@").flatMap { rest[$0...].firstIndex(of: "/") } ?? rest.firstIndex(of: "/")
+        if let slash {
+            path = String(rest[rest.index(after: slash)...])
+            rest = rest[..<slash]
+        }
+        var userInfo: Substring?
+        if let at = rest.lastIndex(of: "@") {
+            userInfo = rest[..<at]
+            rest = rest[rest.index(after: at)...]
+        }
+        guard !rest.isEmpty, !rest.split(separator: ",").contains(where: \.isEmpty) else {
             throw invalid("The MongoDB URL names no host; use mongodb://user@host:27017/database.")
         }
-        let database = String(components.path.drop { $0 == "/" })
-        guard !database.contains("/"), !database.contains("."), !database.contains(" "), database.utf8.count < 64 else {
+        let database = path.removingPercentEncoding ?? path
+        guard !database.contains("/"), !database.contains("."), !database.contains(" "), !database.contains("$"), database.utf8.count < 64 else {
             throw invalid("The MongoDB database name in the URL is not valid; use letters, digits, '_' and '-'.")
         }
         connectionString = text
         self.database = database.isEmpty ? "outbox" : database
         self.tls = tls
         self.maximumConnections = max(1, maximumConnections)
-        var shown = components
-        shown.password = nil
-        redacted = shown.string ?? "\(scheme)://\(host)"
+        let user = userInfo.map { info in info.split(separator: ":", maxSplits: 1).first.map(String.init) ?? "" }
+        redacted = "\(scheme)\(user.map { "\($0)@" } ?? "")\(rest)/\(database)\(options.isEmpty ? "" : "?\(options)")"
     }
 
     /// The URL without its password.

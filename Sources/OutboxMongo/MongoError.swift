@@ -3,7 +3,7 @@
 /// `description` names the code and the message; server messages can quote values (a duplicate
 /// key), so the outbox store reduces those to the code before they reach a log.
 public struct MongoError: Error, Sendable, CustomStringConvertible {
-    /// libmongoc's error domain (e.g. 11 = server, 2 = stream/connection, 13 = server selection).
+    /// libmongoc's error domain (e.g. 17 = server, 2 = stream/connection, 15 = server selection).
     public var domain: Int
     /// The server's error code (e.g. 112 WriteConflict, 11000 duplicate key) or libmongoc's.
     public var code: Int
@@ -32,8 +32,10 @@ public struct MongoError: Error, Sendable, CustomStringConvertible {
 
     /// No server could be reached (selection timeout, connection refused, socket errors).
     public var isConnectionError: Bool {
-        // libmongoc domains: 2 = stream, 13 = server selection; 6/9 = client/protocol failures.
-        domain == 2 || domain == 13 || code == 6 || code == 89 || code == 91 || code == 189 || code == 11600 || code == 11602
+        // libmongoc domains: 2 = stream, 15 = server selection (13053: no suitable server). Server
+        // codes: 6 HostUnreachable, 89 NetworkTimeout, 91 ShutdownInProgress, 189 PrimarySteppedDown,
+        // 11600/11602 InterruptedAtShutdown / InterruptedDueToReplStateChange.
+        domain == 2 || domain == 15 || [6, 89, 91, 189, 11600, 11602, 13053].contains(code)
     }
 
     static func usage(_ message: String, operation: String) -> MongoError {

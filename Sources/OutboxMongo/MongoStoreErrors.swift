@@ -19,6 +19,10 @@ enum MongoStoreErrors {
         func outbox(_ code: OutboxError.Code, _ message: String, retriable: Bool = false) -> OutboxError {
             OutboxError(code: code, operation: operation, message: message, isRetriable: retriable, underlying: underlying)
         }
+        if mongo.domain == 1 && mongo.code == 11 || mongo.domain == 14 {
+            // libmongoc's authentication and SCRAM failures.
+            return outbox(.invalidConfiguration, "MongoDB refused the login; check the user name and password.")
+        }
         switch mongo.code {
         case 18, 8000:
             return outbox(.invalidConfiguration, "MongoDB refused the login; check the user name and password.")

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import Logging
 import Outbox
+import OutboxMongo
 import OutboxMySQL
 import OutboxPostgres
 import OutboxSQLite
@@ -48,6 +49,22 @@ struct BenchStore: Sendable {
                 shutdown: {
                     _ = try? await client.query(PostgresQuery(unsafeSQL: "DROP SCHEMA \(schema) CASCADE"), logger: logger)
                     running.cancel()
+                })
+        case .mongo(let configuration):
+            let client = try MongoClient(configuration: configuration)
+            try await checkMongo(client)
+            let prefix = "outbox_bench_\(UUID().uuidString.prefix(8).lowercased())"
+            let mongo = try MongoOutboxStore(client: client, configuration: .init(collectionPrefix: prefix), logger: logger)
+            try await mongo.migrate()
+            return BenchStore(
+                name: "\(location) (prefix \(prefix))", store: mongo, services: [mongo],
+                write: { messages in
+                    try await client.withTransaction { session in try await mongo.enqueue(messages, in: session) }
+                },
+                shutdown: {
+                    for name in ["messages", "partitions", "leases", "relays", "meta"] {
+                        _ = try? await client.runCommand(["drop": .string("\(prefix)_\(name)")])
+                    }
                 })
         case .mysql(let configuration):
             try await configuration.checkConnection()

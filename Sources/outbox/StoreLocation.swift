@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Outbox
+import OutboxMongo
 import OutboxMySQL
 import OutboxPostgres
 import OutboxSQLite
@@ -10,14 +11,15 @@ import ServiceLifecycle
 /// Where the outbox lives, parsed from a store URL (`--store` or `OUTBOX_STORE_URL`).
 ///
 /// `sqlite:///absolute/path.sqlite`, `sqlite://relative.sqlite`, `sqlite:relative.sqlite` and
-/// `postgres://user:password@host:5432/database?sslmode=…` and
-/// `mysql://user:password@host:3306/database?ssl-mode=…` are understood; `mongodb://` is
-/// recognised and named as not built into this version yet.
+/// `postgres://user:password@host:5432/database?sslmode=…`,
+/// `mysql://user:password@host:3306/database?ssl-mode=…` and
+/// `mongodb://user:password@host:27017/database?replicaSet=…` are understood.
 struct StoreLocation: CustomStringConvertible {
     enum Kind {
         case sqlite(path: String)
         case postgres(PostgresConnectionURL)
         case mysql(MySQLConfiguration)
+        case mongo(MongoConfiguration)
     }
 
     let kind: Kind
@@ -62,11 +64,10 @@ struct StoreLocation: CustomStringConvertible {
         case "mysql", "mariadb":
             kind = .mysql(try MySQLConfiguration(url: trimmed))
         case "mongodb", "mongodb+srv":
-            throw OutboxError(code: .invalidConfiguration, operation: "parse store URL",
-                              message: "The \(scheme) store is not built into this version of outbox yet; use a sqlite://, postgres:// or mysql:// URL.")
+            kind = .mongo(try MongoConfiguration(url: trimmed))
         default:
             throw OutboxError(code: .invalidConfiguration, operation: "parse store URL",
-                              message: "Unknown store scheme '\(scheme)'; use sqlite:///path/to/outbox.sqlite, postgres://user@host/database or mysql://user@host/database.")
+                              message: "Unknown store scheme '\(scheme)'; use sqlite:///path/to/outbox.sqlite, postgres://user@host/database, mysql://user@host/database or mongodb://host/database.")
         }
     }
 
@@ -75,6 +76,7 @@ struct StoreLocation: CustomStringConvertible {
         case .sqlite(let path): "sqlite://\(path)"
         case .postgres(let url): url.description
         case .mysql(let configuration): configuration.description
+        case .mongo(let configuration): configuration.description
         }
     }
 
@@ -92,7 +94,7 @@ struct StoreLocation: CustomStringConvertible {
         let opened = try await open(partitionCount: partitionCount, creating: creating, logger: logger)
         return try await withThrowingTaskGroup(of: Void.self) { group in
             // One-shot commands need the connection pool, not the relay's notification listener.
-            for service in opened.services where !(service is PostgresOutboxStore) { group.addTask { try await service.run() } }
+            for service in opened.services where !(service is PostgresOutboxStore || service is MongoOutboxStore) { group.addTask { try await service.run() } }
             defer { group.cancelAll() }
             return try await body(opened.store)
         }
@@ -116,6 +118,11 @@ struct StoreLocation: CustomStringConvertible {
             try await configuration.checkConnection()
             let store = try MySQLOutboxStore(connection: configuration, configuration: .init(partitionCount: partitionCount), logger: logger)
             return Opened(store: store, services: [store])
+        case .mongo(let configuration):
+            let client = try MongoClient(configuration: configuration)
+            try await checkMongo(client)
+            let store = try MongoOutboxStore(client: client, configuration: .init(partitionCount: partitionCount), logger: logger)
+            return Opened(store: store, services: [store])
         case .sqlite(let path):
             if !creating && !FileManager.default.fileExists(atPath: path) {
                 throw OutboxError(code: .invalidConfiguration, operation: "open store",
@@ -123,5 +130,16 @@ struct StoreLocation: CustomStringConvertible {
             }
             return Opened(store: try SQLiteOutboxStore(path: path, configuration: .init(partitionCount: partitionCount)), services: [])
         }
+    }
+}
+
+/// Connects once, so a wrong host or a standalone server fails now, in one sentence.
+func checkMongo(_ client: MongoClient) async throws {
+    do {
+        try await client.checkTransactionSupport()
+    } catch let error as MongoError {
+        throw OutboxError(code: .storeUnavailable, operation: "connect",
+                          message: "Cannot reach MongoDB at \(client.configuration); check the hosts and that the server is up.",
+                          isRetriable: true, underlying: error)
     }
 }
