@@ -22,6 +22,11 @@ struct MockKafkaCommand: AsyncParsableCommand {
     @Option(help: "Also write the bootstrap address to this file (removed again on exit).")
     var bootstrapFile: String?
 
+    @Flag(help: ArgumentHelp(
+        "Read fault-injection commands from standard input, one per line.",
+        discussion: "broker-down <id> | leader <topic> <partition> <broker> | produce-errors <count>"))
+    var commandsFromStdin = false
+
     func validate() throws {
         guard (1...32).contains(brokers) else { throw ValidationError("--brokers must be between 1 and 32.") }
         guard (1...1000).contains(partitions) else { throw ValidationError("--partitions must be between 1 and 1000.") }
@@ -51,6 +56,12 @@ struct MockKafkaCommand: AsyncParsableCommand {
         FileHandle.standardOutput.write(Data((cluster.bootstrapServers + "\n").utf8))
         var logger = Logger(label: "outbox.mock-kafka") { StreamLogHandler.standardError(label: $0) }
         logger.logLevel = .warning
+        if commandsFromStdin {
+            let controller = MockKafkaController(cluster: cluster, logger: logger)
+            let thread = Thread { controller.readCommands() }
+            thread.name = "outbox.mock-kafka.commands"
+            thread.start()
+        }
         try await ServiceGroup(services: [UntilShutdown()], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger).run()
         if let bootstrapFile { try? FileManager.default.removeItem(atPath: bootstrapFile) }
         withExtendedLifetime(cluster) {}
@@ -61,5 +72,41 @@ struct MockKafkaCommand: AsyncParsableCommand {
 private struct UntilShutdown: Service {
     func run() async throws {
         try await gracefulShutdown()
+    }
+}
+
+/// Applies fault-injection commands read from standard input (used by `outbox chaos`). The mock
+/// never brings a broker back up: librdkafka 2.0.2 aborts when the old port was taken meanwhile;
+/// partitions of a broker that is down get a leader again with `leader`.
+private final class MockKafkaController: @unchecked Sendable {
+    // @unchecked: the cluster is used from the one command thread only (and librdkafka's mock
+    // API is thread-safe).
+    let cluster: KafkaMockCluster
+    let logger: Logger
+
+    init(cluster: KafkaMockCluster, logger: Logger) {
+        self.cluster = cluster
+        self.logger = logger
+    }
+
+    func readCommands() {
+        while let line = readLine() {
+            let words = line.split(separator: " ").map(String.init)
+            do {
+                switch (words.first, words.count) {
+                case ("broker-down", 2):
+                    try cluster.takeBrokerDown(Int32(words[1]) ?? -1)
+                case ("leader", 4):
+                    try cluster.setLeader(topic: words[1], partition: Int32(words[2]) ?? -1, broker: Int32(words[3]) ?? -1)
+                case ("produce-errors", 2):
+                    let count = max(0, min(100, Int(words[1]) ?? 0))
+                    cluster.failNextProduceRequests(with: (0..<count).map { $0 % 2 == 0 ? .notLeaderForPartition : .requestTimedOut })
+                default:
+                    logger.warning("Unknown mock-kafka command", metadata: ["command": "\(line)"])
+                }
+            } catch {
+                logger.warning("Mock-kafka command failed", metadata: ["command": "\(line)", "error": "\(error)"])
+            }
+        }
     }
 }

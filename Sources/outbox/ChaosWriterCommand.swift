@@ -1,0 +1,120 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Outbox
+import Synchronization
+
+/// The writer application of `outbox chaos`: enqueues keyed messages continuously, one small
+/// transaction at a time, and keeps a ledger of what it committed.
+///
+/// Ledger lines: `P <id> <key> <poison>` before a transaction commits, `C <id>` after. A line
+/// reaches the file with one `write` call, so it survives a SIGKILL of this process. A `P`
+/// without its `C` is a message whose commit is unknown (the process or the database died).
+struct ChaosWriterCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "chaos-writer",
+        abstract: "The writer application of `outbox chaos` (enqueues keyed messages until SIGTERM).",
+        shouldDisplay: false)
+
+    @OptionGroup var options: StoreOptions
+
+    @Option(help: "The topic to write to.")
+    var topic: String = "chaos"
+
+    @Option(help: "The ledger file to append to.")
+    var ledger: String
+
+    @Option(help: "Ordering keys.")
+    var keys: Int = 40
+
+    @Option(help: "Concurrent writer tasks (each owns a share of the keys).")
+    var writers: Int = 4
+
+    @Option(help: "Transactions per second, all writers together.")
+    var rate: Double = 200
+
+    @Option(help: "Every n-th message is poison: larger than the broker accepts (0: none).")
+    var poisonEvery: Int = 150
+
+    func validate() throws {
+        guard keys > 0, writers > 0, writers <= keys else { throw ValidationError("--keys and --writers must be positive, with no more writers than keys.") }
+        guard rate > 0 else { throw ValidationError("--rate must be positive.") }
+    }
+
+    func run() async throws {
+        let logger = try options.makeLogger(label: "outbox.chaos-writer")
+        guard let handle = FileHandle(forWritingAtPath: ledger) ?? (FileManager.default.createFile(atPath: ledger, contents: nil)
+            ? FileHandle(forWritingAtPath: ledger) : nil)
+        else {
+            throw ValidationError("Cannot write the ledger \(ledger); check that its folder exists and is writable.")
+        }
+        handle.seekToEndOfFile()
+        let ledger = Ledger(handle: handle)
+        let application = try await ApplicationWriter.open(try options.location(), logger: logger)
+        let stop = StopFlag()
+        let (keys, writers, poisonEvery, topic) = (self.keys, self.writers, self.poisonEvery, self.topic)
+        let signals = DispatchSource.makeSignalSource(signal: SIGTERM, queue: .global())
+        signal(SIGTERM, SIG_IGN)
+        signals.setEventHandler { stop.set() }
+        signals.resume()
+        let pause = Duration.milliseconds(Int64(1000 * Double(writers) / rate))
+        let counter = Counter()
+        await withTaskGroup(of: Void.self) { group in
+            for writer in 0..<writers {
+                group.addTask {
+                    let owned = Array(stride(from: writer, to: keys, by: writers))
+                    var turn = 0
+                    var failures = 0
+                    while !stop.isSet {
+                        let key = "key-\(owned[turn % owned.count])"
+                        turn += 1
+                        let messages = (0..<Int.random(in: 1...3)).map { _ -> (OutboxMessage, Bool) in
+                            let number = counter.next()
+                            let poison = poisonEvery > 0 && number % poisonEvery == 0
+                            let payload = poison ? [UInt8](repeating: 0x50, count: 1_100_000) : Array("chaos \(number) \(key)".utf8)
+                            return (OutboxMessage(topic: topic, key: key, type: poison ? "Poison" : "ChaosEvent", payload: payload), poison)
+                        }
+                        ledger.append(messages.map { "P \($0.0.id.uuidString) \(key) \($0.1 ? 1 : 0)\n" }.joined())
+                        do {
+                            try await application.write(messages.map(\.0))
+                            ledger.append(messages.map { "C \($0.0.id.uuidString)\n" }.joined())
+                            failures = 0
+                        } catch {
+                            // The commit is unknown; these ids stay uncertain in the ledger, and the
+                            // next transaction uses new ones.
+                            failures += 1
+                            if failures == 1 { logger.warning("Writer transaction failed; retrying with new messages", metadata: ["error": "\(error)"]) }
+                            try? await Task.sleep(for: .milliseconds(100))
+                        }
+                        try? await Task.sleep(for: pause)
+                    }
+                }
+            }
+        }
+        await application.close()
+    }
+}
+
+/// Appends whole lines to the ledger, one `write` call each, from any task.
+private final class Ledger: Sendable {
+    private let handle: Mutex<FileHandle>
+
+    init(handle: FileHandle) { self.handle = Mutex(handle) }
+
+    func append(_ text: String) {
+        handle.withLock { $0.write(Data(text.utf8)) }
+    }
+}
+
+/// A stop request, set from a signal handler.
+private final class StopFlag: Sendable {
+    private let value = Atomic<Bool>(false)
+    func set() { value.store(true, ordering: .relaxed) }
+    var isSet: Bool { value.load(ordering: .relaxed) }
+}
+
+/// Numbers messages across writer tasks.
+private final class Counter: Sendable {
+    private let value = Atomic<Int>(0)
+    func next() -> Int { value.wrappingAdd(1, ordering: .relaxed).newValue }
+}

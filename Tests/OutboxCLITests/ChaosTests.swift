@@ -1,0 +1,50 @@
+import Foundation
+import OutboxTesting
+import Testing
+
+/// `outbox chaos` on every store: real processes (writer, three relays, mock Kafka), crashed and
+/// broken while they work; every committed message must be accounted for. Each store gets a
+/// server of its own, so the restarts do not disturb other suites.
+@Suite("Chaos", .serialized, .enabled(if: ChaosTests.serversAvailable, "set OUTBOX_REQUIRE_SERVERS=1 or the OUTBOX_*_URL variables (scripts/test.sh does)"))
+struct ChaosTests {
+    static var serversAvailable: Bool {
+        let environment = ProcessInfo.processInfo.environment
+        return environment["OUTBOX_REQUIRE_SERVERS"] == "1" || environment["OUTBOX_POSTGRES_URL"] != nil
+    }
+
+    @Test func sqliteWithTheApplicationKilledMidTransaction() async throws {
+        let folder = try TemporaryFolder()
+        try await expectClean(store: "sqlite://\(folder.path("chaos.sqlite"))", name: "sqlite", extra: ["--kill-writer"])
+    }
+
+    @Test func postgresWithServerRestarts() async throws {
+        let url = try await ProjectScript.run("start-postgres.sh", environment: ["OUTBOX_POSTGRES_PORT": "55434"])
+        try await expectClean(store: url + "?sslmode=disable", name: "postgres", extra: ["--restart-command", "scripts/restart-postgres.sh 55434"])
+    }
+
+    @Test func mariadbWithServerCrashes() async throws {
+        let url = try await ProjectScript.run("start-mariadb.sh", environment: ["OUTBOX_MYSQL_PORT": "53308"])
+        try await expectClean(store: url, name: "mariadb", extra: ["--restart-command", "scripts/restart-mariadb.sh 53308 kill"])
+    }
+
+    @Test func mongodbWithServerCrashes() async throws {
+        let url = try await ProjectScript.run("start-mongo.sh", environment: ["OUTBOX_MONGO_PORT": "57018"])
+        // The test server is single-threaded Python: a gentler write rate.
+        try await expectClean(store: url, name: "mongodb", extra: ["--rate", "40", "--restart-command", "scripts/restart-mongo.sh 57018 kill"])
+    }
+
+    private func expectClean(store: String, name: String, extra: [String]) async throws {
+        let result = try await OutboxProcess.run(
+            ["chaos", "--store", store, "--name", name, "--seconds", "30"] + extra, timeout: .seconds(420))
+        let summary = result.output.split(separator: "\n").first { $0.hasPrefix("chaos \(name):") }.map(String.init) ?? ""
+        // The summary line goes to the test log as the issue asks: one line per store.
+        print(summary)
+        #expect(result.status == 0, "\(summary)\n\(result.error.suffix(3000))")
+        #expect(summary.contains(" lost=0 ") && summary.contains(" order_violations=0 "), "\(summary)")
+        #expect(summary.contains(" poison_not_dead=0 ") && summary.contains(" dead_not_poison=0 "), "\(summary)")
+        let committed = summary.split(separator: " ").first { $0.hasPrefix("committed=") }.flatMap { Int($0.dropFirst("committed=".count)) } ?? 0
+        #expect(committed > 500, "the writer committed too little to prove anything: \(summary)")
+        let kills = summary.split(separator: " ").first { $0.hasPrefix("relay_kills=") }.flatMap { Int($0.dropFirst("relay_kills=".count)) } ?? 0
+        #expect(kills > 0, "no relay was killed: \(summary)")
+    }
+}
