@@ -22,6 +22,7 @@ if [ -f "$root/server.pid" ]; then
   kill "$(cat "$root/server.pid")" 2>/dev/null || true
   for _ in $(seq 1 100); do kill -0 "$(cat "$root/server.pid")" 2>/dev/null || break; sleep 0.1; done
   kill -9 "$(cat "$root/server.pid")" 2>/dev/null || true
+  for _ in $(seq 1 50); do kill -0 "$(cat "$root/server.pid")" 2>/dev/null || break; sleep 0.1; done
 fi
 if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
   echo "Port $port is taken by another program; set OUTBOX_MYSQL_PORT to a free port." >&2

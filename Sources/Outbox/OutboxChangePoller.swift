@@ -15,6 +15,10 @@ public final class OutboxChangePoller: Sendable {
     private let minimumInterval: Duration
     private let maximumInterval: Duration
     private let state: Mutex<State>
+    private let probes = Atomic<Int>(0)
+
+    /// Probes made so far (for `outbox bench`'s idle query count).
+    public var probeCount: Int { probes.load(ordering: .relaxed) }
     /// Remembers in-process commit signals between two waits, for stores that also signal.
     public let wakeUpCursor = OutboxSignalCursor()
 
@@ -35,6 +39,7 @@ public final class OutboxChangePoller: Sendable {
     public func waitForChange(timeout: Duration, probe: @Sendable () async -> Int64?) async {
         let deadline = ContinuousClock.now + timeout
         while !Task.isCancelled {
+            probes.wrappingAdd(1, ordering: .relaxed)
             let current = await probe()
             let changed = state.withLock { state -> Bool in
                 guard let current else { return false }

@@ -320,7 +320,9 @@ public final class OutboxRelay: Service, Sendable {
 
     private func storeWakeUpLoop() async {
         while !Task.isCancelled {
-            await store.waitForNewMessages(timeout: configuration.pollInterval)
+            // A long timeout: the claim loop's own poll is the safety net, and a wait that ends by
+            // timeout wakes the claim loop for nothing (an idle relay's queries doubled).
+            await store.waitForNewMessages(timeout: configuration.pollInterval * 10)
             if Task.isCancelled { return }
             wakeUp.signal()
         }

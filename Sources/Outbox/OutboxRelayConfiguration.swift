@@ -10,7 +10,9 @@ public struct OutboxRelayConfiguration: Sendable {
     public var batchSize: Int
     /// Batches published at once; the next claim overlaps the broker's acks. Default 2.
     public var maximumBatchesInFlight: Int
-    /// Longest wait between claims when the store sends no wake-up. Default 1 s.
+    /// Longest wait between claims when the store sends no wake-up: the safety net that also finds
+    /// retries that became due. Default 2 s, so an idle relay costs the store about one query per
+    /// second (a claim every 2 s and a heartbeat every 2 s); stores wake the relay at commit.
     public var pollInterval: Duration
     /// How long a partition lease lasts without a heartbeat. A crashed relay's messages are
     /// picked up by others after this long. Default 10 s.
@@ -41,7 +43,7 @@ public struct OutboxRelayConfiguration: Sendable {
         relayID: String = OutboxRelayConfiguration.makeRelayID(),
         batchSize: Int = 500,
         maximumBatchesInFlight: Int = 2,
-        pollInterval: Duration = .seconds(1),
+        pollInterval: Duration = .seconds(2),
         leaseDuration: Duration = .seconds(10),
         heartbeatInterval: Duration = .seconds(2),
         retryPolicy: OutboxRetryPolicy = .init(),

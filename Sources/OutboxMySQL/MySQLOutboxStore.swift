@@ -201,6 +201,9 @@ public final class MySQLOutboxStore: OutboxStore, Service, Sendable {
 
     // MARK: - Wake-up
 
+    /// Queries the wake-up poller has made so far (it polls only while no notification path works).
+    public var pollQueries: Int { poller.probeCount }
+
     public func waitForNewMessages(timeout: Duration) async {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.poller.wakeUpCursor.wait(on: self.commits, timeout: timeout) }

@@ -29,7 +29,7 @@ struct RelayCommand: AsyncParsableCommand {
     var batchSize: Int = 500
 
     @Option(help: "Longest wait between claims without a wake-up, in milliseconds.")
-    var pollIntervalMs: Int = 1000
+    var pollIntervalMs: Int = 2000
 
     @Option(help: "Partition lease duration in seconds; a crashed relay's work moves after this long.")
     var leaseSeconds: Double = 10

@@ -62,6 +62,51 @@ final class OutboxProcess: @unchecked Sendable {
     }
 }
 
+extension OutboxProcess {
+    /// Runs a long command with its output in files rather than pipes, and watches for its end
+    /// with `waitpid` as well as `Process`: the chaos command starts servers and processes of its
+    /// own, and in a test process that had run several of them `Process` never reported the end
+    /// of `outbox chaos` (it stayed a zombie until the timeout).
+    static func runLong(_ arguments: [String], timeout: Duration) async throws -> (status: Int32, output: String, error: String) {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("outbox-run-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let outputURL = folder.appendingPathComponent("stdout"), errorURL = folder.appendingPathComponent("stderr")
+        FileManager.default.createFile(atPath: outputURL.path, contents: nil)
+        FileManager.default.createFile(atPath: errorURL.path, contents: nil)
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        var environment = ProcessInfo.processInfo.environment
+        environment.removeValue(forKey: "OUTBOX_STORE_URL")
+        process.environment = environment
+        process.standardOutput = try FileHandle(forWritingTo: outputURL)
+        process.standardError = try FileHandle(forWritingTo: errorURL)
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let pid = process.processIdentifier
+        let deadline = ContinuousClock.now + timeout
+        var status: Int32?
+        while status == nil {
+            var raw: Int32 = 0
+            if waitpid(pid, &raw, WNOHANG) == pid {
+                // Exited normally: the code is in bits 8–15; killed by a signal: 128 + signal.
+                status = raw & 0x7f == 0 ? (raw >> 8) & 0xff : 128 + (raw & 0x7f)
+            } else if !process.isRunning {
+                status = process.terminationStatus
+            } else if ContinuousClock.now > deadline {
+                kill(pid, SIGKILL)
+                throw ProcessTimeout(arguments: arguments)
+            } else {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+        let output = (try? String(contentsOf: outputURL, encoding: .utf8)) ?? ""
+        let error = (try? String(contentsOf: errorURL, encoding: .utf8)) ?? ""
+        return (status!, output, error)
+    }
+}
+
 struct ProcessTimeout: Error, CustomStringConvertible {
     let arguments: [String]
     var description: String { "outbox \(arguments.joined(separator: " ")) did not finish in time" }
