@@ -11,13 +11,13 @@ public struct OutboxRelayConfiguration: Sendable {
     /// Batches published at once; the next claim overlaps the broker's acks. Default 2.
     public var maximumBatchesInFlight: Int
     /// Longest wait between claims when the store sends no wake-up: the safety net that also finds
-    /// retries that became due. Default 2 s, so an idle relay costs the store about one query per
-    /// second (a claim every 2 s and a heartbeat every 2 s); stores wake the relay at commit.
+    /// retries that became due. Default 2 s, so an idle relay costs the store under one query per
+    /// second (a claim every 2 s, a heartbeat every 2.5 s); stores wake the relay at commit.
     public var pollInterval: Duration
     /// How long a partition lease lasts without a heartbeat. A crashed relay's messages are
     /// picked up by others after this long. Default 10 s.
     public var leaseDuration: Duration
-    /// Time between heartbeats; keep it well under `leaseDuration`. Default 2 s.
+    /// Time between heartbeats; keep it well under `leaseDuration`. Default 2.5 s (a quarter of the lease).
     public var heartbeatInterval: Duration
     /// Retry and dead-letter rules.
     public var retryPolicy: OutboxRetryPolicy
@@ -33,7 +33,7 @@ public struct OutboxRelayConfiguration: Sendable {
     public var shutdownGracePeriod: Duration
     /// First pause after the publisher reports the broker unreachable; doubles up to 30 s. Default 200 ms.
     public var publisherUnavailableBackoff: Duration
-    /// Time between updates of the pending-messages gauge. Default 10 s.
+    /// Time between updates of the pending-messages gauge (a count over the whole outbox). Default 30 s.
     public var pendingGaugeInterval: Duration
     /// Where metrics go; `nil` uses the bootstrapped `MetricsSystem`.
     public var metricsFactory: (any MetricsFactory)?
@@ -45,14 +45,14 @@ public struct OutboxRelayConfiguration: Sendable {
         maximumBatchesInFlight: Int = 2,
         pollInterval: Duration = .seconds(2),
         leaseDuration: Duration = .seconds(10),
-        heartbeatInterval: Duration = .seconds(2),
+        heartbeatInterval: Duration = .milliseconds(2500),
         retryPolicy: OutboxRetryPolicy = .init(),
         deliveredRetention: Duration? = nil,
         cleanupBatchSize: Int = 1000,
         cleanupInterval: Duration = .seconds(30),
         shutdownGracePeriod: Duration = .seconds(10),
         publisherUnavailableBackoff: Duration = .milliseconds(200),
-        pendingGaugeInterval: Duration = .seconds(10),
+        pendingGaugeInterval: Duration = .seconds(30),
         metricsFactory: (any MetricsFactory)? = nil
     ) {
         self.relayID = relayID

@@ -33,6 +33,7 @@ final class MongoChangeWatcher: Sendable {
 
     /// Runs until ``stop()``.
     func run(onInsert: @escaping @Sendable () -> Void, logger: Logger) async {
+        stopped.store(false, ordering: .releasing)
         var loggedFailure = false
         while !stopped.load(ordering: .acquiring) && !Task.isCancelled {
             let failure: String? = try? await worker.run { [self] in self.watchUntilError(onInsert: onInsert) }

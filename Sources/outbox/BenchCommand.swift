@@ -7,28 +7,50 @@ import OutboxKafka
 import OutboxSQLite
 import ServiceLifecycle
 
-/// Throughput of the relay against the raw limits measured in the same run.
+/// Throughput, latency and scaling of the relay, each against the raw limits measured in the same
+/// process and run: the producer alone (same broker, no store), batched claim + delete alone (same
+/// store, no broker) and the store's single-row commit rate.
 ///
-/// Scenarios so far: *drain* a preloaded backlog into an in-process mock Kafka cluster, beside the
-/// raw store limit (batched claim + delete, no broker) and the raw producer limit (the same
-/// publisher, no store); and *steady*: an offered rate for a few seconds, with commit → broker-ack
-/// latency. Store by URL (SQLite by default, or PostgreSQL). The bench issue extends the rest.
+/// Scenarios: *drain* (a preloaded backlog, relay → Kafka until empty), *steady* (an offered rate,
+/// commit → broker-ack latency), *scale* (1, 2 and 4 relays on one store), *backlog* (drain rate
+/// with a small vs a large backlog), *enqueue* (an application transaction with and without the
+/// outbox insert) and *idle* (store queries per second of a relay with nothing to do).
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Measure relay throughput and latency (store → mock Kafka) against the raw store and producer limits.")
+        abstract: "Measure relay throughput, latency, scaling and idle cost against the raw store and producer limits.")
 
-    @Option(help: "The store URL (default: a temporary SQLite file). A PostgreSQL outbox is created in a schema of its own and dropped afterwards.")
+    static let allScenarios = ["drain", "steady", "scale", "backlog", "enqueue", "idle"]
+
+    @Option(help: "The store URL (default: a temporary SQLite file). Server stores get tables of their own, dropped afterwards.")
     var store: String?
 
-    @Option(help: "Steady scenario: offered messages per second (0 skips it).")
+    @Option(help: "Kafka bootstrap servers (default: an in-process mock cluster with 3 brokers).")
+    var kafkaBrokers: String?
+
+    @Option(help: "Scenarios to run, comma-separated: \(BenchCommand.allScenarios.joined(separator: ",")).")
+    var scenarios: String = BenchCommand.allScenarios.joined(separator: ",")
+
+    @Option(help: "Steady scenario: offered messages per second.")
     var rate: Int = 1000
 
     @Option(help: "Steady scenario: seconds to run.")
     var seconds: Int = 5
 
-    @Option(help: "Messages in the backlog.")
+    @Option(help: "Messages in the backlog (drain and scale).")
     var messages: Int = 100_000
+
+    @Option(help: "Backlog scenario: the small backlog.")
+    var smallBacklog: Int = 1000
+
+    @Option(help: "Backlog scenario: the large backlog.")
+    var largeBacklog: Int = 1_000_000
+
+    @Option(help: "Enqueue scenario and single-row commit rate: transactions per measurement.")
+    var transactions: Int = 2000
+
+    @Option(help: "Idle scenario: seconds to watch an idle relay.")
+    var idleSeconds: Int = 10
 
     @Option(help: "Payload bytes per message.")
     var payloadBytes: Int = 200
@@ -39,14 +61,29 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Relay batch size.")
     var batchSize: Int = 500
 
+    @Option(help: "Also write the figures as JSON to this file.")
+    var json: String?
+
     @Option(help: "Folder for the database (default: a temporary one, removed afterwards).")
     var folder: String?
 
+    var selected: Set<String> { Set(scenarios.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }) }
+
     func validate() throws {
         guard (1...10_000_000).contains(messages) else { throw ValidationError("--messages must be between 1 and 10000000.") }
+        guard (1...10_000_000).contains(smallBacklog), (1...10_000_000).contains(largeBacklog) else {
+            throw ValidationError("--small-backlog and --large-backlog must be between 1 and 10000000.")
+        }
         guard (0...1_000_000).contains(payloadBytes) else { throw ValidationError("--payload-bytes must be between 0 and 1000000.") }
         guard keys >= 1 else { throw ValidationError("--keys must be at least 1.") }
         guard (1...100_000).contains(batchSize) else { throw ValidationError("--batch-size must be between 1 and 100000.") }
+        guard rate > 0, seconds > 0, transactions > 0, idleSeconds > 0 else {
+            throw ValidationError("--rate, --seconds, --transactions and --idle-seconds must be positive.")
+        }
+        let unknown = selected.subtracting(Self.allScenarios)
+        guard unknown.isEmpty, !selected.isEmpty else {
+            throw ValidationError("Unknown scenario \(unknown.sorted().joined(separator: ", ")); use \(Self.allScenarios.joined(separator: ",")).")
+        }
     }
 
     func run() async throws {
@@ -56,44 +93,85 @@ struct BenchCommand: AsyncParsableCommand {
         defer { if folder == nil { workspace.remove() } }
         let payload = [UInt8](repeating: 0x61, count: payloadBytes)
 
-        let cluster = try KafkaMockCluster(brokers: 3)
-        try cluster.createTopic("bench", partitions: 6, replicationFactor: 3)
-        let kafka = try KafkaPublisher(
-            configuration: KafkaPublisherConfiguration(bootstrapServers: cluster.bootstrapServers,
-                                                       properties: KafkaPublisherConfiguration.mockClusterProperties),
-            logger: logger)
+        var cluster: KafkaMockCluster?
+        let bootstrap: String
+        var properties = KafkaPublisherConfiguration.defaultProperties
+        if let kafkaBrokers {
+            bootstrap = kafkaBrokers
+        } else {
+            let mock = try KafkaMockCluster(brokers: 3)
+            try mock.createTopic("bench", partitions: 6, replicationFactor: 3)
+            cluster = mock
+            bootstrap = mock.bootstrapServers
+            properties = KafkaPublisherConfiguration.mockClusterProperties
+        }
+        let kafka = try KafkaPublisher(configuration: KafkaPublisherConfiguration(bootstrapServers: bootstrap, properties: properties), logger: logger)
         let group = ServiceGroup(services: [kafka], logger: logger)
         let publishing = Task { try await group.run() }
         _ = try await kafka.publish([])
-        print("bench: \(messages) messages of \(payloadBytes) bytes over \(keys) keys, batches of \(batchSize); RSS \(Self.residentMegabytes()) MB")
-
-        // 1. Raw producer: the publisher alone, two batches in flight as the relay keeps them.
-        let producerRate = try await measureProducer(kafka, payload: payload)
-        print(String(format: "  raw producer            %10.0f msg/s   RSS %d MB (peak %d MB)", producerRate, Self.residentMegabytes(), Self.peakMegabytes()))
 
         let target = try await BenchStore.open(url: store, workspace: workspace, logger: logger)
         defer { Task { await target.close() } }
-        print("  store                   \(target.name)")
+        var report = BenchReport(store: target.name, messages: messages, payloadBytes: payloadBytes, keys: keys, batchSize: batchSize, startedAt: Date())
+        print("bench \(target.name): \(payloadBytes)-byte messages over \(keys) keys, batches of \(batchSize), Kafka \(kafkaBrokers ?? "in-process mock (3 brokers, 6 partitions)")")
 
-        // 2. Raw store: claim + delete in batches, no broker.
-        try await preload(target, payload: payload)
+        // Raw limits, measured in this run.
+        let producerRate = try await measureProducer(kafka, payload: payload)
+        report.add("raw producer (no store)", producerRate, "msg/s")
+        try await preload(target, count: messages, payload: payload)
         let storeRate = try await measureStore(target.store)
-        print(String(format: "  raw store (claim+delete) %9.0f msg/s", storeRate))
+        report.add("raw store claim+delete (no broker)", storeRate, "msg/s")
+        let commitRate = try await measureCommits(target, withOutbox: false, payload: payload)
+        report.add("raw single-row commit", commitRate, "tx/s")
+        let drainLimit = (name: producerRate < storeRate ? "raw producer" : "raw store", value: min(producerRate, storeRate))
 
-        // 3. The relay: backlog → Kafka.
-        try await preload(target, payload: payload)
-        let relayRate = try await measureRelay(target.store, kafka, logger: logger)
-        print(String(format: "  relay drain → Kafka     %10.0f msg/s   %.2f× the slower raw limit", relayRate, relayRate / min(storeRate, producerRate)))
-
-        // 4. Steady: an offered rate, commit → broker ack latency.
-        if rate > 0 {
-            let latencies = try await measureSteady(target, kafka, payload: payload, logger: logger)
-            func percentile(_ fraction: Double) -> Double { latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, Int(Double(latencies.count) * fraction))] }
-            print(String(format: "  steady %d msg/s for %d s  commit→ack p50 %.1f ms, p99 %.1f ms, p999 %.1f ms, max %.1f ms (%d messages)",
-                         rate, seconds, percentile(0.5), percentile(0.99), percentile(0.999), latencies.last ?? 0, latencies.count))
+        if selected.contains("drain") {
+            try await preload(target, count: messages, payload: payload)
+            report.add("drain \(messages)", try await measureRelay(target, kafka, relays: 1, count: messages, logger: logger), "msg/s", against: drainLimit)
         }
-        print("  memory                  RSS \(Self.residentMegabytes()) MB, peak \(Self.peakMegabytes()) MB")
-
+        if selected.contains("scale") {
+            for relays in [1, 2, 4] {
+                try await preload(target, count: messages, payload: payload)
+                report.add("scale \(relays) relay\(relays == 1 ? "" : "s")", try await measureRelay(target, kafka, relays: relays, count: messages, logger: logger),
+                           "msg/s", against: drainLimit)
+            }
+        }
+        if selected.contains("backlog") {
+            try await preload(target, count: smallBacklog, payload: payload)
+            let small = try await measureRelay(target, kafka, relays: 1, count: smallBacklog, logger: logger)
+            report.add("backlog \(smallBacklog)", small, "msg/s", against: drainLimit)
+            FileHandle.standardError.write(Data("    loading \(largeBacklog) messages…\n".utf8))
+            try await preload(target, count: largeBacklog, payload: payload)
+            report.add("backlog \(largeBacklog)", try await measureRelay(target, kafka, relays: 1, count: largeBacklog, logger: logger),
+                       "msg/s", against: ("backlog \(smallBacklog)", small))
+        }
+        if selected.contains("enqueue") {
+            let without = try await measureCommits(target, withOutbox: false, payload: payload)
+            report.add("enqueue: app tx without outbox", without, "tx/s")
+            let with = try await measureCommits(target, withOutbox: true, payload: payload)
+            report.add("enqueue: app tx with outbox", with, "tx/s", against: ("without outbox", without))
+        }
+        if selected.contains("steady") {
+            let (latencies, duplicates, maxLag) = try await measureSteady(target, kafka, payload: payload, logger: logger)
+            func percentile(_ fraction: Double) -> Double { latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, Int(Double(latencies.count) * fraction))] }
+            print("  steady \(rate) msg/s for \(seconds) s, \(latencies.count) messages, commit → broker ack:")
+            report.add("steady p50", percentile(0.5), "ms")
+            report.add("steady p99", percentile(0.99), "ms")
+            report.add("steady p999", percentile(0.999), "ms")
+            report.add("steady max lag", maxLag, "ms")
+            report.add("steady duplicates", Double(duplicates), "msgs")
+        }
+        if selected.contains("idle") {
+            let (queries, polls) = try await measureIdle(target, kafka, logger: logger)
+            report.add("idle relay store queries", queries, "q/s")
+            if polls > 0 { report.add("idle wake-up poller queries", polls, "q/s") }
+        }
+        print("  memory                              RSS \(Self.residentMegabytes()) MB, peak \(Self.peakMegabytes()) MB")
+        if let json {
+            do { try report.write(json: json) } catch {
+                throw ValidationError("Cannot write the JSON report to \(json); check that its folder exists and is writable.")
+            }
+        }
         await group.triggerGracefulShutdown()
         try await publishing.value
         withExtendedLifetime(cluster) {}
@@ -132,9 +210,10 @@ struct BenchCommand: AsyncParsableCommand {
         return Double(messages) / (ContinuousClock.now - started).timeInterval
     }
 
-    private func preload(_ target: BenchStore, payload: [UInt8]) async throws {
-        for start in stride(from: 0, to: messages, by: 1000) {
-            let batch = (start..<min(start + 1000, messages)).map {
+    private func preload(_ target: BenchStore, count: Int, payload: [UInt8]) async throws {
+        for start in stride(from: 0, to: count, by: 1000) {
+            if start > 0 && start % 200_000 == 0 { FileHandle.standardError.write(Data("    \(start) of \(count) loaded\n".utf8)) }
+            let batch = (start..<min(start + 1000, count)).map {
                 OutboxMessage(topic: "bench", key: "key-\($0 % keys)", type: "Bench", payload: payload)
             }
             try await target.enqueue(batch)
@@ -142,7 +221,7 @@ struct BenchCommand: AsyncParsableCommand {
     }
 
     /// Offers `rate` single-message transactions per second for `seconds`, relayed to Kafka.
-    private func measureSteady(_ target: BenchStore, _ kafka: KafkaPublisher, payload: [UInt8], logger: Logger) async throws -> [Double] {
+    private func measureSteady(_ target: BenchStore, _ kafka: KafkaPublisher, payload: [UInt8], logger: Logger) async throws -> ([Double], Int, Double) {
         let counter = CountingPublisher(kafka)
         let relay = OutboxRelay(store: target.store, publisher: counter,
                                 configuration: OutboxRelayConfiguration(relayID: "bench-steady", batchSize: batchSize), logger: logger)
@@ -161,7 +240,38 @@ struct BenchCommand: AsyncParsableCommand {
         }
         await group.triggerGracefulShutdown()
         try await relaying.value
-        return counter.latencies.sorted()
+        let latencies = counter.latencies.sorted()
+        // Lag: how far behind the newest commit the broker's acks ran at worst.
+        return (latencies, counter.delivered - total, latencies.last ?? 0)
+    }
+
+    /// Sequential application transactions (one business row, with or without one message).
+    private func measureCommits(_ target: BenchStore, withOutbox: Bool, payload: [UInt8]) async throws -> Double {
+        let started = ContinuousClock.now
+        for index in 0..<transactions {
+            try await target.writeBusiness(withOutbox, OutboxMessage(topic: "bench", key: "key-\(index % keys)", type: "Bench", payload: payload))
+        }
+        let elapsed = (ContinuousClock.now - started).timeInterval
+        if withOutbox {
+            // Leave no backlog behind for the next scenario.
+            _ = try await measureStore(target.store)
+        }
+        return Double(transactions) / elapsed
+    }
+
+    /// Store queries per second of one relay with nothing to do (after it settled).
+    private func measureIdle(_ target: BenchStore, _ kafka: KafkaPublisher, logger: Logger) async throws -> (Double, Double) {
+        let counting = CountingStore(target.store)
+        let relay = OutboxRelay(store: counting, publisher: kafka, configuration: OutboxRelayConfiguration(relayID: "bench-idle"), logger: logger)
+        let group = ServiceGroup(services: target.services + [relay], logger: logger)
+        let relaying = Task { try await group.run() }
+        try await Task.sleep(for: .seconds(3))
+        let (queries, polls) = (counting.queries, target.pollQueries())
+        try await Task.sleep(for: .seconds(idleSeconds))
+        let result = (Double(counting.queries - queries) / Double(idleSeconds), Double(target.pollQueries() - polls) / Double(idleSeconds))
+        await group.triggerGracefulShutdown()
+        try await relaying.value
+        return result
     }
 
     private func measureStore(_ store: any OutboxStore) async throws -> Double {
@@ -180,16 +290,25 @@ struct BenchCommand: AsyncParsableCommand {
         return Double(drained) / (ContinuousClock.now - started).timeInterval
     }
 
-    private func measureRelay(_ store: any OutboxStore, _ kafka: KafkaPublisher, logger: Logger) async throws -> Double {
+    /// Drains `count` preloaded messages with `relays` relays on the store; messages per second.
+    private func measureRelay(_ target: BenchStore, _ kafka: KafkaPublisher, relays: Int, count: Int, logger: Logger) async throws -> Double {
         let counter = CountingPublisher(kafka)
-        let relay = OutboxRelay(store: store, publisher: counter,
-                                configuration: OutboxRelayConfiguration(relayID: "bench-relay", batchSize: batchSize), logger: logger)
-        let group = ServiceGroup(services: [relay], logger: logger)
+        let relayServices = (0..<relays).map { index in
+            OutboxRelay(store: target.store, publisher: counter,
+                        configuration: OutboxRelayConfiguration(relayID: "bench-relay-\(index)-\(UUID().uuidString.prefix(4))", batchSize: batchSize),
+                        logger: logger)
+        }
+        let group = ServiceGroup(services: target.services + relayServices, logger: logger)
         let started = ContinuousClock.now
         let relaying = Task { try await group.run() }
-        while counter.delivered < messages {
+        var reported = 0
+        while counter.delivered < count {
             try await Task.sleep(for: .milliseconds(5))
-            if ContinuousClock.now - started > .seconds(600) { break }
+            if counter.delivered - reported >= 250_000 {
+                reported = counter.delivered
+                FileHandle.standardError.write(Data("    \(reported) of \(count) relayed\n".utf8))
+            }
+            if ContinuousClock.now - started > .seconds(900) { break }
         }
         let elapsed = ContinuousClock.now - started
         await group.triggerGracefulShutdown()

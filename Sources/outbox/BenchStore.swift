@@ -17,6 +17,10 @@ struct BenchStore: Sendable {
     let services: [any Service]
     /// One application transaction that enqueues the messages.
     let write: @Sendable ([OutboxMessage]) async throws -> Void
+    /// One application transaction that inserts a business row, and with `true` also enqueues the message.
+    let writeBusiness: @Sendable (_ withOutbox: Bool, _ message: OutboxMessage) async throws -> Void
+    /// Queries the store's wake-up poller made so far (0 for stores that are notified).
+    let pollQueries: @Sendable () -> Int
     let shutdown: @Sendable () async -> Void
 
     func enqueue(_ messages: [OutboxMessage]) async throws { try await write(messages) }
@@ -28,9 +32,18 @@ struct BenchStore: Sendable {
         case .sqlite(let path):
             let sqlite = try SQLiteOutboxStore(path: path)
             try await sqlite.migrate()
+            try await sqlite.writer.write { db in
+                try db.execute(sql: "CREATE TABLE IF NOT EXISTS bench_orders (id INTEGER PRIMARY KEY, note TEXT NOT NULL)")
+            }
             return BenchStore(name: location.description, store: sqlite, services: [],
                               write: { messages in try await sqlite.writer.write { db in try sqlite.enqueue(messages, in: db) } },
-                              shutdown: {})
+                              writeBusiness: { withOutbox, message in
+                                  try await sqlite.writer.write { db in
+                                      try db.execute(sql: "INSERT INTO bench_orders (note) VALUES (?)", arguments: ["order"])
+                                      if withOutbox { try sqlite.enqueue([message], in: db) }
+                                  }
+                              },
+                              pollQueries: { 0 }, shutdown: {})
         case .postgres(let url):
             try await url.checkConnection(logger: logger)
             let client = PostgresClient(configuration: url.clientConfiguration, backgroundLogger: logger)
@@ -39,6 +52,7 @@ struct BenchStore: Sendable {
             let postgres = try PostgresOutboxStore(
                 client: client, configuration: .init(schema: schema, listenerConnection: try url.makeConnectionConfiguration()), logger: logger)
             try await postgres.migrate()
+            try await client.query(PostgresQuery(unsafeSQL: "CREATE TABLE \(schema).bench_orders (id BIGSERIAL PRIMARY KEY, note TEXT NOT NULL)"), logger: logger)
             return BenchStore(
                 name: "\(location) (schema \(schema))", store: postgres, services: [postgres],
                 write: { messages in
@@ -46,6 +60,13 @@ struct BenchStore: Sendable {
                         try await postgres.enqueue(messages, on: connection, logger: logger)
                     }
                 },
+                writeBusiness: { withOutbox, message in
+                    try await client.withTransaction(logger: logger) { connection in
+                        try await connection.query(PostgresQuery(unsafeSQL: "INSERT INTO \(schema).bench_orders (note) VALUES ('order')"), logger: logger)
+                        if withOutbox { try await postgres.enqueue([message], on: connection, logger: logger) }
+                    }
+                },
+                pollQueries: { 0 },
                 shutdown: {
                     _ = try? await client.query(PostgresQuery(unsafeSQL: "DROP SCHEMA \(schema) CASCADE"), logger: logger)
                     running.cancel()
@@ -56,13 +77,21 @@ struct BenchStore: Sendable {
             let prefix = "outbox_bench_\(UUID().uuidString.prefix(8).lowercased())"
             let mongo = try MongoOutboxStore(client: client, configuration: .init(collectionPrefix: prefix), logger: logger)
             try await mongo.migrate()
+            let orders = client.collection("\(prefix)_orders")
             return BenchStore(
                 name: "\(location) (prefix \(prefix))", store: mongo, services: [mongo],
                 write: { messages in
                     try await client.withTransaction { session in try await mongo.enqueue(messages, in: session) }
                 },
+                writeBusiness: { withOutbox, message in
+                    try await client.withTransaction { session in
+                        try await orders.insertOne(["note": "order"], session: session)
+                        if withOutbox { try await mongo.enqueue([message], in: session) }
+                    }
+                },
+                pollQueries: { mongo.pollQueries },
                 shutdown: {
-                    for name in ["messages", "partitions", "leases", "relays", "meta"] {
+                    for name in ["messages", "partitions", "leases", "relays", "meta", "orders"] {
                         _ = try? await client.runCommand(["drop": .string("\(prefix)_\(name)")])
                     }
                 })
@@ -72,13 +101,21 @@ struct BenchStore: Sendable {
             let mysql = try MySQLOutboxStore(connection: configuration, configuration: .init(tablePrefix: prefix), logger: logger)
             try await mysql.migrate()
             let application = MySQLConnectionPool(configuration: configuration, maximumConnections: 8)
+            try await application.query("CREATE TABLE `\(prefix)_orders` (id BIGINT AUTO_INCREMENT PRIMARY KEY, note VARCHAR(50) NOT NULL) ENGINE=InnoDB")
             return BenchStore(
                 name: "\(location) (prefix \(prefix))", store: mysql, services: [],
                 write: { messages in
                     try await application.withTransaction { connection in try await mysql.enqueue(messages, on: connection) }
                 },
+                writeBusiness: { withOutbox, message in
+                    try await application.withTransaction { connection in
+                        try await connection.query("INSERT INTO `\(prefix)_orders` (note) VALUES (?)", ["order"])
+                        if withOutbox { try await mysql.enqueue([message], on: connection) }
+                    }
+                },
+                pollQueries: { mysql.pollQueries },
                 shutdown: {
-                    for table in ["messages", "leases", "relays", "commit_guard", "migrations"] {
+                    for table in ["messages", "leases", "relays", "commit_guard", "migrations", "orders"] {
                         _ = try? await application.query("DROP TABLE IF EXISTS `\(prefix)_\(table)`")
                     }
                     await application.close()
