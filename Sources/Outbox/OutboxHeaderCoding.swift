@@ -36,6 +36,18 @@ public enum OutboxHeaderCoding {
         return headers
     }
 
+    /// Decodes the headers of a stored row without throwing: damaged bytes give no headers and a
+    /// description of the damage, so the relay can dead-letter that one message instead of
+    /// failing every claim that reads it.
+    public static func decodeStored<Bytes: RandomAccessCollection>(_ bytes: Bytes) -> (headers: [OutboxHeader], damage: String?)
+    where Bytes.Element == UInt8, Bytes.Index == Int {
+        do {
+            return (try decode(bytes), nil)
+        } catch {
+            return ([], "The stored message's headers are damaged (\(bytes.count) bytes that are not an outbox header encoding); it was not published.")
+        }
+    }
+
     private static var damaged: OutboxError {
         OutboxError(code: .schemaMismatch, operation: "read headers",
                     message: "A stored message has damaged headers; the outbox table was written by something other than swift-outbox.")

@@ -13,14 +13,18 @@ public struct OutboxRecord: Sendable, Hashable {
     public var attempts: Int
     /// The error of the last failed attempt, if any.
     public var lastError: String?
+    /// Why the stored row could not be read whole (damaged headers), if so. The relay dead-letters
+    /// such a record at once instead of publishing it.
+    public var damage: String?
 
     /// Creates a record; stores call this when they read a row.
-    public init(message: OutboxMessage, sequence: Int64, partition: Int, attempts: Int = 0, lastError: String? = nil) {
+    public init(message: OutboxMessage, sequence: Int64, partition: Int, attempts: Int = 0, lastError: String? = nil, damage: String? = nil) {
         self.message = message
         self.sequence = sequence
         self.partition = partition
         self.attempts = attempts
         self.lastError = lastError
+        self.damage = damage
     }
 }
 

@@ -169,22 +169,29 @@ public final class OutboxRelay: Service, Sendable {
             if handOver { heartbeatNow.signal() }
         }
         let started = ContinuousClock.now
-        let outcomes: [OutboxPublishOutcome]
+        // A damaged row is never handed to the publisher: it is dead-lettered below, and the rest
+        // of the batch flows.
+        let publishable = batch.filter { $0.damage == nil }
+        var outcomes: [OutboxPublishOutcome]
         do {
-            outcomes = try await publisher.publish(batch)
+            outcomes = publishable.isEmpty ? [] : try await publisher.publish(publishable)
         } catch {
             if Task.isCancelled || error is CancellationError { return }
             pausePublishing(after: error)
             return
         }
         if Task.isCancelled { return }
-        guard outcomes.count == batch.count else {
+        guard outcomes.count == publishable.count else {
             logger.error("Outbox publisher answered with the wrong number of outcomes; the batch stays pending",
                          metadata: ["outbox.expected": "\(batch.count)", "outbox.received": "\(outcomes.count)"])
             pausePublishing(after: OutboxError(code: .publisherUnavailable, operation: "publish", message: "wrong outcome count"))
             return
         }
         publisherPause.withLock { $0 = (nil, 0) }
+        if publishable.count < batch.count {
+            var merged = outcomes.makeIterator()
+            outcomes = batch.map { record in record.damage.map { .failed($0, isRetriable: false) } ?? merged.next()! }
+        }
         let now = Date()
         let acknowledgement = makeAcknowledgement(batch: batch, outcomes: outcomes, now: now)
         await write(acknowledgement)
@@ -208,7 +215,7 @@ public final class OutboxRelay: Service, Sendable {
             guard let reason = outcome.failureReason else { continue }  // skipped: retried as it is
             let attempts = record.attempts + 1
             (outcome.isRetriable ? metrics.failedRetriable : metrics.failedPermanent).increment()
-            if policy.shouldDeadLetter(attempts: attempts, isRetriable: outcome.isRetriable) {
+            if record.damage != nil || policy.shouldDeadLetter(attempts: attempts, isRetriable: outcome.isRetriable) {
                 acknowledgement.deadLetters.append(.init(sequence: record.sequence, partition: record.partition, error: reason))
                 logger.warning("Outbox message dead-lettered", metadata: [
                     "outbox.message_id": "\(record.message.id)", "outbox.topic": "\(record.message.topic)",

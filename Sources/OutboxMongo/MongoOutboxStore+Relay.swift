@@ -113,12 +113,12 @@ extension MongoOutboxStore {
             throw OutboxError(code: .schemaMismatch, operation: "claim", message: "An outbox document is malformed; the collection was not written by this library.")
         }
         let id = idBytes.withUnsafeBytes { UUID(uuid: $0.loadUnaligned(as: uuid_t.self)) }
+        let (headers, damage) = OutboxHeaderCoding.decodeStored(document["headers"]?.binaryValue ?? [])
         let message = OutboxMessage(
             id: id, topic: document["topic"]?.stringValue ?? "", key: document["key"]?.stringValue, type: document["type"]?.stringValue,
-            payload: document["payload"]?.binaryValue ?? [], headers: try OutboxHeaderCoding.decode(document["headers"]?.binaryValue ?? []),
-            createdAt: MongoTime.date(document["createdAt"]?.int64Value ?? 0))
+            payload: document["payload"]?.binaryValue ?? [], headers: headers, createdAt: MongoTime.date(document["createdAt"]?.int64Value ?? 0))
         return OutboxRecord(message: message, sequence: sequence, partition: Int(document["partition"]?.int64Value ?? 0),
-                            attempts: Int(document["attempts"]?.int64Value ?? 0), lastError: document["lastError"]?.stringValue)
+                            attempts: Int(document["attempts"]?.int64Value ?? 0), lastError: document["lastError"]?.stringValue, damage: damage)
     }
 
     public func acknowledge(_ acknowledgement: OutboxAcknowledgement) async throws -> OutboxAcknowledgementResult {

@@ -92,11 +92,12 @@ extension MySQLOutboxStore {
         guard let id = UUID(bytes: row[1].bytesValue ?? []) else {
             throw OutboxError(code: .schemaMismatch, operation: "claim", message: "An outbox row has a malformed id; the table was not written by this library.")
         }
+        let (headers, damage) = OutboxHeaderCoding.decodeStored(row[6].bytesValue ?? [])
         let message = OutboxMessage(
             id: id, topic: row[2].string ?? "", key: row[3].string, type: row[4].string, payload: row[5].bytesValue ?? [],
-            headers: try OutboxHeaderCoding.decode(row[6].bytesValue ?? []), createdAt: MySQLTime.date(row[8].int64 ?? 0))
+            headers: headers, createdAt: MySQLTime.date(row[8].int64 ?? 0))
         return OutboxRecord(message: message, sequence: row[0].int64 ?? 0, partition: Int(row[7].int64 ?? 0),
-                            attempts: Int(row[9].int64 ?? 0), lastError: row[10].string)
+                            attempts: Int(row[9].int64 ?? 0), lastError: row[10].string, damage: damage)
     }
 
     public func acknowledge(_ acknowledgement: OutboxAcknowledgement) async throws -> OutboxAcknowledgementResult {

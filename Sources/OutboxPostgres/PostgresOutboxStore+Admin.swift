@@ -61,7 +61,7 @@ extension PostgresOutboxStore {
                     try row.decode((Int64, UUID, String, String?, String?, ByteBuffer, ByteBuffer, Int, Date, Int, String?, Date).self)
                 let message = OutboxMessage(
                     id: id, topic: topic, key: key, type: type, payload: Array(payload.readableBytesView),
-                    headers: try OutboxHeaderCoding.decode(Array(headers.readableBytesView)), createdAt: created)
+                    headers: OutboxHeaderCoding.decodeStored(Array(headers.readableBytesView)).headers, createdAt: created)
                 letters.append(OutboxDeadLetter(
                     record: OutboxRecord(message: message, sequence: sequence, partition: partition, attempts: attempts, lastError: lastError),
                     failedAt: failed))

@@ -108,10 +108,11 @@ extension PostgresOutboxStore {
         for try await row in rows {
             let (sequence, id, topic, key, type, payload, headers, partition, created, attempts, lastError) =
                 try row.decode((Int64, UUID, String, String?, String?, ByteBuffer, ByteBuffer, Int, Date, Int, String?).self)
+            let (decoded, damage) = OutboxHeaderCoding.decodeStored(Array(headers.readableBytesView))
             let message = OutboxMessage(
-                id: id, topic: topic, key: key, type: type, payload: Array(payload.readableBytesView),
-                headers: try OutboxHeaderCoding.decode(Array(headers.readableBytesView)), createdAt: created)
-            records.append(OutboxRecord(message: message, sequence: sequence, partition: partition, attempts: attempts, lastError: lastError))
+                id: id, topic: topic, key: key, type: type, payload: Array(payload.readableBytesView), headers: decoded, createdAt: created)
+            records.append(OutboxRecord(message: message, sequence: sequence, partition: partition, attempts: attempts, lastError: lastError,
+                                        damage: damage))
         }
         return records
     }

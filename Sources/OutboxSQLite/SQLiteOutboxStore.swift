@@ -385,12 +385,12 @@ public final class SQLiteOutboxStore: OutboxStore, Sendable {
         }
         let payload: Data = row["payload"] ?? Data()
         let headers: Data = row["headers"] ?? Data()
+        let (decoded, damage) = OutboxHeaderCoding.decodeStored([UInt8](headers))
         let message = OutboxMessage(
             id: id, topic: row["topic"], key: row["message_key"], type: row["message_type"],
-            payload: [UInt8](payload), headers: try OutboxHeaderCoding.decode([UInt8](headers)),
-            createdAt: SQLiteTime.date(row["created_at"]))
+            payload: [UInt8](payload), headers: decoded, createdAt: SQLiteTime.date(row["created_at"]))
         return OutboxRecord(message: message, sequence: row["sequence"], partition: row["partition"],
-                            attempts: row["attempts"], lastError: row["last_error"])
+                            attempts: row["attempts"], lastError: row["last_error"], damage: damage)
     }
 
     /// A write in an IMMEDIATE transaction: it takes the write lock up front, so a read-then-write
