@@ -15,6 +15,15 @@ struct CommandLineTests {
         (["status", "--store", "sqlite:///no/such/folder/outbox.sqlite"], "There is no outbox"),
         (["migrate", "--store", "sqlite:///no/such/folder/outbox.sqlite"], "check that the folder exists"),
         (["status", "--store", "sqlite:///tmp"], "is a folder"),
+        (["migrate", "--store", "sqlite:///etc/passwd/outbox.sqlite"], "check that the folder exists and is writable"),
+        (["status", "--store", "mysql://"], "The MySQL URL names no host"),
+        (["status", "--store", "mysql://u@h/db?ssl-mode=maybe"], "ssl-mode must be"),
+        (["status", "--store", "mysql://u:pw@127.0.0.1:1/db"], "Cannot connect to MySQL at 127.0.0.1:1"),
+        (["status", "--store", "mongodb://"], "The MongoDB URL names no host"),
+        (["status", "--store", "mongodb://h/a.b"], "database name in the URL is not valid"),
+        (["status", "--store", "mongodb://127.0.0.1:1/db?serverSelectionTimeoutMS=300"], "Cannot reach MongoDB"),
+        (["bench", "--scenarios", "drain,fly"], "Unknown scenario"),
+        (["chaos", "--seconds", "1"], "--seconds"),
         (["migrate", "--partitions", "0"], "--partitions"),
         (["relay", "--batch-size", "0"], "--batch-size"),
         (["status", "--log-level", "loud"], "Unknown log level"),
@@ -31,7 +40,8 @@ struct CommandLineTests {
     }
 
     @Test func passwordsInStoreURLsAreNeverPrinted() async throws {
-        for url in ["postgres://app:s3cr3t-pw@127.0.0.1:1/shop", "postgres://app:s3cr3t-pw@127.0.0.1:55432/nodb?sslmode=disable", "mysql://root:s3cr3t-pw@localhost/shop", "bogus://u:s3cr3t-pw@x"] {
+        for url in ["postgres://app:s3cr3t-pw@127.0.0.1:1/shop", "postgres://app:s3cr3t-pw@127.0.0.1:55432/nodb?sslmode=disable", "mysql://root:s3cr3t-pw@localhost/shop", "mysql://root:s3cr3t-pw@127.0.0.1:1/shop",
+                    "mongodb://app:s3cr3t-pw@127.0.0.1:1/shop?serverSelectionTimeoutMS=300", "mongodb://app:s3cr3t-pw@", "bogus://u:s3cr3t-pw@x"] {
             let result = try await OutboxProcess.run(["status", "--store", url])
             #expect(result.status != 0)
             #expect(!result.error.contains("s3cr3t-pw") && !result.output.contains("s3cr3t-pw"), "\(url) leaked into: \(result.error)")
