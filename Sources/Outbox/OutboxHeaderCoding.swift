@@ -26,7 +26,9 @@ public enum OutboxHeaderCoding {
             index += 4
             guard length >= 0, bytes.endIndex - index >= length else { throw damaged }
             defer { index += length }
-            return String(decoding: bytes[index..<index + length], as: UTF8.self)
+            // Strict: bytes that are not UTF-8 mean the row was not written by this library.
+            guard let text = String(validating: bytes[index..<index + length], as: UTF8.self) else { throw damaged }
+            return text
         }
         while index < bytes.endIndex {
             let name = try string()
@@ -44,7 +46,7 @@ public enum OutboxHeaderCoding {
         do {
             return (try decode(bytes), nil)
         } catch {
-            return ([], "The stored message's headers are damaged (\(bytes.count) bytes that are not an outbox header encoding); it was not published.")
+            return ([], "The stored message's headers are damaged (\(bytes.count) bytes that are not an outbox header encoding of UTF-8 text); it was not published.")
         }
     }
 

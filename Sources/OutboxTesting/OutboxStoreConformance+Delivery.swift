@@ -32,7 +32,8 @@ extension OutboxStoreConformance {
                           headers: [OutboxHeader(wide, wide), OutboxHeader("dup", "1"), OutboxHeader("dup", "2")]),
             OutboxMessage(topic: "binary", key: nil, type: nil, payload: Array(0...255) + binary),
             OutboxMessage(topic: "empty", key: "", type: "", payload: []),
-            OutboxMessage(topic: "large", key: "large", payload: (0..<1_000_000).map { UInt8(truncatingIfNeeded: $0 % 251) }),
+            // 10 MB: larger than most brokers take, but the store must keep it whole.
+            OutboxMessage(topic: "large", key: "large", payload: Self.pattern(count: 10 * 1024 * 1024)),
         ]
         try await subject.enqueueCommitted(messages)
         let recorder = RecordingPublisher()
@@ -49,6 +50,15 @@ extension OutboxStoreConformance {
             try expect(received.headers == original.headers, "headers changed: \(received.headers.count) vs \(original.headers.count)")
             try expect(abs(received.createdAt.timeIntervalSince(original.createdAt)) < 0.001, "createdAt changed by more than 1 ms")
         }
+    }
+
+    /// Bytes that are not all alike, made without a per-element closure (fast in debug builds too).
+    static func pattern(count: Int) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: count)
+        bytes.withUnsafeMutableBufferPointer { buffer in
+            for index in buffer.indices { buffer[index] = UInt8(truncatingIfNeeded: index % 251) }
+        }
+        return bytes
     }
 
     func threeRelaysKeepOrderUnderRandomFailures(_ subject: any OutboxStoreUnderTest) async throws {
