@@ -11,7 +11,10 @@ final class MongoChangeWatcher: Sendable {
     private let database: String
     private let collection: String
     private let watching = Atomic<Bool>(false)
-    private let stopped = Atomic<Bool>(false)
+    /// Bumped by every `run` and every `stop`: a watch loop runs only while the generation it
+    /// started with is current, so a loop left over from an earlier run ends instead of being
+    /// revived when the store runs again.
+    private let generation = Atomic<Int>(0)
     private let worker = OutboxBlockingWorker(name: "outbox.mongo.watch")
 
     /// How long one wait for changes blocks the watcher thread; bounds how long `stop` takes.
@@ -28,17 +31,18 @@ final class MongoChangeWatcher: Sendable {
     var isWatching: Bool { watching.load(ordering: .acquiring) }
 
     func stop() {
-        stopped.store(true, ordering: .releasing)
+        generation.wrappingAdd(1, ordering: .acquiringAndReleasing)
     }
 
     /// Runs until ``stop()``.
     func run(onInsert: @escaping @Sendable () -> Void, logger: Logger) async {
-        stopped.store(false, ordering: .releasing)
+        let current = generation.wrappingAdd(1, ordering: .acquiringAndReleasing).newValue
+        func isCurrent() -> Bool { generation.load(ordering: .acquiring) == current }
         var loggedFailure = false
-        while !stopped.load(ordering: .acquiring) && !Task.isCancelled {
-            let failure: String? = try? await worker.run { [self] in self.watchUntilError(onInsert: onInsert) }
+        while isCurrent() && !Task.isCancelled {
+            let failure: String? = try? await worker.run { [self] in self.watchUntilError(generation: current, onInsert: onInsert) }
             watching.store(false, ordering: .releasing)
-            if stopped.load(ordering: .acquiring) { return }
+            if !isCurrent() { return }
             if let failure, !loggedFailure {
                 logger.warning("MongoDB change stream unavailable; relays poll until it reopens", metadata: ["outbox.error": "\(failure)"])
                 loggedFailure = true
@@ -51,7 +55,7 @@ final class MongoChangeWatcher: Sendable {
 
     /// Blocks the watcher thread: opens the stream and waits for inserts until an error or stop.
     /// Returns the error's text.
-    private func watchUntilError(onInsert: () -> Void) -> String? {
+    private func watchUntilError(generation current: Int, onInsert: () -> Void) -> String? {
         client.driver.withPooledClientReturningError { pooled in
             guard let stream = outbox_mongoc_watch_inserts(pooled, database, collection, Self.maximumAwait) else {
                 return "the change stream could not be created"
@@ -59,7 +63,7 @@ final class MongoChangeWatcher: Sendable {
             defer { mongoc_change_stream_destroy(stream) }
             var error = bson_error_t()
             // The stream is open once the first wait returned without an error.
-            while !stopped.load(ordering: .acquiring) {
+            while generation.load(ordering: .acquiring) == current {
                 switch outbox_mongoc_change_stream_next(stream, &error) {
                 case 1:
                     onInsert()
