@@ -108,12 +108,7 @@ public final class MongoOutboxStore: OutboxStore, Service, Sendable {
         watcher = MongoChangeWatcher(client: client, database: database, collection: "\(prefix)_messages")
     }
 
-    static func isValidName(_ name: String) -> Bool {
-        guard let first = name.unicodeScalars.first, name.unicodeScalars.count <= 40 else { return false }
-        func isLetter(_ scalar: Unicode.Scalar) -> Bool { ("a"..."z").contains(scalar) || ("A"..."Z").contains(scalar) }
-        return (isLetter(first) || first == "_")
-            && name.unicodeScalars.allSatisfy { isLetter($0) || ("0"..."9").contains($0) || $0 == "_" }
-    }
+    static func isValidName(_ name: String) -> Bool { OutboxStoreSupport.isValidIdentifier(name) }
 
     /// Whether the change stream is open; while it is not, relays poll.
     public var isWatching: Bool { watcher.isWatching }
@@ -251,13 +246,8 @@ public final class MongoOutboxStore: OutboxStore, Service, Sendable {
     }
 }
 
-/// Times are stored as integer microseconds since 1970: exact and cheap to compare.
+/// Times are stored as integer microseconds since 1970 (``OutboxStoreSupport``).
 enum MongoTime {
-    static func microseconds(_ date: Date) -> Int64 {
-        Int64((date.timeIntervalSince1970 * 1_000_000).rounded())
-    }
-
-    static func date(_ microseconds: Int64) -> Date {
-        Date(timeIntervalSince1970: TimeInterval(microseconds) / 1_000_000)
-    }
+    static func microseconds(_ date: Date) -> Int64 { OutboxStoreSupport.microseconds(date) }
+    static func date(_ microseconds: Int64) -> Date { OutboxStoreSupport.date(microseconds: microseconds) }
 }

@@ -30,12 +30,7 @@ struct MySQLOutboxNames: Sendable {
         migrationLock = "outbox.migrate.\(tablePrefix)"
     }
 
-    static func isValidIdentifier(_ name: String) -> Bool {
-        guard let first = name.unicodeScalars.first, name.unicodeScalars.count <= 40 else { return false }
-        func isLetter(_ scalar: Unicode.Scalar) -> Bool { ("a"..."z").contains(scalar) || ("A"..."Z").contains(scalar) }
-        return (isLetter(first) || first == "_")
-            && name.unicodeScalars.allSatisfy { isLetter($0) || ("0"..."9").contains($0) || $0 == "_" }
-    }
+    static func isValidIdentifier(_ name: String) -> Bool { OutboxStoreSupport.isValidIdentifier(name) }
 }
 
 /// Lists of values as `IN (?, ?, …)` placeholders.
@@ -61,14 +56,8 @@ enum MySQLValueList {
     }
 }
 
-/// Times are stored as integer microseconds since 1970: exact, sortable, cheap to compare, and
-/// free of the server's time zone.
+/// Times are stored as integer microseconds since 1970 (``OutboxStoreSupport``).
 enum MySQLTime {
-    static func microseconds(_ date: Date) -> Int64 {
-        Int64((date.timeIntervalSince1970 * 1_000_000).rounded())
-    }
-
-    static func date(_ microseconds: Int64) -> Date {
-        Date(timeIntervalSince1970: TimeInterval(microseconds) / 1_000_000)
-    }
+    static func microseconds(_ date: Date) -> Int64 { OutboxStoreSupport.microseconds(date) }
+    static func date(_ microseconds: Int64) -> Date { OutboxStoreSupport.date(microseconds: microseconds) }
 }

@@ -38,15 +38,5 @@ struct PostgresOutboxNames: Sendable {
         lockSpace = Int32(bitPattern: hash)
     }
 
-    static func isValidIdentifier(_ name: String) -> Bool {
-        guard let first = name.unicodeScalars.first, name.unicodeScalars.count <= 40 else { return false }
-        let letters = CharacterSetASCII.letters
-        return (letters.contains(first) || first == "_")
-            && name.unicodeScalars.allSatisfy { letters.contains($0) || ("0"..."9").contains($0) || $0 == "_" }
-    }
-}
-
-private enum CharacterSetASCII {
-    static let letters: Set<Unicode.Scalar> = Set((UInt8(ascii: "a")...UInt8(ascii: "z")).map { Unicode.Scalar($0) })
-        .union((UInt8(ascii: "A")...UInt8(ascii: "Z")).map { Unicode.Scalar($0) })
+    static func isValidIdentifier(_ name: String) -> Bool { OutboxStoreSupport.isValidIdentifier(name) }
 }

@@ -1,12 +1,8 @@
 import Foundation
+import Outbox
 
 /// Times are stored as integer microseconds since 1970: exact, sortable, and cheap to compare.
 enum SQLiteTime {
-    static func microseconds(_ date: Date) -> Int64 {
-        Int64((date.timeIntervalSince1970 * 1_000_000).rounded())
-    }
-
-    static func date(_ microseconds: Int64) -> Date {
-        Date(timeIntervalSince1970: TimeInterval(microseconds) / 1_000_000)
-    }
+    static func microseconds(_ date: Date) -> Int64 { OutboxStoreSupport.microseconds(date) }
+    static func date(_ microseconds: Int64) -> Date { OutboxStoreSupport.date(microseconds: microseconds) }
 }
