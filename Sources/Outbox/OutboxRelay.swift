@@ -55,6 +55,10 @@ public final class OutboxRelay: Service, Sendable {
     /// The relay's id in the store.
     public var relayID: String { configuration.relayID }
 
+    /// How long one claim or acknowledgement may take before it counts as failed: far above any
+    /// healthy call, short enough that a call hung on a dead connection does not stall the relay.
+    var storeCallTimeout: Duration { max(configuration.leaseDuration * 3, .seconds(10)) }
+
     /// Runs until graceful shutdown (returns after releasing its leases) or cancellation (returns
     /// at once, leaving its leases to lapse).
     ///
@@ -115,7 +119,10 @@ public final class OutboxRelay: Service, Sendable {
                 let limit = configuration.batchSize + messagesInFlight
                 let records: [OutboxRecord]
                 do {
-                    records = try await store.claim(partitions: claimable, limit: limit, now: Date())
+                    let store = self.store
+                    records = try await OutboxStoreCallTimeout.run("claim", timeout: storeCallTimeout) {
+                        try await store.claim(partitions: claimable, limit: limit, now: Date())
+                    }
                     storeFailures = 0
                 } catch {
                     if Task.isCancelled { break }
@@ -241,7 +248,10 @@ public final class OutboxRelay: Service, Sendable {
         var failures = 0
         while !Task.isCancelled {
             do {
-                let result = try await store.acknowledge(acknowledgement)
+                let store = self.store
+                let result = try await OutboxStoreCallTimeout.run("acknowledge", timeout: storeCallTimeout) {
+                    try await store.acknowledge(acknowledgement)
+                }
                 metrics.published.increment(by: acknowledgement.delivered.count)
                 metrics.deadLettered.increment(by: acknowledgement.deadLetters.count)
                 if result.fenced > 0 {
@@ -292,9 +302,13 @@ public final class OutboxRelay: Service, Sendable {
             let started = ContinuousClock.now
             let (releasing, inFlight) = ledger.withLock { ($0.drainedSurplus, $0.messagesInFlight) }
             do {
-                let grant = try await store.heartbeat(OutboxHeartbeat(
-                    relayID: configuration.relayID, leaseDuration: configuration.leaseDuration,
-                    releasing: releasing, inFlight: inFlight, now: Date()))
+                let store = self.store
+                let heartbeat = OutboxHeartbeat(relayID: configuration.relayID, leaseDuration: configuration.leaseDuration,
+                                                releasing: releasing, inFlight: inFlight, now: Date())
+                // A heartbeat slower than a lease is as good as a failed one.
+                let grant = try await OutboxStoreCallTimeout.run("heartbeat", timeout: configuration.leaseDuration) {
+                    try await store.heartbeat(heartbeat)
+                }
                 // Trust the leases a little less long than the store does, so we stop before another relay starts.
                 let validUntil = started + configuration.leaseDuration - configuration.heartbeatInterval / 2
                 let gained = ledger.withLock { $0.apply(grant, validUntil: validUntil) }
