@@ -10,37 +10,24 @@ scripts/install-prerequisites.sh
 
 # Servers for the server-backed suites. Kafka needs none: its tests run librdkafka's mock cluster.
 trap 'scripts/stop-test-servers.sh' EXIT
-if [ -z "${OUTBOX_POSTGRES_URL:-}" ]; then
-  if url=$(scripts/start-postgres.sh); then
-    export OUTBOX_POSTGRES_URL="$url?sslmode=disable"
+# start_server VARIABLE NAME SCRIPT [URL-SUFFIX]: unless VARIABLE is set already, starts a server
+# with SCRIPT and exports its URL; a server that cannot start fails the run under
+# OUTBOX_REQUIRE_SERVERS=1 and skips its suites otherwise.
+start_server() {
+  local variable="$1" name="$2" script="$3" suffix="${4:-}" url
+  [ -z "${!variable:-}" ] || return 0
+  if url=$("$script"); then
+    export "$variable=$url$suffix"
   elif [ "${OUTBOX_REQUIRE_SERVERS:-0}" = "1" ]; then
-    echo "PostgreSQL could not be started and OUTBOX_REQUIRE_SERVERS=1." >&2
+    echo "$name could not be started and OUTBOX_REQUIRE_SERVERS=1." >&2
     exit 1
   else
-    echo "PostgreSQL could not be started; its suites are skipped." >&2
+    echo "$name could not be started; its suites are skipped." >&2
   fi
-fi
-
-if [ -z "${OUTBOX_MYSQL_URL:-}" ]; then
-  if url=$(scripts/start-mariadb.sh); then
-    export OUTBOX_MYSQL_URL="$url"
-  elif [ "${OUTBOX_REQUIRE_SERVERS:-0}" = "1" ]; then
-    echo "MariaDB could not be started and OUTBOX_REQUIRE_SERVERS=1." >&2
-    exit 1
-  else
-    echo "MariaDB could not be started; its suites are skipped." >&2
-  fi
-fi
-if [ -z "${OUTBOX_MONGO_URL:-}" ]; then
-  if url=$(scripts/start-mongo.sh); then
-    export OUTBOX_MONGO_URL="$url"
-  elif [ "${OUTBOX_REQUIRE_SERVERS:-0}" = "1" ]; then
-    echo "The MongoDB-compatible test server could not be started and OUTBOX_REQUIRE_SERVERS=1." >&2
-    exit 1
-  else
-    echo "The MongoDB-compatible test server could not be started; its suites are skipped." >&2
-  fi
-fi
+}
+start_server OUTBOX_POSTGRES_URL PostgreSQL scripts/start-postgres.sh "?sslmode=disable"
+start_server OUTBOX_MYSQL_URL MariaDB scripts/start-mariadb.sh
+start_server OUTBOX_MONGO_URL "The MongoDB-compatible test server" scripts/start-mongo.sh
 
 swift build --build-tests
 # One suite at a time: the suites run real servers, relays, child processes and mock Kafka

@@ -87,7 +87,7 @@ public final class MongoOutboxStore: OutboxStore, Service, Sendable {
     ///   or partition count.
     public init(client: MongoClient, configuration: Configuration = .init(), logger: Logger) throws {
         let prefix = configuration.collectionPrefix
-        guard MongoOutboxStore.isValidName(prefix) else {
+        guard OutboxStoreSupport.isValidIdentifier(prefix) else {
             throw OutboxError(code: .invalidConfiguration, operation: "configure MongoDB store",
                               message: "The collection prefix '\(prefix)' is not a valid name; use letters, digits and underscores (at most 40, not starting with a digit).")
         }
@@ -107,8 +107,6 @@ public final class MongoOutboxStore: OutboxStore, Service, Sendable {
         poller = OutboxChangePoller(minimumInterval: configuration.minimumPollInterval, maximumInterval: configuration.maximumPollInterval)
         watcher = MongoChangeWatcher(client: client, database: database, collection: "\(prefix)_messages")
     }
-
-    static func isValidName(_ name: String) -> Bool { OutboxStoreSupport.isValidIdentifier(name) }
 
     /// Whether the change stream is open; while it is not, relays poll.
     public var isWatching: Bool { watcher.isWatching }

@@ -17,7 +17,7 @@ struct MySQLOutboxNames: Sendable {
     let migrationLock: String
 
     init(tablePrefix: String) throws {
-        guard Self.isValidIdentifier(tablePrefix) else {
+        guard OutboxStoreSupport.isValidIdentifier(tablePrefix) else {
             throw OutboxError(code: .invalidConfiguration, operation: "configure MySQL store",
                               message: "The table prefix '\(tablePrefix)' is not a valid name; use letters, digits and underscores (at most 40, not starting with a digit).")
         }
@@ -29,8 +29,6 @@ struct MySQLOutboxNames: Sendable {
         commitGuard = quoted("commit_guard")
         migrationLock = "outbox.migrate.\(tablePrefix)"
     }
-
-    static func isValidIdentifier(_ name: String) -> Bool { OutboxStoreSupport.isValidIdentifier(name) }
 }
 
 /// Lists of values as `IN (?, ?, …)` placeholders.

@@ -56,9 +56,10 @@ final class MySQLPreparedStatement {
             for buffer in buffers { buffer.deallocate() }
             binds.deallocate()
         }
-        func copy(_ bytes: some Collection<UInt8>) -> (UnsafeMutableRawPointer, Int) {
+        // One copy into C memory per value (payloads can be megabytes: no intermediate arrays).
+        func copy(_ bytes: UnsafeRawBufferPointer) -> (UnsafeMutableRawPointer, Int) {
             let buffer = UnsafeMutableRawPointer.allocate(byteCount: max(1, bytes.count), alignment: 8)
-            buffer.copyMemory(from: Array(bytes), byteCount: bytes.count)
+            if let source = bytes.baseAddress { buffer.copyMemory(from: source, byteCount: bytes.count) }
             buffers.append(buffer)
             return (buffer, bytes.count)
         }
@@ -73,13 +74,13 @@ final class MySQLPreparedStatement {
                 binds[index].buffer_type = MYSQL_TYPE_LONGLONG
                 binds[index].buffer = buffer
                 binds[index].buffer_length = 8
-            case .text(let text):
-                let (buffer, count) = copy(text.utf8)
+            case .text(var text):
+                let (buffer, count) = text.withUTF8 { copy(UnsafeRawBufferPointer($0)) }
                 binds[index].buffer_type = MYSQL_TYPE_STRING
                 binds[index].buffer = buffer
                 binds[index].buffer_length = UInt(count)
             case .bytes(let bytes):
-                let (buffer, count) = copy(bytes)
+                let (buffer, count) = bytes.withUnsafeBytes { copy($0) }
                 binds[index].buffer_type = MYSQL_TYPE_BLOB
                 binds[index].buffer = buffer
                 binds[index].buffer_length = UInt(count)

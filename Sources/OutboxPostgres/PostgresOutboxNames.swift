@@ -17,7 +17,7 @@ struct PostgresOutboxNames: Sendable {
 
     init(schema: String, tablePrefix: String) throws {
         for (what, name) in [("schema", schema), ("table prefix", tablePrefix)] {
-            guard Self.isValidIdentifier(name) else {
+            guard OutboxStoreSupport.isValidIdentifier(name) else {
                 throw OutboxError(code: .invalidConfiguration, operation: "configure PostgreSQL store",
                                   message: "The \(what) '\(name)' is not a valid name; use letters, digits and underscores (at most 40, not starting with a digit).")
             }
@@ -37,6 +37,4 @@ struct PostgresOutboxNames: Sendable {
         }
         lockSpace = Int32(bitPattern: hash)
     }
-
-    static func isValidIdentifier(_ name: String) -> Bool { OutboxStoreSupport.isValidIdentifier(name) }
 }
