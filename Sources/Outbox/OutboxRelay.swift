@@ -102,8 +102,9 @@ public final class OutboxRelay: Service, Sendable {
             while !Task.isCancelled {
                 let generation = wakeUp.generation
                 let now = ContinuousClock.now
-                let (claimable, stopping, batchesInFlight, messagesInFlight, claimStartedAt) = ledger.withLock {
-                    ($0.claimablePartitions(at: now), $0.isStopping, $0.batchesInFlight, $0.messagesInFlight, $0.finishedBatches)
+                let (claimable, stopping, batchesInFlight, inFlight, inFlightKeys, claimStartedAt) = ledger.withLock {
+                    ($0.claimablePartitions(at: now), $0.isStopping, $0.batchesInFlight, $0.sequencesInFlight, $0.inFlightKeys,
+                     $0.finishedBatches)
                 }
                 if stopping { break }
                 if let pausedUntil = publisherPause.withLock({ $0.until }), pausedUntil > now {
@@ -114,14 +115,15 @@ public final class OutboxRelay: Service, Sendable {
                     await wakeUp.wait(since: generation, timeout: configuration.pollInterval)
                     continue
                 }
-                // Rows already in flight come back from the store; asking for that many more keeps
-                // a full batch possible.
-                let limit = configuration.batchSize + messagesInFlight
+                // The store leaves out the rows already in flight, so a claim reads each row once
+                // even while batches overlap.
+                let limit = configuration.batchSize
+                let excluding = inFlight.sorted()
                 let records: [OutboxRecord]
                 do {
                     let store = self.store
                     records = try await OutboxStoreCallTimeout.run("claim", timeout: storeCallTimeout) {
-                        try await store.claim(partitions: claimable, limit: limit, now: Date())
+                        try await store.claim(partitions: claimable, limit: limit, now: Date(), excluding: excluding)
                     }
                     storeFailures = 0
                 } catch {
@@ -134,7 +136,7 @@ public final class OutboxRelay: Service, Sendable {
                 }
                 let batch = ledger.withLock {
                     $0.admit(records, limit: configuration.batchSize, claimable: Set($0.claimablePartitions(at: .now)),
-                             claimStartedAt: claimStartedAt)
+                             claimStartedAt: claimStartedAt, keysInFlightAtClaim: inFlightKeys)
                 }
                 if !batch.isEmpty {
                     batches.addTask { await self.process(batch) }

@@ -14,7 +14,8 @@ struct RelayLedger {
     /// Whether graceful shutdown has begun.
     var isStopping = false
 
-    private var sequencesInFlight: Set<Int64> = []
+    /// Messages being published; the relay's claims leave them out.
+    private(set) var sequencesInFlight: Set<Int64> = []
     /// Messages whose batch finished while a claim may have been reading an older snapshot, with
     /// the value of `finishedBatches` when they finished. A claim that started before that moment
     /// can still return them as pending; they must not be published again.
@@ -25,6 +26,8 @@ struct RelayLedger {
     private var partitionsInFlight: [Int: Int] = [:]
 
     var messagesInFlight: Int { sequencesInFlight.count }
+    /// Keys with a message in flight.
+    var inFlightKeys: Set<String> { Set(keysInFlight.keys) }
 
     /// Partitions we may claim from at `now`.
     func claimablePartitions(at now: ContinuousClock.Instant) -> [Int] {
@@ -52,14 +55,18 @@ struct RelayLedger {
     /// longer claimable.
     ///
     /// `claimStartedAt` is the value of ``finishedBatches`` when the claim started: records of
-    /// batches finished since then may be stale copies and are held back too.
-    mutating func admit(_ records: [OutboxRecord], limit: Int, claimable: Set<Int>, claimStartedAt: UInt64) -> [OutboxRecord] {
+    /// batches finished since then may be stale copies and are held back too. `keysInFlightAtClaim`
+    /// are the keys in flight when the claim started: the store left those messages out of the
+    /// claim, and a later message of such a key must wait even if its predecessor's batch has
+    /// finished meanwhile (it may have failed and be waiting for a retry the claim did not see).
+    mutating func admit(_ records: [OutboxRecord], limit: Int, claimable: Set<Int>, claimStartedAt: UInt64,
+                        keysInFlightAtClaim: Set<String>) -> [OutboxRecord] {
         defer {
             // Only one claim runs at a time, so nothing older than this one can be stale any more.
             recentlyFinished = recentlyFinished.filter { $0.value > claimStartedAt }
         }
         var batch: [OutboxRecord] = []
-        var blockedKeys: Set<String> = []
+        var blockedKeys = keysInFlightAtClaim
         for record in records where batch.count < limit {
             let key = record.message.key
             let isStale = recentlyFinished[record.sequence].map { $0 > claimStartedAt } ?? false

@@ -75,17 +75,18 @@ extension MongoOutboxStore {
         }
     }
 
-    public func claim(partitions wanted: [Int], limit: Int, now: Date) async throws -> [OutboxRecord] {
+    public func claim(partitions wanted: [Int], limit: Int, now: Date, excluding: [Int64]) async throws -> [OutboxRecord] {
         guard !wanted.isEmpty, limit > 0 else { return [] }
+        var filter: BSONDocument = ["state": 0, "partition": ["$in": .array(wanted.map { .int64(Int64($0)) })],
+                                    "availableAt": ["$lte": .int64(MongoTime.microseconds(now))]]
+        if !excluding.isEmpty { filter["_id"] = ["$nin": .array(excluding.map { .int64($0) })] }
         let partitionList = BSONValue.array(wanted.map { .int64(Int64($0)) })
         let nowValue = BSONValue.int64(MongoTime.microseconds(now))
         return try await perform("claim") {
             // One snapshot for both reads: a message is never seen without the earlier messages
             // of its partition (see "Sequences and commit order").
             try await client.withTransaction { session in
-                let candidates = try await messages.find(
-                    ["state": 0, "partition": ["$in": partitionList], "availableAt": ["$lte": nowValue]],
-                    sort: ["_id": 1], limit: limit, session: session)
+                let candidates = try await messages.find(filter, sort: ["_id": 1], limit: limit, session: session)
                 guard !candidates.isEmpty else { return [] }
                 // Keys held back by an earlier message waiting for its retry.
                 let waiting = try await messages.find(

@@ -58,7 +58,7 @@ extension MySQLOutboxStore {
         }
     }
 
-    public func claim(partitions: [Int], limit: Int, now: Date) async throws -> [OutboxRecord] {
+    public func claim(partitions: [Int], limit: Int, now: Date, excluding: [Int64]) async throws -> [OutboxRecord] {
         guard !partitions.isEmpty, limit > 0 else { return [] }
         let wanted = partitions.sorted().map { MySQLValue.int($0) }
         return try await perform("claim") {
@@ -71,18 +71,23 @@ extension MySQLOutboxStore {
                     MySQLValueList.padded(wanted)).rows.compactMap { $0[0].int64 }.map { MySQLValue.integer($0) }
                 guard !clear.isEmpty else { return [] }
                 let nowValue = MySQLValue.integer(MySQLTime.microseconds(now))
+                // The rows this relay has in flight (none: no clause, another prepared shape).
+                let skipped = excluding.map { MySQLValue.integer($0) }
+                let skipClause = skipped.isEmpty ? "" : "AND m.sequence NOT IN \(MySQLValueList.placeholders(skipped.count))"
                 let rows = try await connection.query("""
                     SELECT m.sequence, m.id, m.topic, m.message_key, m.message_type, m.payload, m.headers,
                            m.partition_no, m.created_at, m.attempts, m.last_error
                     FROM \(names.messages) AS m FORCE INDEX (outbox_claim)
                     WHERE m.state = 0 AND m.available_at <= ? AND m.partition_no IN \(MySQLValueList.placeholders(clear.count))
+                      \(skipClause)
                       AND NOT EXISTS (
                           SELECT 1 FROM \(names.messages) AS e
                           WHERE e.state = 0 AND e.partition_no = m.partition_no AND e.message_key = m.message_key
                             AND e.sequence < m.sequence AND e.attempts > 0 AND e.available_at > ?)
                     ORDER BY m.sequence
                     LIMIT ?
-                    """, [nowValue] + MySQLValueList.padded(clear) + [nowValue, .int(limit)]).rows
+                    """, [nowValue] + MySQLValueList.padded(clear) + (skipped.isEmpty ? [] : MySQLValueList.padded(skipped))
+                        + [nowValue, .int(limit)]).rows
                 return try rows.map(Self.record)
             }
         }

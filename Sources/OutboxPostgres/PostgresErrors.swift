@@ -19,7 +19,7 @@ enum PostgresErrors {
         let serverMessage = psql.serverInfo?[.message] ?? ""
         let underlying = OutboxUnderlyingError(text: "\(psql.code) \(state) \(serverMessage)")
         switch state {
-        case "42P01", "42703", "3F000":
+        case "42P01", "42703", "3F000", "42883":
             return OutboxError(code: .schemaMismatch, operation: operation,
                                message: "The PostgreSQL outbox tables are missing or from another version; run `outbox migrate` first.",
                                underlying: underlying)

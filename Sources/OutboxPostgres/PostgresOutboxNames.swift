@@ -10,6 +10,8 @@ struct PostgresOutboxNames: Sendable {
     let leases: String
     let relays: String
     let migrations: String
+    /// The server-side claim function (schema version 2).
+    let claimFunction: String
     /// The LISTEN/NOTIFY channel.
     let channel: String
     /// The first key of the advisory locks that guard commit order (the second is the partition).
@@ -28,6 +30,7 @@ struct PostgresOutboxNames: Sendable {
         leases = quoted("leases")
         relays = quoted("relays")
         migrations = quoted("migrations")
+        claimFunction = quoted("claim")
         channel = "\(tablePrefix)_\(schema)".lowercased()
         // Stable across processes: FNV-1a of the qualified name.
         var hash: UInt32 = 0x811c_9dc5

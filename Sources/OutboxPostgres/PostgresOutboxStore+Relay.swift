@@ -63,45 +63,20 @@ extension PostgresOutboxStore {
         }
     }
 
-    public func claim(partitions: [Int], limit: Int, now: Date) async throws -> [OutboxRecord] {
+    public func claim(partitions: [Int], limit: Int, now: Date, excluding: [Int64]) async throws -> [OutboxRecord] {
         guard !partitions.isEmpty, limit > 0 else { return [] }
         let wanted = partitions.map(Int32.init)
         return try await perform("claim") {
-            try await client.withTransaction(logger: logger) { connection in
-                // A partition is readable only when no enqueueing transaction on it is open (their
-                // shared locks block this exclusive try-lock). The claim itself is a second
-                // statement, so its snapshot is taken after the locks.
-                //
-                // The same statement pins the claim's plan for this transaction: with stale or no
-                // statistics the planner chose a bitmap scan plus a sort of *every* pending row
-                // (118 ms at 100,000 rows) over the ordered index walk that LIMIT stops (0.8 ms).
-                let clearRows = try await connection.query("""
-                    SELECT coalesce(array_agg(p), '{}'), \(unescaped: Self.claimPlannerSettings)
-                    FROM unnest(\(wanted)::int[]) AS p
-                    WHERE pg_try_advisory_xact_lock(\(names.lockSpace), p)
-                    """, logger: logger)
-                var clear: [Int32] = []
-                for try await (value, _, _) in clearRows.decode(([Int32], String, String).self) { clear = value }
-                guard !clear.isEmpty else { return [] }
-                let rows = try await connection.query("""
-                    SELECT m.sequence, m.id, m.topic, m.message_key, m.message_type, m.payload, m.headers,
-                           m.partition, m.created_at, m.attempts, m.last_error
-                    FROM \(unescaped: names.messages) AS m
-                    WHERE m.state = 0 AND m.available_at <= \(now) AND m.partition = ANY(\(clear)::int[])
-                      AND NOT EXISTS (
-                          SELECT 1 FROM \(unescaped: names.messages) AS e
-                          WHERE e.state = 0 AND e.attempts > 0 AND e.partition = m.partition
-                            AND e.message_key = m.message_key AND e.sequence < m.sequence AND e.available_at > \(now))
-                    ORDER BY m.sequence
-                    LIMIT \(Int64(limit))
-                    """, logger: logger)
-                return try await Self.records(rows)
-            }
+            // One round trip: the function takes the partitions' exclusive try-locks (a partition
+            // is readable only when no enqueueing transaction on it is open), then reads with a
+            // snapshot taken after them. See PostgresSchema.version2.
+            let rows = try await client.query("""
+                SELECT sequence, id, topic, message_key, message_type, payload, headers, partition, created_at, attempts, last_error
+                FROM \(unescaped: names.claimFunction)(\(wanted)::int[], \(names.lockSpace), \(Int64(limit)), \(now), \(excluding)::bigint[])
+                """, logger: logger)
+            return try await Self.records(rows)
         }
     }
-
-    /// Planner settings for the rest of a claim transaction: walk the pending index in order.
-    static let claimPlannerSettings = "set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true)"
 
     static func records(_ rows: PostgresRowSequence) async throws -> [OutboxRecord] {
         var records: [OutboxRecord] = []
@@ -119,49 +94,56 @@ extension PostgresOutboxStore {
 
     public func acknowledge(_ acknowledgement: OutboxAcknowledgement) async throws -> OutboxAcknowledgementResult {
         guard !acknowledgement.isEmpty else { return OutboxAcknowledgementResult(applied: 0, fenced: 0) }
+        let delivered = acknowledgement.delivered.map(\.sequence)
+        let retries = acknowledgement.retries
+        let dead = acknowledgement.deadLetters
+        let deliver = acknowledgement.retainDelivered
+            ? "UPDATE \(names.messages) AS m SET state = 2, finished_at = $6"
+            : "DELETE FROM \(names.messages) AS m"
+        // One statement, one round trip. Every write is limited to partitions in `owned`, whose
+        // FOR SHARE locks keep the leases ours until commit: a heartbeat of another relay cannot
+        // take them between this check and the writes (fencing).
+        var query = PostgresQuery(unsafeSQL: """
+            WITH owned AS MATERIALIZED (
+                SELECT partition FROM \(names.leases) WHERE owner = $1 FOR SHARE),
+            delivered AS (
+                \(deliver)
+                WHERE m.sequence = ANY($2::bigint[]) AND m.state = 0 AND m.partition IN (SELECT partition FROM owned)
+                RETURNING 1),
+            retried AS (
+                UPDATE \(names.messages) AS m
+                SET attempts = m.attempts + 1, available_at = u.available_at, last_error = u.error
+                FROM unnest($3::bigint[], $4::timestamptz[], $5::text[]) AS u(sequence, available_at, error)
+                WHERE m.sequence = u.sequence AND m.state = 0 AND m.partition IN (SELECT partition FROM owned)
+                RETURNING 1),
+            buried AS (
+                UPDATE \(names.messages) AS m
+                SET attempts = m.attempts + 1, state = 1, last_error = u.error, finished_at = $6
+                FROM unnest($7::bigint[], $8::text[]) AS u(sequence, error)
+                WHERE m.sequence = u.sequence AND m.state = 0 AND m.partition IN (SELECT partition FROM owned)
+                RETURNING 1)
+            SELECT (SELECT count(*) FROM delivered) + (SELECT count(*) FROM retried) + (SELECT count(*) FROM buried),
+                   (SELECT coalesce(array_agg(partition), '{}') FROM owned)
+            """)
+        query.binds.append(acknowledgement.relayID)
+        query.binds.append(delivered)
+        query.binds.append(retries.map(\.sequence))
+        query.binds.append(retries.map(\.availableAt))
+        query.binds.append(retries.map(\.error))
+        query.binds.append(acknowledgement.now)
+        query.binds.append(dead.map(\.sequence))
+        query.binds.append(dead.map(\.error))
         return try await perform("acknowledge") {
-            try await client.withTransaction(logger: logger) { connection in
-                // FOR SHARE keeps the leases ours until commit: a heartbeat of another relay cannot
-                // take them between this check and the writes (fencing).
-                var owned: Set<Int> = []
-                let ownedRows = try await connection.query(
-                    "SELECT partition FROM \(unescaped: names.leases) WHERE owner = \(acknowledgement.relayID) FOR SHARE", logger: logger)
-                for try await partition in ownedRows.decode(Int.self) { owned.insert(partition) }
-                var applied = 0
-                var fenced = 0
-                let delivered = acknowledgement.delivered.filter { owned.contains($0.partition) }.map(\.sequence)
-                fenced += acknowledgement.delivered.count - delivered.count
-                if !delivered.isEmpty {
-                    let query: PostgresQuery = acknowledgement.retainDelivered
-                        ? "UPDATE \(unescaped: names.messages) SET state = 2, finished_at = \(acknowledgement.now) WHERE sequence = ANY(\(delivered)::bigint[]) AND state = 0 RETURNING 1"
-                        : "DELETE FROM \(unescaped: names.messages) WHERE sequence = ANY(\(delivered)::bigint[]) AND state = 0 RETURNING 1"
-                    applied += try await Self.count(connection.query(query, logger: logger))
-                }
-                let retries = acknowledgement.retries.filter { owned.contains($0.partition) }
-                fenced += acknowledgement.retries.count - retries.count
-                if !retries.isEmpty {
-                    applied += try await Self.count(connection.query("""
-                        UPDATE \(unescaped: names.messages) AS m
-                        SET attempts = m.attempts + 1, available_at = u.available_at, last_error = u.error
-                        FROM unnest(\(retries.map(\.sequence))::bigint[], \(retries.map(\.availableAt))::timestamptz[], \(retries.map(\.error))::text[])
-                             AS u(sequence, available_at, error)
-                        WHERE m.sequence = u.sequence AND m.state = 0
-                        RETURNING 1
-                        """, logger: logger))
-                }
-                let dead = acknowledgement.deadLetters.filter { owned.contains($0.partition) }
-                fenced += acknowledgement.deadLetters.count - dead.count
-                if !dead.isEmpty {
-                    applied += try await Self.count(connection.query("""
-                        UPDATE \(unescaped: names.messages) AS m
-                        SET attempts = m.attempts + 1, state = 1, last_error = u.error, finished_at = \(acknowledgement.now)
-                        FROM unnest(\(dead.map(\.sequence))::bigint[], \(dead.map(\.error))::text[]) AS u(sequence, error)
-                        WHERE m.sequence = u.sequence AND m.state = 0
-                        RETURNING 1
-                        """, logger: logger))
-                }
-                return OutboxAcknowledgementResult(applied: applied, fenced: fenced)
+            let rows = try await client.query(query, logger: logger)
+            var applied = 0
+            var owned: Set<Int> = []
+            for try await (count, partitions) in rows.decode((Int64, [Int32]).self) {
+                applied = Int(count)
+                owned = Set(partitions.map(Int.init))
             }
+            let references = acknowledgement.delivered.map(\.partition) + retries.map(\.partition) + dead.map(\.partition)
+            let fenced = references.count { !owned.contains($0) }
+            return OutboxAcknowledgementResult(applied: applied, fenced: fenced)
         }
     }
 

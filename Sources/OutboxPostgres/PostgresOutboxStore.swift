@@ -90,7 +90,7 @@ public final class PostgresOutboxStore: OutboxStore, Service, Sendable {
     /// Adds messages to the outbox on the application's connection, inside its transaction.
     ///
     /// Call it inside `withTransaction`: if the transaction rolls back, the messages were never
-    /// there. The relay is notified at commit. Costs two round trips whatever the number of messages.
+    /// there. The relay is notified at commit. Costs one round trip whatever the number of messages.
     ///
     /// - Throws: ``OutboxError`` with code `.invalidMessage` for a message that breaks the limits;
     ///   `.schemaMismatch` when `migrate()` has not run.
@@ -104,11 +104,6 @@ public final class PostgresOutboxStore: OutboxStore, Service, Sendable {
             let partitionCount = try await self.partitionCount(connection)
             let partitions = prepared.map { OutboxPartitioning.partition(key: $0.key, id: $0.id, partitionCount: partitionCount) }
             let distinct = Array(Set(partitions)).sorted().map(Int32.init)
-            // The shared locks come before the sequence numbers: see "Commit order" above.
-            try await connection.query("""
-                SELECT pg_notify(\(names.channel), ''), count(pg_advisory_xact_lock_shared(\(names.lockSpace), p))
-                FROM unnest(\(distinct)::int[]) AS p
-                """, logger: logger)
             var ids: [UUID] = [], topics: [String] = [], keys: [String] = [], hasKeys: [Bool] = []
             var types: [String] = [], hasTypes: [Bool] = [], payloads: [ByteBuffer] = [], headers: [ByteBuffer] = []
             var created: [Date] = []
@@ -124,12 +119,19 @@ public final class PostgresOutboxStore: OutboxStore, Service, Sendable {
                 created.append(message.createdAt)
             }
             let partitionValues = partitions.map(Int32.init)
+            // One statement. The shared locks come before the sequence numbers (see "Commit
+            // order" above): `guard` is a materialised one-row aggregate, and the identity values
+            // are drawn in the projection above its join, so every lock is held before the first
+            // sequence is drawn. Sequences follow the caller's order (ORDER BY the ordinality).
             try await connection.query("""
+                WITH guard AS MATERIALIZED (
+                    SELECT pg_notify(\(names.channel), ''), count(pg_advisory_xact_lock_shared(\(names.lockSpace), p)) AS locked
+                    FROM unnest(\(distinct)::int[]) AS p)
                 INSERT INTO \(unescaped: names.messages)
                     (id, topic, message_key, message_type, payload, headers, partition, created_at, available_at)
                 SELECT u.id, u.topic, CASE WHEN u.has_key THEN u.message_key END, CASE WHEN u.has_type THEN u.message_type END,
                        u.payload, u.headers, u.partition, u.created_at, u.created_at
-                FROM unnest(\(ids)::uuid[], \(topics)::text[], \(keys)::text[], \(hasKeys)::bool[], \(types)::text[],
+                FROM guard, unnest(\(ids)::uuid[], \(topics)::text[], \(keys)::text[], \(hasKeys)::bool[], \(types)::text[],
                             \(hasTypes)::bool[], \(payloads)::bytea[], \(headers)::bytea[], \(partitionValues)::int[],
                             \(created)::timestamptz[])
                      WITH ORDINALITY AS u(id, topic, message_key, has_key, message_type, has_type, payload, headers,

@@ -184,14 +184,15 @@ public final class SQLiteOutboxStore: OutboxStore, Sendable {
         }
     }
 
-    public func claim(partitions: [Int], limit: Int, now: Date) async throws -> [OutboxRecord] {
+    public func claim(partitions: [Int], limit: Int, now: Date, excluding: [Int64]) async throws -> [OutboxRecord] {
         guard !partitions.isEmpty, limit > 0 else { return [] }
         let list = "[" + partitions.map(String.init).joined(separator: ",") + "]"
+        let skipped = "[" + excluding.map(String.init).joined(separator: ",") + "]"
         return try await read("claim") { db in
             // The scan walks pending rows in commit order through the partial index; the NOT EXISTS
             // probe only touches rows waiting for a retry (a second, small partial index).
             let rows = try Row.fetchCursor(db, sql: Self.claimSQL,
-                                           arguments: ["now": SQLiteTime.microseconds(now), "partitions": list, "limit": limit])
+                                           arguments: ["now": SQLiteTime.microseconds(now), "partitions": list, "skipped": skipped, "limit": limit])
             var records: [OutboxRecord] = []
             records.reserveCapacity(limit)
             while let row = try rows.next() { records.append(try Self.record(row)) }
@@ -322,8 +323,8 @@ public final class SQLiteOutboxStore: OutboxStore, Sendable {
 
     // MARK: - Plumbing
 
-    /// The claim: pending, due rows of the given partitions in commit order, except keys held back
-    /// by a message waiting for its retry.
+    /// The claim: pending, due rows of the given partitions in commit order, except the relay's
+    /// rows in flight and keys held back by a message waiting for its retry.
     ///
     /// The scan walks pending rows through the partial index `outbox_messages_pending`; the NOT
     /// EXISTS probe only touches rows waiting for a retry, through `outbox_messages_retrying`. Cost
@@ -334,6 +335,7 @@ public final class SQLiteOutboxStore: OutboxStore, Sendable {
                 FROM outbox_messages AS m INDEXED BY outbox_messages_pending
                 WHERE m.state = 0 AND m.available_at <= :now
                   AND m.partition IN (SELECT value FROM json_each(:partitions))
+                  AND m.sequence NOT IN (SELECT value FROM json_each(:skipped))
                   AND NOT EXISTS (
                       SELECT 1 FROM outbox_messages AS e INDEXED BY outbox_messages_retrying
                       WHERE e.state = 0 AND e.attempts > 0 AND e.partition = m.partition
@@ -366,7 +368,7 @@ public final class SQLiteOutboxStore: OutboxStore, Sendable {
     /// The relay's hot queries with sample arguments, for plan checks in tests.
     static var relayQueries: [(text: String, arguments: StatementArguments)] {
         [
-            (claimSQL, ["now": 0, "partitions": "[0,1]", "limit": 10]),
+            (claimSQL, ["now": 0, "partitions": "[0,1]", "skipped": "[1,2]", "limit": 10]),
             (deleteDeliveredSQL, [1]),
             (markDeliveredSQL, [1, 1]),
             (rescheduleSQL, [1, "x", 1]),

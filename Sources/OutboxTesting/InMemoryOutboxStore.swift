@@ -95,8 +95,9 @@ public final class InMemoryOutboxStore: OutboxStore, Sendable {
         }
     }
 
-    public func claim(partitions: [Int], limit: Int, now: Date) async throws -> [OutboxRecord] {
+    public func claim(partitions: [Int], limit: Int, now: Date, excluding: [Int64]) async throws -> [OutboxRecord] {
         let wanted = Set(partitions)
+        let skipped = Set(excluding)
         return storage.withLock { storage in
             var blockedKeys: Set<String> = []
             var result: [OutboxRecord] = []
@@ -108,6 +109,7 @@ public final class InMemoryOutboxStore: OutboxStore, Sendable {
                     continue
                 }
                 if let key, blockedKeys.contains(key) { continue }
+                if skipped.contains(sequence) { continue }
                 result.append(row.record)
                 if result.count == limit { break }
             }

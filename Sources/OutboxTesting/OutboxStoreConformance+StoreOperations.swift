@@ -48,6 +48,10 @@ extension OutboxStoreConformance {
         try expect(afterwards[0].attempts == 1 && afterwards[0].lastError == "timeout", "the retry is counted with its error")
         let limited = try await store.claim(partitions: partitions, limit: 2, now: later.addingTimeInterval(1))
         try expect(limited.count == 2, "claim honours its limit")
+        let inFlight = [afterwards[0].sequence, afterwards[2].sequence]
+        let skipping = try await store.claim(partitions: partitions, limit: 2, now: later.addingTimeInterval(1), excluding: inFlight)
+        try expect(skipping.map(\.message.id) == [second.id, keyless.id],
+                   "claim leaves out the messages in flight and still fills its limit, returned \(skipping.count) messages")
         let elsewhere = try await store.claim(partitions: [], limit: 10, now: Date())
         try expect(elsewhere.isEmpty, "no partitions, no messages")
     }

@@ -74,6 +74,7 @@ struct PostgresStoreTests {
             "claim": """
                 SELECT m.sequence FROM \(names.messages) AS m
                 WHERE m.state = 0 AND m.available_at <= \(now) AND m.partition = ANY('{0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15}'::int[])
+                  AND m.sequence <> ALL('{1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20}'::bigint[])
                   AND NOT EXISTS (SELECT 1 FROM \(names.messages) AS e WHERE e.state = 0 AND e.attempts > 0 AND e.partition = m.partition
                       AND e.message_key = m.message_key AND e.sequence < m.sequence AND e.available_at > \(now))
                 ORDER BY m.sequence LIMIT 500
@@ -90,8 +91,12 @@ struct PostgresStoreTests {
         for (name, sql) in queries.sorted(by: { $0.key < $1.key }) {
             var plan: [String] = []
             try await subject.client.withTransaction(logger: subject.logger) { connection in
-                // The planner settings the claim transaction applies.
-                try await connection.query(PostgresQuery(unsafeSQL: "SELECT " + PostgresOutboxStore.claimPlannerSettings), logger: subject.logger)
+                // The planner settings the claim function runs with (its SET clauses).
+                try await connection.query("""
+                    SELECT set_config(split_part(setting, '=', 1), split_part(setting, '=', 2), true)
+                    FROM pg_proc, unnest(proconfig) AS setting
+                    WHERE oid = \(names.claimFunction)::regproc AND setting NOT LIKE 'search_path=%'
+                    """, logger: subject.logger)
                 let rows = try await connection.query(PostgresQuery(unsafeSQL: "EXPLAIN " + sql), logger: subject.logger)
                 for try await line in rows.decode(String.self) { plan.append(line) }
             }
