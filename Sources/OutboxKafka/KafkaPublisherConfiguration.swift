@@ -12,13 +12,15 @@ public struct KafkaPublisherConfiguration: Sendable {
     public var shutdownFlushTimeout: Duration
 
     /// The defaults under `properties`: an idempotent producer that waits for all in-sync replicas,
-    /// and keyed partitioning that matches the Java client (murmur2), so a key lands on the same
-    /// partition whichever client wrote it.
+    /// keyed partitioning that matches the Java client (murmur2), so a key lands on the same
+    /// partition whichever client wrote it, and no linger: the relay hands the producer whole
+    /// batches at once, so waiting for more messages would only delay each batch (librdkafka
+    /// still packs messages that queue up while a request is in flight).
     public static let defaultProperties: [String: String] = [
         "enable.idempotence": "true",
         "acks": "all",
         "partitioner": "murmur2_random",
-        "linger.ms": "5",
+        "linger.ms": "0",
         "message.timeout.ms": "30000",
         "queue.buffering.max.messages": "100000",
     ]
@@ -28,7 +30,6 @@ public struct KafkaPublisherConfiguration: Sendable {
     public static let mockClusterProperties: [String: String] = [
         "max.in.flight.requests.per.connection": "1",
         "reconnect.backoff.max.ms": "500",
-        "linger.ms": "1",
     ]
 
     /// Creates a configuration.

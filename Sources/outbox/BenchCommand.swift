@@ -131,14 +131,20 @@ struct BenchCommand: AsyncParsableCommand {
             report.add("drain \(messages)", try await measureRelay(target, kafka, relays: 1, count: messages, logger: logger), "msg/s", against: drainLimit)
         }
         if selected.contains("steady") {
-            let (latencies, duplicates, maxLag) = try await measureSteady(target, kafka, payload: payload, logger: logger)
-            func percentile(_ fraction: Double) -> Double { latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, Int(Double(latencies.count) * fraction))] }
-            print("  steady \(rate) msg/s for \(seconds) s, \(latencies.count) messages, commit → broker ack:")
-            report.add("steady p50", percentile(0.5), "ms")
-            report.add("steady p99", percentile(0.99), "ms")
-            report.add("steady p999", percentile(0.999), "ms")
-            report.add("steady max lag", maxLag, "ms")
-            report.add("steady duplicates", Double(duplicates), "msgs")
+            let steady = try await measureSteady(target, kafka, payload: payload, logger: logger)
+            func percentile(_ values: [Double], _ fraction: Double) -> Double {
+                values.isEmpty ? 0 : values[min(values.count - 1, Int(Double(values.count) * fraction))]
+            }
+            print("  steady \(rate) msg/s for \(seconds) s, \(steady.latencies.count) messages, commit → broker ack:")
+            report.add("steady p50", percentile(steady.latencies, 0.5), "ms")
+            report.add("steady p99", percentile(steady.latencies, 0.99), "ms")
+            report.add("steady p999", percentile(steady.latencies, 0.999), "ms")
+            // Lag: how far behind the newest commit the broker's acks ran at worst.
+            report.add("steady max lag", steady.latencies.last ?? 0, "ms")
+            report.add("steady duplicates", Double(steady.duplicates), "msgs")
+            // Where the time goes: the relay's wake-up and claim, then the broker.
+            report.add("steady commit → publish p50", percentile(steady.toPublish, 0.5), "ms")
+            report.add("steady publish → broker ack p50", percentile(steady.broker, 0.5), "ms")
         }
         if selected.contains("scale") {
             for relays in [1, 2, 4] {
@@ -223,29 +229,53 @@ struct BenchCommand: AsyncParsableCommand {
         }
     }
 
+    /// What the steady scenario measured, in milliseconds per delivered message.
+    struct SteadyResult {
+        /// Commit (the application's commit call returned) → broker ack.
+        var latencies: [Double]
+        /// Commit → the relay hands the message to the publisher (wake-up and claim).
+        var toPublish: [Double]
+        /// Publisher call → broker ack.
+        var broker: [Double]
+        var duplicates: Int
+    }
+
     /// Offers `rate` single-message transactions per second for `seconds`, relayed to Kafka.
-    private func measureSteady(_ target: BenchStore, _ kafka: KafkaPublisher, payload: [UInt8], logger: Logger) async throws -> ([Double], Int, Double) {
-        let counter = CountingPublisher(kafka)
+    private func measureSteady(_ target: BenchStore, _ kafka: KafkaPublisher, payload: [UInt8], logger: Logger) async throws -> SteadyResult {
+        let counter = CountingPublisher(kafka, recordsTimings: true)
         let relay = OutboxRelay(store: target.store, publisher: counter,
                                 configuration: OutboxRelayConfiguration(relayID: "bench-steady", batchSize: batchSize), logger: logger)
         let group = ServiceGroup(services: target.services + [relay], logger: logger)
         let relaying = Task { try await group.run() }
         try await Task.sleep(for: .seconds(1))  // leases and listener settle
         let total = rate * seconds
+        var committedAt: [UUID: ContinuousClock.Instant] = [:]
+        committedAt.reserveCapacity(total)
         let started = ContinuousClock.now
         for index in 0..<total {
             let due = started + .nanoseconds(Int64(index) * 1_000_000_000 / Int64(rate))
             if due > .now { try await Task.sleep(until: due, clock: .continuous) }
-            try await target.enqueue([OutboxMessage(topic: "bench", key: "key-\(index % keys)", type: "Bench", payload: payload)])
+            let message = OutboxMessage(topic: "bench", key: "key-\(index % keys)", type: "Bench", payload: payload)
+            try await target.enqueue([message])
+            committedAt[message.id] = .now
         }
         while counter.delivered < total && ContinuousClock.now - started < .seconds(seconds + 30) {
             try await Task.sleep(for: .milliseconds(5))
         }
         await group.triggerGracefulShutdown()
         try await relaying.value
-        let latencies = counter.latencies.sorted()
-        // Lag: how far behind the newest commit the broker's acks ran at worst.
-        return (latencies, counter.delivered - total, latencies.last ?? 0)
+        func milliseconds(_ duration: Duration) -> Double { max(0, duration.timeInterval * 1000) }
+        var result = SteadyResult(latencies: [], toPublish: [], broker: [], duplicates: counter.delivered - total)
+        for (id, timing) in counter.timings {
+            guard let commit = committedAt[id] else { continue }
+            result.latencies.append(milliseconds(timing.acknowledged - commit))
+            result.toPublish.append(milliseconds(timing.published - commit))
+            result.broker.append(milliseconds(timing.acknowledged - timing.published))
+        }
+        result.latencies.sort()
+        result.toPublish.sort()
+        result.broker.sort()
+        return result
     }
 
     /// Sequential application transactions (one business row, with or without one message).

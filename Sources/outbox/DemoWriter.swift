@@ -76,25 +76,49 @@ final class DemoWriter: Sendable {
 }
 
 /// Counts deliveries on the way to the real publisher, for the progress line, and notes each
-/// message's commit → broker-ack latency.
+/// message's commit → broker-ack latency (from its creation time; the bench's steady scenario asks
+/// for `timings` and measures from the commit itself).
 final class CountingPublisher: OutboxPublisher, Sendable {
+    /// When the relay handed a message to the broker and when the broker acknowledged it.
+    struct Timing: Sendable {
+        var published: ContinuousClock.Instant
+        var acknowledged: ContinuousClock.Instant
+    }
+
     private let inner: any OutboxPublisher
+    private let recordsTimings: Bool
     private let count = Atomic<Int>(0)
     private let acknowledged = Mutex<[Double]>([])
+    private let timingsByID = Mutex<[UUID: Timing]>([:])
 
-    init(_ inner: any OutboxPublisher) { self.inner = inner }
+    init(_ inner: any OutboxPublisher, recordsTimings: Bool = false) {
+        self.inner = inner
+        self.recordsTimings = recordsTimings
+    }
 
     /// Messages delivered so far (a redelivery counts again).
     var delivered: Int { count.load(ordering: .relaxed) }
 
-    /// Milliseconds from commit to the broker's ack, one per delivery.
+    /// Milliseconds from the message's creation to the broker's ack, one per delivery.
     var latencies: [Double] { acknowledged.withLock { $0 } }
 
+    /// Publish and ack instants of each delivered message (the first delivery), when recorded.
+    var timings: [UUID: Timing] { timingsByID.withLock { $0 } }
+
     func publish(_ records: [OutboxRecord]) async throws -> [OutboxPublishOutcome] {
+        let started = ContinuousClock.now
         let outcomes = try await inner.publish(records)
+        let ended = ContinuousClock.now
         let now = Date()
-        let delivered = zip(records, outcomes).filter { $1.isDelivered }.map { now.timeIntervalSince($0.0.message.createdAt) * 1000 }
-        acknowledged.withLock { $0.append(contentsOf: delivered) }
+        let delivered = zip(records, outcomes).filter { $1.isDelivered }
+        acknowledged.withLock { $0.append(contentsOf: delivered.map { now.timeIntervalSince($0.0.message.createdAt) * 1000 }) }
+        if recordsTimings {
+            timingsByID.withLock { timings in
+                for (record, _) in delivered where timings[record.message.id] == nil {
+                    timings[record.message.id] = Timing(published: started, acknowledged: ended)
+                }
+            }
+        }
         count.add(delivered.count, ordering: .relaxed)
         return outcomes
     }
