@@ -10,7 +10,7 @@ PATH="/usr/sbin:$PATH"
 # wait for the script's output to close are not held up by the daemon.
 setsid mariadbd --no-defaults --user=root --datadir="$root/data" --port="$port" --bind-address=127.0.0.1 \
   --socket="$root/mariadb.sock" --pid-file="$root/server.pid" --log-error="$root/server.log" \
-  --innodb-flush-log-at-trx-commit=2 --innodb-buffer-pool-size=256M --max-connections=300 \
+  --innodb-flush-log-at-trx-commit=2 --innodb-buffer-pool-size="${OUTBOX_MARIADB_BUFFER_POOL:-256M}" --max-connections=300 \
   --max-allowed-packet=16M --skip-name-resolve </dev/null >/dev/null 2>&1 &
 for _ in $(seq 1 300); do
   if mariadb-admin --no-defaults --protocol=tcp -h 127.0.0.1 -P "$port" -u root ping >/dev/null 2>&1; then

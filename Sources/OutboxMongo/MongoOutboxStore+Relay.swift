@@ -13,7 +13,10 @@ extension MongoOutboxStore {
             try await messages.createIndexes([
                 ("outbox_id", ["id": 1], true),
                 ("outbox_claim", ["state": 1, "_id": 1], false),
-                ("outbox_held", ["state": 1, "partition": 1, "key": 1, "_id": 1], false),
+                // The claim's "held back by a retry" read: pending documents with attempts > 0
+                // are a short range of this index, however long the backlog. (Outboxes migrated
+                // before it have an unused `outbox_held` index; dropping it is safe.)
+                ("outbox_retrying", ["state": 1, "attempts": 1, "partition": 1], false),
                 ("outbox_finished", ["state": 1, "finishedAt": 1], false),
             ])
             try await leases.createIndexes([("outbox_owner", ["owner": 1], false)])
@@ -88,6 +91,8 @@ extension MongoOutboxStore {
             try await client.withTransaction { session in
                 let candidates = try await messages.find(filter, sort: ["_id": 1], limit: limit, session: session)
                 guard !candidates.isEmpty else { return [] }
+                // Messages are flowing (perhaps from another process): probe at full speed again.
+                poller.noteActivity()
                 // Keys held back by an earlier message waiting for its retry.
                 let waiting = try await messages.find(
                     ["state": 0, "attempts": ["$gt": 0], "availableAt": ["$gt": nowValue], "partition": ["$in": partitionList]],

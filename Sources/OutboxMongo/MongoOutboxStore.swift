@@ -41,7 +41,8 @@ public final class MongoOutboxStore: OutboxStore, Service, Sendable {
         public var messageLimits: OutboxMessageLimits
         /// Poll interval right after a change, when polling. Default 10 ms.
         public var minimumPollInterval: Duration
-        /// Poll interval when idle, when polling. Default 1 s.
+        /// Poll interval when idle, when polling. Default 10 s: an idle relay's own poll already
+        /// bounds the wait for the first commit, and a claim that finds messages speeds the probe up.
         public var maximumPollInterval: Duration
         /// Whether ``run()`` opens a change stream. Default `true`.
         public var usesChangeStream: Bool
@@ -50,7 +51,7 @@ public final class MongoOutboxStore: OutboxStore, Service, Sendable {
         public init(
             collectionPrefix: String = "outbox", database: String? = nil, partitionCount: Int = 32,
             messageLimits: OutboxMessageLimits = .init(maximumPayloadBytes: 15 * 1024 * 1024),
-            minimumPollInterval: Duration = .milliseconds(10), maximumPollInterval: Duration = .seconds(1),
+            minimumPollInterval: Duration = .milliseconds(10), maximumPollInterval: Duration = .seconds(10),
             usesChangeStream: Bool = true
         ) {
             self.collectionPrefix = collectionPrefix

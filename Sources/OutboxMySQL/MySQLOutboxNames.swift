@@ -8,6 +8,8 @@ import Outbox
 /// name is backquoted.
 struct MySQLOutboxNames: Sendable {
     let messages: String
+    /// The messages table's name unquoted, as `information_schema` lists it.
+    let messagesTableName: String
     let leases: String
     let relays: String
     let migrations: String
@@ -23,6 +25,7 @@ struct MySQLOutboxNames: Sendable {
         }
         func quoted(_ table: String) -> String { "`\(tablePrefix)_\(table)`" }
         messages = quoted("messages")
+        messagesTableName = "\(tablePrefix)_messages"
         leases = quoted("leases")
         relays = quoted("relays")
         migrations = quoted("migrations")

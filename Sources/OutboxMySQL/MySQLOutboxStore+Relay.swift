@@ -71,26 +71,37 @@ extension MySQLOutboxStore {
                     MySQLValueList.padded(wanted)).rows.compactMap { $0[0].int64 }.map { MySQLValue.integer($0) }
                 guard !clear.isEmpty else { return [] }
                 let nowValue = MySQLValue.integer(MySQLTime.microseconds(now))
-                // The rows this relay has in flight (none: no clause, another prepared shape).
                 let skipped = excluding.map { MySQLValue.integer($0) }
-                let skipClause = skipped.isEmpty ? "" : "AND m.sequence NOT IN \(MySQLValueList.placeholders(skipped.count))"
-                let rows = try await connection.query("""
-                    SELECT m.sequence, m.id, m.topic, m.message_key, m.message_type, m.payload, m.headers,
-                           m.partition_no, m.created_at, m.attempts, m.last_error
-                    FROM \(names.messages) AS m FORCE INDEX (outbox_claim)
-                    WHERE m.state = 0 AND m.available_at <= ? AND m.partition_no IN \(MySQLValueList.placeholders(clear.count))
-                      \(skipClause)
-                      AND NOT EXISTS (
-                          SELECT 1 FROM \(names.messages) AS e
-                          WHERE e.state = 0 AND e.partition_no = m.partition_no AND e.message_key = m.message_key
-                            AND e.sequence < m.sequence AND e.attempts > 0 AND e.available_at > ?)
-                    ORDER BY m.sequence
-                    LIMIT ?
-                    """, [nowValue] + MySQLValueList.padded(clear) + (skipped.isEmpty ? [] : MySQLValueList.padded(skipped))
+                let rows = try await connection.query(
+                    Self.claimSQL(names, partitions: clear.count, skipped: skipped.count),
+                    [nowValue] + MySQLValueList.padded(clear) + (skipped.isEmpty ? [] : MySQLValueList.padded(skipped))
                         + [nowValue, .int(limit)]).rows
+                // Messages are flowing (perhaps from another process): probe at full speed again.
+                if !rows.isEmpty { poller.noteActivity() }
                 return try rows.map(Self.record)
             }
         }
+    }
+
+    /// The claim's read, for `partitions` clear partitions and `skipped` sequences in flight
+    /// (placeholders: now, partitions, skipped, now, limit). Its held-back probe reads the
+    /// `outbox_retrying` range, which holds only rows waiting for a retry.
+    static func claimSQL(_ names: MySQLOutboxNames, partitions: Int, skipped: Int) -> String {
+        // The rows this relay has in flight (none: no clause, another prepared shape).
+        let skipClause = skipped == 0 ? "" : "AND m.sequence NOT IN \(MySQLValueList.placeholders(skipped))"
+        return """
+            SELECT m.sequence, m.id, m.topic, m.message_key, m.message_type, m.payload, m.headers,
+                   m.partition_no, m.created_at, m.attempts, m.last_error
+            FROM \(names.messages) AS m FORCE INDEX (outbox_claim)
+            WHERE m.state = 0 AND m.available_at <= ? AND m.partition_no IN \(MySQLValueList.placeholders(partitions))
+              \(skipClause)
+              AND NOT EXISTS (
+                  SELECT 1 FROM \(names.messages) AS e
+                  WHERE e.state = 0 AND e.retrying = 1 AND e.partition_no = m.partition_no AND e.message_key = m.message_key
+                    AND e.sequence < m.sequence AND e.attempts > 0 AND e.available_at > ?)
+            ORDER BY m.sequence
+            LIMIT ?
+            """
     }
 
     static func record(_ row: MySQLRow) throws -> OutboxRecord {

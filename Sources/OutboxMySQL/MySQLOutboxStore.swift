@@ -28,7 +28,9 @@ import Synchronization
 /// Wake-up: an enqueue through ``enqueue(_:on:)`` inside ``MySQLConnection/withTransaction(isolation:_:)``
 /// wakes relays in the same process at commit; other processes are noticed by adaptive polling of
 /// the highest sequence, every ``Configuration/minimumPollInterval`` while messages flow, backing
-/// off to ``Configuration/maximumPollInterval`` when idle.
+/// off to ``Configuration/maximumPollInterval`` when idle. A claim that finds messages counts as
+/// activity, so the first commit after a quiet spell (found by the relay's own poll, within its
+/// poll interval) brings the probe back to full speed.
 public final class MySQLOutboxStore: OutboxStore, Service, Sendable {
     /// Settings of the MySQL store; every value has a default.
     public struct Configuration: Sendable {
@@ -42,7 +44,8 @@ public final class MySQLOutboxStore: OutboxStore, Service, Sendable {
         public var maximumConnections: Int
         /// Poll interval right after a change was seen. Default 10 ms.
         public var minimumPollInterval: Duration
-        /// Poll interval when nothing changes for a while. Default 1 s.
+        /// Poll interval when nothing changes for a while. Default 10 s: an idle relay's own poll
+        /// (``OutboxRelayConfiguration/pollInterval``) already bounds the wait for the first commit.
         public var maximumPollInterval: Duration
 
         /// Creates a configuration.
@@ -52,7 +55,7 @@ public final class MySQLOutboxStore: OutboxStore, Service, Sendable {
             messageLimits: OutboxMessageLimits = .init(),
             maximumConnections: Int = 4,
             minimumPollInterval: Duration = .milliseconds(10),
-            maximumPollInterval: Duration = .seconds(1)
+            maximumPollInterval: Duration = .seconds(10)
         ) {
             self.tablePrefix = tablePrefix
             self.partitionCount = partitionCount

@@ -122,7 +122,7 @@ struct BenchCommand: AsyncParsableCommand {
         try await preload(target, count: messages, payload: payload)
         let storeRate = try await measureStore(target.store)
         report.add("raw store claim+delete (no broker)", storeRate, "msg/s")
-        let commitRate = try await measureCommits(target, withOutbox: false, payload: payload)
+        let commitRate = try await measureCommits(target, .alone, payload: payload)
         report.add("raw single-row commit", commitRate, "tx/s")
         let drainLimit = (name: producerRate < storeRate ? "raw producer" : "raw store", value: min(producerRate, storeRate))
 
@@ -154,10 +154,13 @@ struct BenchCommand: AsyncParsableCommand {
             }
         }
         if selected.contains("enqueue") {
-            let without = try await measureCommits(target, withOutbox: false, payload: payload)
+            let without = try await measureCommits(target, .alone, payload: payload)
             report.add("enqueue: app tx without outbox", without, "tx/s")
-            let with = try await measureCommits(target, withOutbox: true, payload: payload)
+            let secondRow = try await measureCommits(target, .withSecondRow, payload: payload)
+            report.add("enqueue: app tx + a second plain row", secondRow, "tx/s", against: ("without outbox", without))
+            let with = try await measureCommits(target, .withOutbox, payload: payload)
             report.add("enqueue: app tx with outbox", with, "tx/s", against: ("without outbox", without))
+            report.add("enqueue: same, against a second row", with, "tx/s", against: ("second row", secondRow))
         }
         if selected.contains("idle") {
             let (queries, polls) = try await measureIdle(target, kafka, logger: logger)
@@ -278,14 +281,14 @@ struct BenchCommand: AsyncParsableCommand {
         return result
     }
 
-    /// Sequential application transactions (one business row, with or without one message).
-    private func measureCommits(_ target: BenchStore, withOutbox: Bool, payload: [UInt8]) async throws -> Double {
+    /// Sequential application transactions (one business row, and a second row or one message).
+    private func measureCommits(_ target: BenchStore, _ kind: BusinessWrite, payload: [UInt8]) async throws -> Double {
         let started = ContinuousClock.now
         for index in 0..<transactions {
-            try await target.writeBusiness(withOutbox, OutboxMessage(topic: "bench", key: "key-\(index % keys)", type: "Bench", payload: payload))
+            try await target.writeBusiness(kind, OutboxMessage(topic: "bench", key: "key-\(index % keys)", type: "Bench", payload: payload))
         }
         let elapsed = (ContinuousClock.now - started).timeInterval
-        if withOutbox {
+        if kind == .withOutbox {
             // Leave no backlog behind for the next scenario.
             _ = try await measureStore(target.store)
         }

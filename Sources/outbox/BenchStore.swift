@@ -9,6 +9,17 @@ import OutboxSQLite
 import PostgresNIO
 import ServiceLifecycle
 
+/// What the enqueue scenario's application transaction writes.
+enum BusinessWrite: Sendable {
+    /// One business row: the application's transaction without an outbox.
+    case alone
+    /// The business row and a second plain row carrying the message's payload: what writing
+    /// anything more in the transaction costs, the floor for any transactional outbox.
+    case withSecondRow
+    /// The business row and the outbox message.
+    case withOutbox
+}
+
 /// The store a bench run writes to, with the application-side enqueue of its kind.
 struct BenchStore: Sendable {
     let name: String
@@ -17,8 +28,8 @@ struct BenchStore: Sendable {
     let services: [any Service]
     /// One application transaction that enqueues the messages.
     let write: @Sendable ([OutboxMessage]) async throws -> Void
-    /// One application transaction that inserts a business row, and with `true` also enqueues the message.
-    let writeBusiness: @Sendable (_ withOutbox: Bool, _ message: OutboxMessage) async throws -> Void
+    /// One application transaction that inserts a business row, and maybe more (see ``BusinessWrite``).
+    let writeBusiness: @Sendable (_ kind: BusinessWrite, _ message: OutboxMessage) async throws -> Void
     /// Queries the store's wake-up poller made so far (0 for stores that are notified).
     let pollQueries: @Sendable () -> Int
     let shutdown: @Sendable () async -> Void
@@ -37,10 +48,15 @@ struct BenchStore: Sendable {
             }
             return BenchStore(name: location.description, store: sqlite, services: [],
                               write: { messages in try await sqlite.writer.write { db in try sqlite.enqueue(messages, in: db) } },
-                              writeBusiness: { withOutbox, message in
+                              writeBusiness: { kind, message in
                                   try await sqlite.writer.write { db in
                                       try db.execute(sql: "INSERT INTO bench_orders (note) VALUES (?)", arguments: ["order"])
-                                      if withOutbox { try sqlite.enqueue([message], in: db) }
+                                      switch kind {
+                                      case .alone: break
+                                      case .withSecondRow:
+                                          try db.execute(sql: "INSERT INTO bench_orders (note) VALUES (?)", arguments: [String(decoding: message.payload, as: UTF8.self)])
+                                      case .withOutbox: try sqlite.enqueue([message], in: db)
+                                      }
                                   }
                               },
                               pollQueries: { 0 }, shutdown: {})
@@ -60,10 +76,17 @@ struct BenchStore: Sendable {
                         try await postgres.enqueue(messages, on: connection, logger: logger)
                     }
                 },
-                writeBusiness: { withOutbox, message in
+                writeBusiness: { kind, message in
                     try await client.withTransaction(logger: logger) { connection in
                         try await connection.query(PostgresQuery(unsafeSQL: "INSERT INTO \(schema).bench_orders (note) VALUES ('order')"), logger: logger)
-                        if withOutbox { try await postgres.enqueue([message], on: connection, logger: logger) }
+                        switch kind {
+                        case .alone: break
+                        case .withSecondRow:
+                            var insert = PostgresQuery(unsafeSQL: "INSERT INTO \(schema).bench_orders (note) VALUES ($1)")
+                            insert.binds.append(String(decoding: message.payload, as: UTF8.self))
+                            try await connection.query(insert, logger: logger)
+                        case .withOutbox: try await postgres.enqueue([message], on: connection, logger: logger)
+                        }
                     }
                 },
                 pollQueries: { 0 },
@@ -83,10 +106,15 @@ struct BenchStore: Sendable {
                 write: { messages in
                     try await client.withTransaction { session in try await mongo.enqueue(messages, in: session) }
                 },
-                writeBusiness: { withOutbox, message in
+                writeBusiness: { kind, message in
                     try await client.withTransaction { session in
                         try await orders.insertOne(["note": "order"], session: session)
-                        if withOutbox { try await mongo.enqueue([message], in: session) }
+                        switch kind {
+                        case .alone: break
+                        case .withSecondRow:
+                            try await orders.insertOne(["note": .string(String(decoding: message.payload, as: UTF8.self))], session: session)
+                        case .withOutbox: try await mongo.enqueue([message], in: session)
+                        }
                     }
                 },
                 pollQueries: { mongo.pollQueries },
@@ -101,16 +129,21 @@ struct BenchStore: Sendable {
             let mysql = try MySQLOutboxStore(connection: configuration, configuration: .init(tablePrefix: prefix), logger: logger)
             try await mysql.migrate()
             let application = MySQLConnectionPool(configuration: configuration, maximumConnections: 8)
-            try await application.query("CREATE TABLE `\(prefix)_orders` (id BIGINT AUTO_INCREMENT PRIMARY KEY, note VARCHAR(50) NOT NULL) ENGINE=InnoDB")
+            try await application.query("CREATE TABLE `\(prefix)_orders` (id BIGINT AUTO_INCREMENT PRIMARY KEY, note VARBINARY(4096) NOT NULL) ENGINE=InnoDB")
             return BenchStore(
                 name: "\(location) (prefix \(prefix))", store: mysql, services: [],
                 write: { messages in
                     try await application.withTransaction { connection in try await mysql.enqueue(messages, on: connection) }
                 },
-                writeBusiness: { withOutbox, message in
+                writeBusiness: { kind, message in
                     try await application.withTransaction { connection in
                         try await connection.query("INSERT INTO `\(prefix)_orders` (note) VALUES (?)", ["order"])
-                        if withOutbox { try await mysql.enqueue([message], on: connection) }
+                        switch kind {
+                        case .alone: break
+                        case .withSecondRow:
+                            try await connection.query("INSERT INTO `\(prefix)_orders` (note) VALUES (?)", [.bytes(message.payload)])
+                        case .withOutbox: try await mysql.enqueue([message], on: connection)
+                        }
                     }
                 },
                 pollQueries: { mysql.pollQueries },
