@@ -80,7 +80,7 @@ public final class SQLiteOutboxStore: OutboxStore, Sendable {
         self.configuration = configuration
         self.path = writer.path
         self.commits = SQLiteCommitSignals.signal(for: writer.path)
-        self.changeWatcher = SQLiteChangeWatcher(path: writer.path, busyTimeout: configuration.busyTimeout)
+        self.changeWatcher = SQLiteChangeWatcher(writer: writer)
     }
 
     // MARK: - Enqueue
