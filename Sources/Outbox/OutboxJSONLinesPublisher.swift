@@ -66,7 +66,7 @@ public final class OutboxJSONLinesPublisher: OutboxPublisher, Sendable {
         for record in records {
             let message = record.message
             let line = Line(
-                id: message.id.uuidString.lowercased(), topic: message.topic, key: message.key, type: message.type,
+                id: OutboxUUIDText.string(message.id), topic: message.topic, key: message.key, type: message.type,
                 headers: message.headers.map { [$0.name, $0.value] },
                 payloadBase64: Data(message.payload).base64EncodedString(),
                 payloadText: String(validating: message.payload, as: UTF8.self),

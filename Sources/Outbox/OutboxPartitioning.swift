@@ -11,7 +11,7 @@ public enum OutboxPartitioning {
         if let key {
             hash = fnv1a(key.utf8)
         } else {
-            hash = fnv1a(id.uuidString.utf8)
+            hash = fnv1a(OutboxUUIDText.string(id, uppercase: true).utf8)  // the same text as `uuidString`
         }
         return Int(hash % UInt64(partitionCount))
     }

@@ -285,7 +285,7 @@ public final class KafkaPublisher: OutboxPublisher, Service, Sendable {
         for header in message.headers {
             rd_kafka_header_add(headers, header.name, -1, header.value, -1)
         }
-        rd_kafka_header_add(headers, outboxIDHeader, -1, message.id.uuidString.lowercased(), -1)
+        rd_kafka_header_add(headers, outboxIDHeader, -1, OutboxUUIDText.string(message.id), -1)
         if let type = message.type { rd_kafka_header_add(headers, outboxTypeHeader, -1, type, -1) }
 
         // An empty key or payload must still be a non-NULL pointer: NULL means "no key" / a tombstone.

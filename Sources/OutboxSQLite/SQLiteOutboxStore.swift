@@ -115,7 +115,7 @@ public final class SQLiteOutboxStore: OutboxStore, Sendable {
                 let message = original.capturingTraceContext()
                 let created = SQLiteTime.microseconds(message.createdAt)
                 try statement.execute(arguments: [
-                    message.id.uuidString.lowercased(), message.topic, message.key, message.type,
+                    OutboxUUIDText.string(message.id), message.topic, message.key, message.type,
                     Data(message.payload), Data(OutboxHeaderCoding.encode(message.headers)),
                     OutboxPartitioning.partition(key: message.key, id: message.id, partitionCount: partitionCount),
                     created, created,
@@ -381,7 +381,7 @@ public final class SQLiteOutboxStore: OutboxStore, Sendable {
 
     static func record(_ row: Row) throws -> OutboxRecord {
         let idText: String = row["id"]
-        guard let id = UUID(uuidString: idText) else {
+        guard let id = OutboxUUIDText.uuid(idText) else {
             throw OutboxError(code: .schemaMismatch, operation: "read message",
                               message: "A stored message has an id that is not a UUID; the outbox table was written by something other than swift-outbox.")
         }

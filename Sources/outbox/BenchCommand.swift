@@ -128,7 +128,16 @@ struct BenchCommand: AsyncParsableCommand {
 
         if selected.contains("drain") {
             try await preload(target, count: messages, payload: payload)
-            report.add("drain \(messages)", try await measureRelay(target, kafka, relays: 1, count: messages, logger: logger), "msg/s", against: drainLimit)
+            let drained = try await measureRelay(target, kafka, relays: 1, count: messages, logger: logger)
+            // The table the drain ran on had the raw pass's deletes behind it (dead rows, vacuum
+            // at work on PostgreSQL); a second raw pass after the drain has the drain's behind it.
+            // Judging the drain against the mean of the two keeps table history on both sides.
+            try await preload(target, count: messages, payload: payload)
+            let storeRateAfter = try await measureStore(target.store)
+            report.add("raw store again, after the drain", storeRateAfter, "msg/s")
+            let bracket = (storeRate + storeRateAfter) / 2
+            let limit = producerRate < bracket ? (name: "raw producer", value: producerRate) : (name: "raw store (mean)", value: bracket)
+            report.add("drain \(messages)", drained, "msg/s", against: limit)
         }
         if selected.contains("steady") {
             let steady = try await measureSteady(target, kafka, payload: payload, logger: logger)
