@@ -30,6 +30,10 @@ struct BenchStore: Sendable {
     let write: @Sendable ([OutboxMessage]) async throws -> Void
     /// One application transaction that inserts a business row, and maybe more (see ``BusinessWrite``).
     let writeBusiness: @Sendable (_ kind: BusinessWrite, _ message: OutboxMessage) async throws -> Void
+    /// One transaction that enqueues through a second store object with its own connections and
+    /// signals, as another process would: the relay hears of it only through the store's
+    /// cross-process path (NOTIFY, change stream, `data_version`, polling).
+    let writeElsewhere: @Sendable ([OutboxMessage]) async throws -> Void
     /// Queries the store's wake-up poller made so far (0 for stores that are notified).
     let pollQueries: @Sendable () -> Int
     let shutdown: @Sendable () async -> Void
@@ -58,6 +62,10 @@ struct BenchStore: Sendable {
                                       case .withOutbox: try sqlite.enqueue([message], in: db)
                                       }
                                   }
+                              },
+                              writeElsewhere: { messages in
+                                  let other = try SQLiteOutboxStore(path: path)
+                                  try await other.writer.write { db in try other.enqueue(messages, in: db) }
                               },
                               pollQueries: { 0 }, shutdown: {})
         case .postgres(let url):
@@ -89,6 +97,12 @@ struct BenchStore: Sendable {
                         }
                     }
                 },
+                // NOTIFY reaches the listener whichever connection sent it.
+                writeElsewhere: { messages in
+                    try await client.withTransaction(logger: logger) { connection in
+                        try await postgres.enqueue(messages, on: connection, logger: logger)
+                    }
+                },
                 pollQueries: { 0 },
                 shutdown: {
                     _ = try? await client.query(PostgresQuery(unsafeSQL: "DROP SCHEMA \(schema) CASCADE"), logger: logger)
@@ -116,6 +130,10 @@ struct BenchStore: Sendable {
                         case .withOutbox: try await mongo.enqueue([message], in: session)
                         }
                     }
+                },
+                writeElsewhere: { messages in
+                    let other = try MongoOutboxStore(client: client, configuration: .init(collectionPrefix: prefix), logger: logger)
+                    try await client.withTransaction { session in try await other.enqueue(messages, in: session) }
                 },
                 pollQueries: { mongo.pollQueries },
                 shutdown: {
@@ -145,6 +163,11 @@ struct BenchStore: Sendable {
                         case .withOutbox: try await mysql.enqueue([message], on: connection)
                         }
                     }
+                },
+                writeElsewhere: { messages in
+                    let other = try MySQLOutboxStore(connection: configuration, configuration: .init(tablePrefix: prefix), logger: logger)
+                    defer { Task { await other.close() } }
+                    try await application.withTransaction { connection in try await other.enqueue(messages, on: connection) }
                 },
                 pollQueries: { mysql.pollQueries },
                 shutdown: {
