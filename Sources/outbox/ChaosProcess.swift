@@ -29,6 +29,13 @@ final class ChaosProcess: @unchecked Sendable {
         let process = Process()
         process.executableURL = Self.executable
         process.arguments = arguments
+        // libmongoc (loaded by every `outbox` process) keeps diagnostic counters in
+        // /dev/shm/mongoc-<pid> and removes the file at a clean exit. The chaos run SIGKILLs its
+        // children, so their files would stay, and a later process given the same pid would start
+        // with a libmongoc warning on stderr. The counters are for mongoc's own diagnostics only.
+        var environment = ProcessInfo.processInfo.environment
+        environment["MONGOC_DISABLE_SHM"] = "1"
+        process.environment = environment
         process.standardOutput = log
         process.standardError = log
         if withInput {
