@@ -45,8 +45,17 @@ public struct OutboxStoreConformance: Sendable {
         case deadLettersCanBeRetriedAndDiscarded
         /// With a retention window, delivered rows stay until cleanup removes them in bounded passes.
         case deliveredRowsAreRetainedThenRemoved
+        /// G4 across commit order: a transaction that commits late with a smaller sequence holds
+        /// back its key (never published after a later message of it) and only its own partition.
+        /// Needs a store whose transactions can stay open beside others
+        /// (``OutboxStoreUnderTestWithOpenTransactions``); see ``forSingleWriterStores``.
+        case lateCommitKeepsKeyOrder
 
         public var description: String { rawValue }
+
+        /// Every check a store with one writer at a time can run (SQLite, in-memory): all but
+        /// ``lateCommitKeepsKeyOrder``, which needs a transaction held open while others commit.
+        public static var forSingleWriterStores: [Check] { allCases.filter { $0 != .lateCommitKeepsKeyOrder } }
     }
 
     let harness: any OutboxStoreHarness
@@ -94,6 +103,7 @@ public struct OutboxStoreConformance: Sendable {
         case .claimSkipsKeysWaitingForRetry: try await claimSkipsKeysWaitingForRetry(subject)
         case .deadLettersCanBeRetriedAndDiscarded: try await deadLettersCanBeRetriedAndDiscarded(subject)
         case .deliveredRowsAreRetainedThenRemoved: try await deliveredRowsAreRetainedThenRemoved(subject)
+        case .lateCommitKeepsKeyOrder: try await lateCommitKeepsKeyOrder(subject)
         }
     }
 

@@ -32,6 +32,19 @@ public protocol OutboxStoreUnderTest: Sendable {
     func close() async throws
 }
 
+/// A store whose application transactions can stay open while others commit (every server
+/// store; not SQLite, whose one writer would block the others). Needed by
+/// ``OutboxStoreConformance/Check/lateCommitKeepsKeyOrder``.
+public protocol OutboxStoreUnderTestWithOpenTransactions: OutboxStoreUnderTest {
+    /// Whether a second transaction writing to the same partition waits for an open one (MongoDB:
+    /// both write the partition's counter document) instead of committing beside it.
+    var writersToOnePartitionWait: Bool { get }
+
+    /// Writes the messages in one application transaction, calls `enqueued`, keeps the
+    /// transaction open until `mayCommit` returns true (checking every few milliseconds), then commits.
+    func enqueueHeldOpen(_ messages: [OutboxMessage], enqueued: @Sendable () -> Void, mayCommit: @Sendable () -> Bool) async throws
+}
+
 extension InMemoryOutboxStore: OutboxStoreUnderTest {
     public var store: any OutboxStore { self }
 

@@ -31,7 +31,7 @@ struct MongoHarness: OutboxStoreHarness {
     }
 }
 
-final class MongoStoreUnderTest: OutboxStoreUnderTest {
+final class MongoStoreUnderTest: OutboxStoreUnderTestWithOpenTransactions {
     let client: MongoClient
     let mongo: MongoOutboxStore
     let prefix: String
@@ -62,6 +62,19 @@ final class MongoStoreUnderTest: OutboxStoreUnderTest {
         try await client.withTransaction { session in
             try await self.orders.insertOne(["note": "order"], session: session)
             try await self.mongo.enqueue(messages, in: session)
+        }
+    }
+
+    /// Writers to one partition both write its counter document: the second conflicts and runs
+    /// again after the first commits.
+    var writersToOnePartitionWait: Bool { true }
+
+    func enqueueHeldOpen(_ messages: [OutboxMessage], enqueued: @Sendable () -> Void, mayCommit: @Sendable () -> Bool) async throws {
+        try await client.withTransaction { session in
+            try await self.orders.insertOne(["note": "order"], session: session)
+            try await self.mongo.enqueue(messages, in: session)
+            enqueued()
+            while !mayCommit() { try await Task.sleep(for: .milliseconds(10)) }
         }
     }
 

@@ -2,56 +2,10 @@ import Foundation
 import Outbox
 @testable import OutboxMongo
 import OutboxTesting
-import Synchronization
 import Testing
 
 @Suite("MongoDB store", .serialized, .enabled(if: MongoTestServer.shouldRun, "set OUTBOX_MONGO_URL (scripts/test.sh does)"))
 struct MongoStoreTests {
-    /// Two transactions enqueueing into one partition cannot both be open: the second conflicts
-    /// and runs again after the first commits, so a key's messages get counters in commit order.
-    /// Other partitions are not held back meanwhile.
-    @Test func openTransactionHoldsBackOnlyItsPartition() async throws {
-        let subject = try await MongoStoreUnderTest(partitionCount: 16)
-        defer { Task { try? await subject.close() } }
-        let store = subject.mongo
-        let recorder = RecordingPublisher()
-        let running = RunningRelay(OutboxRelay(store: store, publisher: recorder, configuration: .forTesting(pollInterval: .milliseconds(100)),
-                                               logger: subject.logger))
-        let keyA = "account-a"
-        let keyB = (0..<1000).map { "account-b\($0)" }.first {
-            OutboxPartitioning.partition(key: $0, id: UUID(), partitionCount: 16) != OutboxPartitioning.partition(key: keyA, id: UUID(), partitionCount: 16)
-        }!
-        let a1 = OutboxMessage(topic: "t", key: keyA, text: "A1: the slow transaction")
-        let a2 = OutboxMessage(topic: "t", key: keyA, text: "A2: started later, must come after A1")
-        let b1 = OutboxMessage(topic: "t", key: keyB, text: "B1: another partition")
-
-        let t1Enqueued = Flag()
-        let t1MayCommit = Flag()
-        let t1 = Task {
-            try await subject.client.withTransaction { session in
-                try await store.enqueue([a1], in: session)
-                t1Enqueued.set()
-                while !t1MayCommit.isSet { try await Task.sleep(for: .milliseconds(10)) }
-            }
-        }
-        while !t1Enqueued.isSet { try await Task.sleep(for: .milliseconds(10)) }
-        let t2 = Task { try await subject.enqueueCommitted([a2]) }
-        try await subject.enqueueCommitted([b1])
-        try await waitUntil("B1, in another partition, is published while T1 is open") {
-            recorder.deliveries.contains { $0.message.id == b1.id }
-        }
-        try await Task.sleep(for: .milliseconds(500))
-        #expect(!recorder.deliveries.contains { $0.message.id == a2.id }, "A2 must wait for A1's transaction")
-        t1MayCommit.set()
-        try await t1.value
-        try await t2.value
-        try await waitUntil("A1 and A2 are published") { recorder.deliveryCount >= 3 }
-        try await running.stop()
-        let order = recorder.deliveries.map(\.message.id)
-        #expect(order.firstIndex(of: a1.id)! < order.firstIndex(of: a2.id)!, "A1 is published before A2")
-        #expect(Set(order).count == 3 && order.count == 3)
-    }
-
     /// Hostile text in every field and every byte value in the payload come back byte-exact, and
     /// the application's own documents take the same text.
     @Test func hostileTextIsStoredByteExact() async throws {
@@ -118,10 +72,4 @@ struct MongoStoreTests {
             #expect(throws: OutboxError.self) { _ = try MongoOutboxStore(client: client, configuration: .init(collectionPrefix: prefix), logger: .init(label: "test")) }
         }
     }
-}
-
-final class Flag: Sendable {
-    private let value = Mutex(false)
-    func set() { value.withLock { $0 = true } }
-    var isSet: Bool { value.withLock { $0 } }
 }

@@ -31,7 +31,7 @@ struct MySQLHarness: OutboxStoreHarness {
     }
 }
 
-final class MySQLStoreUnderTest: OutboxStoreUnderTest {
+final class MySQLStoreUnderTest: OutboxStoreUnderTestWithOpenTransactions {
     let application: MySQLConnectionPool
     let mysql: MySQLOutboxStore
     let prefix: String
@@ -59,6 +59,18 @@ final class MySQLStoreUnderTest: OutboxStoreUnderTest {
         try await application.withTransaction { connection in
             try await connection.query("INSERT INTO \(self.ordersTable) (note) VALUES (?)", ["order"])
             try await self.mysql.enqueue(messages, on: connection)
+        }
+    }
+
+    /// Writers to one partition share its guard row's lock: they commit side by side.
+    var writersToOnePartitionWait: Bool { false }
+
+    func enqueueHeldOpen(_ messages: [OutboxMessage], enqueued: @Sendable () -> Void, mayCommit: @Sendable () -> Bool) async throws {
+        try await application.withTransaction { connection in
+            try await connection.query("INSERT INTO \(self.ordersTable) (note) VALUES (?)", ["order"])
+            try await self.mysql.enqueue(messages, on: connection)
+            enqueued()
+            while !mayCommit() { try await Task.sleep(for: .milliseconds(10)) }
         }
     }
 

@@ -2,59 +2,10 @@ import Foundation
 import Outbox
 @testable import OutboxMySQL
 import OutboxTesting
-import Synchronization
 import Testing
 
 @Suite("MySQL/MariaDB store", .enabled(if: MySQLTestServer.shouldRun, "set OUTBOX_MYSQL_URL (scripts/test.sh does)"))
 struct MySQLStoreTests {
-    /// Sequences are handed out at insert, transactions commit in another order. A message that
-    /// commits late with a smaller sequence than messages already published is still published,
-    /// and never after a later message of its key; other partitions are not held back meanwhile.
-    @Test func lateCommitWithSmallerSequenceKeepsKeyOrder() async throws {
-        let subject = try await MySQLStoreUnderTest(partitionCount: 16)
-        defer { Task { try? await subject.close() } }
-        let store = subject.mysql
-        let recorder = RecordingPublisher()
-        let running = RunningRelay(OutboxRelay(store: store, publisher: recorder, configuration: .forTesting(pollInterval: .milliseconds(100)),
-                                               logger: subject.logger))
-        let keyA = "account-a"
-        let keyB = (0..<1000).map { "account-b\($0)" }.first {
-            OutboxPartitioning.partition(key: $0, id: UUID(), partitionCount: 16) != OutboxPartitioning.partition(key: keyA, id: UUID(), partitionCount: 16)
-        }!
-        let a1 = OutboxMessage(topic: "t", key: keyA, text: "A1: the slow transaction")
-        let a2 = OutboxMessage(topic: "t", key: keyA, text: "A2: committed first, larger sequence")
-        let b1 = OutboxMessage(topic: "t", key: keyB, text: "B1: another partition")
-
-        let t1Enqueued = Flag()
-        let t1MayCommit = Flag()
-        let t1 = Task {
-            try await subject.application.withTransaction { connection in
-                try await store.enqueue([a1], on: connection)
-                t1Enqueued.set()
-                while !t1MayCommit.isSet { try await Task.sleep(for: .milliseconds(10)) }
-            }
-        }
-        while !t1Enqueued.isSet { try await Task.sleep(for: .milliseconds(10)) }
-        try await subject.enqueueCommitted([a2])
-        try await subject.enqueueCommitted([b1])
-        try await waitUntil("B1, in another partition, is published while T1 is open") {
-            recorder.deliveries.contains { $0.message.id == b1.id }
-        }
-        try await Task.sleep(for: .milliseconds(500))
-        #expect(!recorder.deliveries.contains { $0.message.id == a2.id }, "A2 must wait for A1's transaction")
-        t1MayCommit.set()
-        try await t1.value
-        try await waitUntil("A1 and A2 are published") { recorder.deliveryCount >= 3 }
-        try await running.stop()
-
-        let order = recorder.deliveries.map(\.message.id)
-        let sequenceOf = Dictionary(uniqueKeysWithValues: recorder.deliveries.map { ($0.message.id, $0.sequence) })
-        #expect(sequenceOf[a1.id]! < sequenceOf[b1.id]!, "A1 has the smaller sequence, though B1 was published first")
-        #expect(order.firstIndex(of: b1.id)! < order.firstIndex(of: a1.id)!, "the late commit did not hold back another partition")
-        #expect(order.firstIndex(of: a1.id)! < order.firstIndex(of: a2.id)!, "A1 is published before A2, the later message of its key")
-        #expect(Set(order).count == 3 && order.count == 3)
-    }
-
     /// SQL metacharacters and 4-byte UTF-8 in every text field, and every byte value in the
     /// payload, come back byte-exact: values are bound, never spliced into SQL.
     @Test func hostileTextIsStoredByteExact() async throws {
@@ -172,10 +123,4 @@ struct MySQLStoreTests {
             #expect(error.description.contains("outbox migrate"))
         }
     }
-}
-
-final class Flag: Sendable {
-    private let value = Mutex(false)
-    func set() { value.withLock { $0 = true } }
-    var isSet: Bool { value.withLock { $0 } }
 }

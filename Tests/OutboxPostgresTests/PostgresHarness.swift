@@ -33,7 +33,7 @@ struct PostgresHarness: OutboxStoreHarness {
     }
 }
 
-final class PostgresStoreUnderTest: OutboxStoreUnderTest {
+final class PostgresStoreUnderTest: OutboxStoreUnderTestWithOpenTransactions {
     let client: PostgresClient
     let postgres: PostgresOutboxStore
     let schema: String
@@ -67,6 +67,18 @@ final class PostgresStoreUnderTest: OutboxStoreUnderTest {
         try await client.withTransaction(logger: logger) { connection in
             try await connection.query(PostgresQuery(unsafeSQL: "INSERT INTO \(self.schema).orders (id, note) VALUES (gen_random_uuid(), 'order')"), logger: logger)
             try await self.postgres.enqueue(messages, on: connection, logger: logger)
+        }
+    }
+
+    /// Writers to one partition share its advisory lock: they commit side by side.
+    var writersToOnePartitionWait: Bool { false }
+
+    func enqueueHeldOpen(_ messages: [OutboxMessage], enqueued: @Sendable () -> Void, mayCommit: @Sendable () -> Bool) async throws {
+        try await client.withTransaction(logger: logger) { connection in
+            try await connection.query(PostgresQuery(unsafeSQL: "INSERT INTO \(self.schema).orders (id, note) VALUES (gen_random_uuid(), 'order')"), logger: logger)
+            try await self.postgres.enqueue(messages, on: connection, logger: logger)
+            enqueued()
+            while !mayCommit() { try await Task.sleep(for: .milliseconds(10)) }
         }
     }
 

@@ -3,7 +3,7 @@ import Testing
 
 @Suite("SQLite conformance")
 struct SQLiteConformanceTests {
-    @Test(arguments: OutboxStoreConformance.Check.allCases)
+    @Test(arguments: OutboxStoreConformance.Check.forSingleWriterStores)
     func conformance(_ check: OutboxStoreConformance.Check) async throws {
         try await OutboxStoreConformance(harness: SQLiteHarness()).run(check)
     }

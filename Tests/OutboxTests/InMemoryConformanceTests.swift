@@ -4,7 +4,7 @@ import Testing
 
 @Suite("In-memory conformance")
 struct InMemoryConformanceTests {
-    @Test(arguments: OutboxStoreConformance.Check.allCases)
+    @Test(arguments: OutboxStoreConformance.Check.forSingleWriterStores)
     func conformance(_ check: OutboxStoreConformance.Check) async throws {
         try await OutboxStoreConformance(harness: InMemoryStoreHarness()).run(check)
     }
