@@ -64,9 +64,7 @@ public enum OutboxLeasePlanner {
         let me = heartbeat.relayID
         let others = registrations.filter { $0.relayID != me && $0.expiresAt > now }.map(\.relayID)
         let lapsed = registrations.filter { $0.relayID != me && $0.expiresAt <= now }.map(\.relayID)
-        let live = (others + [me]).sorted()
-        let index = live.firstIndex(of: me)!
-        let share = leases.count / live.count + (index < leases.count % live.count ? 1 : 0)
+        let share = fairShare(of: me, others: others, partitionCount: leases.count)
 
         var changed: [Lease] = []
         var owned: [Int] = []
@@ -89,13 +87,43 @@ public enum OutboxLeasePlanner {
             changed.append(Lease(partition: lease.partition, owner: me, expiresAt: expiry))
             owned.append(lease.partition)
         }
-        let surplus = owned.count > share ? Set(owned.sorted().suffix(owned.count - share)) : []
         return Plan(
             changedLeases: changed,
             registration: Registration(relayID: me, expiresAt: expiry),
             lapsedRelays: lapsed,
-            grant: OutboxLeaseGrant(owned: Set(owned), surplus: surplus, partitionCount: leases.count, liveRelays: live.count)
+            grant: grant(owned: owned, share: share, partitionCount: leases.count, liveRelays: others.count + 1)
         )
+    }
+
+    /// The grant ``plan(_:leases:registrations:)`` would answer when it would change nothing but
+    /// the expiry of the relay's own leases and registration, or `nil` when it would change more.
+    ///
+    /// For stores that renew in one cheap statement and read these counts beside it (PostgreSQL),
+    /// running the full, serialised heartbeat only when this answers `nil`. `owned` are the
+    /// partitions the relay still holds (just renewed), `otherLiveRelays` the ids of the other
+    /// unexpired registrations, `lapsedRelays` how many registrations expired, and
+    /// `freePartitions` how many leases nobody else holds (no owner, or expired).
+    public static func grantIfNothingChanges(
+        relayID: String, owned: Set<Int>, otherLiveRelays: [String], lapsedRelays: Int, freePartitions: Int, partitionCount: Int
+    ) -> OutboxLeaseGrant? {
+        let share = fairShare(of: relayID, others: otherLiveRelays, partitionCount: partitionCount)
+        // A lapsed registration is deleted, and a free partition taken while below the share.
+        if lapsedRelays > 0 || (freePartitions > 0 && owned.count < share) { return nil }
+        return grant(owned: Array(owned), share: share, partitionCount: partitionCount, liveRelays: otherLiveRelays.count + 1)
+    }
+
+    /// Relay *i* of the live relays sorted by id gets `partitionCount / n`, plus one for the first
+    /// `partitionCount % n`.
+    private static func fairShare(of relayID: String, others: [String], partitionCount: Int) -> Int {
+        let live = (others + [relayID]).sorted()
+        let index = live.firstIndex(of: relayID)!
+        return partitionCount / live.count + (index < partitionCount % live.count ? 1 : 0)
+    }
+
+    /// Partitions above the share are surplus: the highest ones.
+    private static func grant(owned: [Int], share: Int, partitionCount: Int, liveRelays: Int) -> OutboxLeaseGrant {
+        let surplus = owned.count > share ? Set(owned.sorted().suffix(owned.count - share)) : []
+        return OutboxLeaseGrant(owned: Set(owned), surplus: surplus, partitionCount: partitionCount, liveRelays: liveRelays)
     }
 }
 

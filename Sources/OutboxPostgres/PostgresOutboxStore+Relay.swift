@@ -79,15 +79,9 @@ extension PostgresOutboxStore {
         query.binds.append(request.now)
         let rows = try await client.query(query, logger: logger)
         for try await (owned, others, lapsed, free, partitionCount) in rows.decode(([Int32], [String], Int64, Int64, Int64).self) {
-            let live = (others + [request.relayID]).sorted()
-            let index = live.firstIndex(of: request.relayID)!
-            let count = Int(partitionCount)
-            let share = count / live.count + (index < count % live.count ? 1 : 0)
-            // The same rules as OutboxLeasePlanner: anything to take or clean up needs the full heartbeat.
-            if lapsed > 0 || (free > 0 && owned.count < share) { return nil }
-            let sorted = owned.map(Int.init).sorted()
-            let surplus = sorted.count > share ? Set(sorted.suffix(sorted.count - share)) : []
-            return OutboxLeaseGrant(owned: Set(sorted), surplus: surplus, partitionCount: count, liveRelays: live.count)
+            return OutboxLeasePlanner.grantIfNothingChanges(
+                relayID: request.relayID, owned: Set(owned.map(Int.init)), otherLiveRelays: others,
+                lapsedRelays: Int(lapsed), freePartitions: Int(free), partitionCount: Int(partitionCount))
         }
         return nil
     }

@@ -76,4 +76,30 @@ import Testing
             #expect(counts.max()! - counts.min()! <= 1, "relays \(relays): \(counts)")
         }
     }
+
+    /// The one-statement heartbeat's shortcut answers exactly what the full plan would, and
+    /// declines whenever the plan would take a partition or delete a registration.
+    @Test func theShortcutAgreesWithThePlan() {
+        let heartbeat = OutboxHeartbeat(relayID: "b", leaseDuration: .seconds(10), now: now)
+        let live = OutboxLeasePlanner.Registration(relayID: "a", expiresAt: now.addingTimeInterval(5))
+        let lapsed = OutboxLeasePlanner.Registration(relayID: "z", expiresAt: now.addingTimeInterval(-1))
+        let cases: [(leases: [OutboxLeasePlanner.Lease], registrations: [OutboxLeasePlanner.Registration], changesMore: Bool)] = [
+            (leases(["a", "a", "a", "a", "b", "b", "b", "b"]), [live], false),        // settled
+            (leases(["a", "a", "a", "a", "a", "a", "b", "b"]), [live], false),        // below share, nothing free
+            (leases(["b", "b", "b", "b", "b", "b", "b", "b"]), [live], false),        // surplus to hand over
+            (leases(["a", "a", "a", "a", nil, "b", "b", "b"]), [live], true),         // a free partition to take
+            (leases(["a", "a", "a", "a", "b", "b", "b", "b"]), [live, lapsed], true), // a registration to delete
+        ]
+        for (leases, registrations, changesMore) in cases {
+            let plan = OutboxLeasePlanner.plan(heartbeat, leases: leases, registrations: registrations)
+            let owned = Set(leases.filter { $0.owner == "b" }.map(\.partition))
+            let free = leases.filter { $0.owner != "b" && ($0.owner == nil || $0.expiresAt <= now) }.count
+            let others = registrations.filter { $0.expiresAt > now }.map(\.relayID)
+            let shortcut = OutboxLeasePlanner.grantIfNothingChanges(
+                relayID: "b", owned: owned, otherLiveRelays: others, lapsedRelays: registrations.count - others.count,
+                freePartitions: free, partitionCount: leases.count)
+            #expect(changesMore ? shortcut == nil : shortcut == plan.grant, "\(leases.map(\.owner))")
+        }
+    }
 }
+
