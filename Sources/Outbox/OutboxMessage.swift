@@ -76,6 +76,10 @@ public struct OutboxMessage: Sendable, Hashable {
         for header in headers where header.name.isEmpty {
             throw invalid("A message header has an empty name; give every header a name.")
         }
+        for header in headers where OutboxHeader.isReserved(header.name) {
+            throw invalid(
+                "The message header '\(header.name)' is reserved: publishers set it (the id consumers deduplicate on); use the message's id and type, or another header name.")
+        }
         let headerBytes = headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count }
         if headerBytes > limits.maximumHeaderBytes {
             throw invalid("The message headers take \(headerBytes) bytes, above the limit of \(limits.maximumHeaderBytes).")
@@ -84,7 +88,17 @@ public struct OutboxMessage: Sendable, Hashable {
 }
 
 /// One header of an ``OutboxMessage``; headers keep their order and may repeat a name.
+///
+/// Names starting with `outbox-` (any case) and `Nats-Msg-Id` are reserved: publishers set them
+/// from the message (`outbox-id` is what consumers deduplicate on), so a header of the
+/// application must not be able to spoof them. Enqueue refuses them.
 public struct OutboxHeader: Sendable, Hashable, Codable {
+    /// Whether publishers own a header of this name (see the type's documentation).
+    public static func isReserved(_ name: String) -> Bool {
+        let lowered = name.lowercased()
+        return lowered.hasPrefix("outbox-") || lowered == "nats-msg-id"
+    }
+
     /// The header name.
     public var name: String
     /// The header value.

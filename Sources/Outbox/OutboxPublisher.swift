@@ -8,7 +8,9 @@
 /// - The answer has exactly one outcome per record, in the same order.
 /// - Throw (instead of answering) when the broker cannot be reached at all: the relay then puts the
 ///   whole batch back without counting an attempt, and backs off. A broker outage must not walk
-///   healthy messages towards the dead-letter state.
+///   healthy messages towards the dead-letter state. When only some messages met the outage (a
+///   delivery timed out, no leader, all brokers down), report those
+///   ``OutboxPublishOutcome/unavailable(_:)``: the same, message by message.
 /// - Honour task cancellation: a relay that is cancelled abandons its batch.
 public protocol OutboxPublisher: Sendable {
     /// Publishes the records and reports one outcome for each, in order.
@@ -21,6 +23,7 @@ public struct OutboxPublishOutcome: Sendable, Hashable, CustomStringConvertible 
         case delivered
         case failed(reason: String, isRetriable: Bool, isPossiblyPersisted: Bool)
         case skipped
+        case unavailable(reason: String)
     }
 
     private let kind: Kind
@@ -31,6 +34,15 @@ public struct OutboxPublishOutcome: Sendable, Hashable, CustomStringConvertible 
     /// The message was not sent because an earlier message with the same key failed in this batch.
     /// The relay retries it later without counting an attempt.
     public static let skipped = OutboxPublishOutcome(kind: .skipped)
+
+    /// The broker could not be reached for this message (its delivery timed out, its partition had
+    /// no leader, every broker was down). Nothing is wrong with the message: the relay leaves it
+    /// pending without counting an attempt and pauses publishing, as when `publish` throws.
+    ///
+    /// - Parameter reason: why, in words that contain no payload data.
+    public static func unavailable(_ reason: String) -> OutboxPublishOutcome {
+        OutboxPublishOutcome(kind: .unavailable(reason: reason))
+    }
 
     /// The broker did not take the message.
     ///
@@ -46,6 +58,11 @@ public struct OutboxPublishOutcome: Sendable, Hashable, CustomStringConvertible 
     public var isDelivered: Bool { kind == .delivered }
     /// Whether the message was held back behind a failed message of its key.
     public var isSkipped: Bool { kind == .skipped }
+    /// Whether the broker could not be reached for this message (no attempt is counted).
+    public var isUnavailable: Bool {
+        if case .unavailable = kind { return true }
+        return false
+    }
     /// The failure reason, or `nil` when the message was delivered or skipped.
     public var failureReason: String? {
         if case .failed(let reason, _, _) = kind { return reason }
@@ -66,6 +83,7 @@ public struct OutboxPublishOutcome: Sendable, Hashable, CustomStringConvertible 
         switch kind {
         case .delivered: "delivered"
         case .skipped: "skipped"
+        case .unavailable(let reason): "unavailable: \(reason)"
         case .failed(let reason, let retriable, _): "failed(\(retriable ? "retriable" : "permanent"): \(reason))"
         }
     }

@@ -196,7 +196,13 @@ public final class OutboxRelay: Service, Sendable {
             pausePublishing(after: OutboxError(code: .publisherUnavailable, operation: "publish", message: "wrong outcome count"))
             return
         }
-        publisherPause.withLock { $0 = (nil, 0) }
+        // Messages that met a broker outage stay pending as they are (no attempt counted); the
+        // relay pauses as if the whole batch had found the broker unreachable.
+        if let unavailable = outcomes.first(where: \.isUnavailable) {
+            pausePublishing(after: OutboxError(code: .publisherUnavailable, operation: "publish", message: unavailable.description))
+        } else {
+            publisherPause.withLock { $0 = (nil, 0) }
+        }
         if publishable.count < batch.count {
             var merged = outcomes.makeIterator()
             outcomes = batch.map { record in record.damage.map { .failed($0, isRetriable: false) } ?? merged.next()! }
@@ -221,7 +227,8 @@ public final class OutboxRelay: Service, Sendable {
                 acknowledgement.delivered.append(reference)
                 continue
             }
-            guard let reason = outcome.failureReason else { continue }  // skipped: retried as it is
+            // Skipped and unavailable messages are not written: they stay pending as they are.
+            guard let reason = outcome.failureReason.map(OutboxFailureReason.clean) else { continue }
             let attempts = record.attempts + 1
             (outcome.isRetriable ? metrics.failedRetriable : metrics.failedPermanent).increment()
             if record.damage != nil || policy.shouldDeadLetter(attempts: attempts, isRetriable: outcome.isRetriable) {

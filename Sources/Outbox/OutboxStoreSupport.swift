@@ -12,6 +12,15 @@ package enum OutboxStoreSupport {
             && name.unicodeScalars.allSatisfy { isLetter($0) || ("0"..."9").contains($0) || $0 == "_" }
     }
 
+    /// `available_at` of a message that may go at once: a new message, or a dead letter sent back.
+    ///
+    /// Only a failed attempt makes a message wait (its `available_at` is then in the future, and
+    /// its `attempts` above zero, which is what holds back the rest of its key). A new message is
+    /// never made to wait by a time, least of all by its `createdAt`: that comes from the
+    /// application host's clock (or the caller), and a clock running ahead would let later
+    /// messages of the key overtake it. So no clock decides per-key order; sequence does.
+    package static let dueAtOnceMicroseconds: Int64 = 0
+
     /// A time as integer microseconds since 1970: exact, sortable, cheap to compare, and free of
     /// any server's time zone. Stores without a native time type keep times this way.
     package static func microseconds(_ date: Date) -> Int64 {

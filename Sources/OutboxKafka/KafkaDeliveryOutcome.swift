@@ -16,9 +16,30 @@ enum KafkaDeliveryOutcome {
         RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC.rawValue,
     ]
 
+    /// Errors that say the broker could not be reached, not that the message is wrong: a delivery
+    /// that timed out (`message.timeout.ms`), no broker or no leader for the partition. They are
+    /// ``OutboxPublishOutcome/unavailable(_:)``, so a broker outage of any length uses up no
+    /// attempts and walks no healthy message towards the dead-letter state.
+    static let unavailableErrors: Set<Int32> = [
+        RD_KAFKA_RESP_ERR__MSG_TIMED_OUT.rawValue,
+        RD_KAFKA_RESP_ERR__TIMED_OUT.rawValue,
+        RD_KAFKA_RESP_ERR__TIMED_OUT_QUEUE.rawValue,
+        RD_KAFKA_RESP_ERR__TRANSPORT.rawValue,
+        RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN.rawValue,
+        RD_KAFKA_RESP_ERR__RESOLVE.rawValue,
+        RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE.rawValue,
+        RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION.rawValue,
+        RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT.rawValue,
+        RD_KAFKA_RESP_ERR_BROKER_NOT_AVAILABLE.rawValue,
+        RD_KAFKA_RESP_ERR_NETWORK_EXCEPTION.rawValue,
+        RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS.rawValue,
+        RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND.rawValue,
+    ]
+
     static func outcome(error: rd_kafka_resp_err_t, status: rd_kafka_msg_status_t) -> OutboxPublishOutcome {
         if error == RD_KAFKA_RESP_ERR_NO_ERROR { return .delivered }
         let name = KafkaError.name(of: error)
+        if unavailableErrors.contains(error.rawValue) { return .unavailable("Kafka: \(name)") }
         let possiblyPersisted = status == RD_KAFKA_MSG_STATUS_POSSIBLY_PERSISTED
         return .failed("Kafka: \(name)", isRetriable: !permanentErrors.contains(error.rawValue), isPossiblyPersisted: possiblyPersisted)
     }

@@ -57,7 +57,7 @@ extension MongoOutboxStore {
         let count = try await perform("retry dead letters") {
             try await messages.updateMany(
                 ["_id": ["$in": .array(sequences.map { .int64($0) })], "state": 1],
-                ["$set": ["state": 0, "attempts": 0, "availableAt": .int64(MongoTime.microseconds(now)), "finishedAt": nil]]).matched
+                ["$set": ["state": 0, "attempts": 0, "availableAt": .int64(OutboxStoreSupport.dueAtOnceMicroseconds), "finishedAt": nil]]).matched
         }
         if count > 0 {
             poller.noteActivity()

@@ -173,7 +173,7 @@ public final class MongoOutboxStore: OutboxStore, Service, Sendable {
                     "id": .uuid(message.id), "topic": .string(message.topic),
                     "key": message.key.map { .string($0) } ?? .null, "type": message.type.map { .string($0) } ?? .null,
                     "payload": .bytes(message.payload), "headers": .bytes(OutboxHeaderCoding.encode(message.headers)),
-                    "partition": .int64(Int64(partition)), "createdAt": .int64(created), "availableAt": .int64(created),
+                    "partition": .int64(Int64(partition)), "createdAt": .int64(created), "availableAt": .int64(OutboxStoreSupport.dueAtOnceMicroseconds),
                     "attempts": 0, "lastError": .null, "state": 0, "finishedAt": .null,
                 ])
             }

@@ -57,7 +57,7 @@ extension MySQLOutboxStore {
         let count = try await perform("retry dead letters") {
             try await updateDeadLetters(sequences) { list in
                 ("UPDATE \(names.messages) SET state = 0, attempts = 0, available_at = ?, finished_at = NULL WHERE sequence IN \(list) AND state = 1",
-                 [.integer(MySQLTime.microseconds(now))])
+                 [.integer(OutboxStoreSupport.dueAtOnceMicroseconds)])
             }
         }
         if count > 0 {

@@ -140,7 +140,7 @@ public final class MySQLOutboxStore: OutboxStore, Service, Sendable {
                 let values: [MySQLValue] = [
                     .bytes(message.id.bytes), .bytes(Array(message.topic.utf8)), message.key.map { .bytes(Array($0.utf8)) } ?? .null,
                     message.type.map { .bytes(Array($0.utf8)) } ?? .null, .bytes(message.payload), .bytes(headers),
-                    .int(partition), .integer(created), .integer(created),
+                    .int(partition), .integer(created), .integer(OutboxStoreSupport.dueAtOnceMicroseconds),
                 ]
                 let bytes = message.payload.count + headers.count + message.topic.utf8.count + (message.key?.utf8.count ?? 0)
                     + (message.type?.utf8.count ?? 0) + 128

@@ -31,7 +31,7 @@ struct PostgresOutboxNames: Sendable {
         relays = quoted("relays")
         migrations = quoted("migrations")
         claimFunction = quoted("claim")
-        channel = "\(tablePrefix)_\(schema)".lowercased()
+        channel = Self.channel(schema: schema, tablePrefix: tablePrefix)
         // Stable across processes: FNV-1a of the qualified name.
         var hash: UInt32 = 0x811c_9dc5
         for byte in "\(schema).\(tablePrefix)".utf8 {
@@ -39,5 +39,23 @@ struct PostgresOutboxNames: Sendable {
             hash = hash &* 0x0100_0193
         }
         lockSpace = Int32(bitPattern: hash)
+    }
+
+    /// The longest channel name PostgreSQL takes (NAMEDATALEN - 1); `pg_notify` refuses longer ones.
+    static let maximumChannelBytes = 63
+
+    /// `<prefix>_<schema>` in lower case; when that is longer than PostgreSQL allows (the two names
+    /// may be 40 characters each), its first 46 characters and a 64-bit hash of the whole, so two
+    /// outboxes never share a channel and every accepted name can enqueue.
+    static func channel(schema: String, tablePrefix: String) -> String {
+        let full = "\(tablePrefix)_\(schema)".lowercased()
+        guard full.utf8.count > maximumChannelBytes else { return full }
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in full.utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x0100_0000_01b3
+        }
+        let hex = String(hash, radix: 16)
+        return String(full.prefix(46)) + "_" + String(repeating: "0", count: 16 - hex.count) + hex
     }
 }

@@ -73,7 +73,7 @@ extension PostgresOutboxStore {
     public func retryDeadLetters(sequences: [Int64], now: Date) async throws -> Int {
         let count = try await perform("retry dead letters") {
             try await Self.count(client.query("""
-                UPDATE \(unescaped: names.messages) SET state = 0, attempts = 0, available_at = \(now), finished_at = NULL
+                UPDATE \(unescaped: names.messages) SET state = 0, attempts = 0, available_at = 'epoch', finished_at = NULL
                 WHERE sequence = ANY(\(sequences)::bigint[]) AND state = 1 RETURNING 1
                 """, logger: logger))
         }

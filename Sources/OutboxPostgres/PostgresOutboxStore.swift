@@ -130,7 +130,7 @@ public final class PostgresOutboxStore: OutboxStore, Service, Sendable {
                 INSERT INTO \(unescaped: names.messages)
                     (id, topic, message_key, message_type, payload, headers, partition, created_at, available_at)
                 SELECT u.id, u.topic, CASE WHEN u.has_key THEN u.message_key END, CASE WHEN u.has_type THEN u.message_type END,
-                       u.payload, u.headers, u.partition, u.created_at, u.created_at
+                       u.payload, u.headers, u.partition, u.created_at, 'epoch'::timestamptz
                 FROM guard, unnest(\(ids)::uuid[], \(topics)::text[], \(keys)::text[], \(hasKeys)::bool[], \(types)::text[],
                             \(hasTypes)::bool[], \(payloads)::bytea[], \(headers)::bytea[], \(partitionValues)::int[],
                             \(created)::timestamptz[])

@@ -118,7 +118,7 @@ public final class SQLiteOutboxStore: OutboxStore, Sendable {
                     OutboxUUIDText.string(message.id), message.topic, message.key, message.type,
                     Data(message.payload), Data(OutboxHeaderCoding.encode(message.headers)),
                     OutboxPartitioning.partition(key: message.key, id: message.id, partitionCount: partitionCount),
-                    created, created,
+                    created, OutboxStoreSupport.dueAtOnceMicroseconds,
                 ])
                 count += 1
             }
@@ -300,7 +300,7 @@ public final class SQLiteOutboxStore: OutboxStore, Sendable {
                 WHERE sequence = ? AND state = 1
                 """)
             for sequence in sequences {
-                try statement.execute(arguments: [SQLiteTime.microseconds(now), sequence])
+                try statement.execute(arguments: [OutboxStoreSupport.dueAtOnceMicroseconds, sequence])
                 count += db.changesCount
             }
             return count

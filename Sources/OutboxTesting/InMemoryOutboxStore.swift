@@ -53,7 +53,7 @@ public final class InMemoryOutboxStore: OutboxStore, Sendable {
             }
             let partition = OutboxPartitioning.partition(key: message.key, id: message.id, partitionCount: store.partitionCount)
             rows.append(Row(record: OutboxRecord(message: message, sequence: sequence, partition: partition),
-                            availableAt: message.createdAt, state: .pending))
+                            availableAt: .distantPast, state: .pending))
         }
     }
 
@@ -208,7 +208,7 @@ public final class InMemoryOutboxStore: OutboxStore, Sendable {
             for sequence in sequences where storage.rows[sequence]?.state == .dead {
                 storage.rows[sequence]?.state = .pending
                 storage.rows[sequence]?.record.attempts = 0
-                storage.rows[sequence]?.availableAt = now
+                storage.rows[sequence]?.availableAt = .distantPast
                 storage.rows[sequence]?.finishedAt = nil
                 count += 1
             }

@@ -50,6 +50,12 @@ public struct OutboxStoreConformance: Sendable {
         /// Needs a store whose transactions can stay open beside others
         /// (``OutboxStoreUnderTestWithOpenTransactions``); see ``forSingleWriterStores``.
         case lateCommitKeepsKeyOrder
+        /// G4 without clocks: a message whose `createdAt` is ahead of every clock still goes first in its key.
+        case futureCreatedAtKeepsKeyOrder
+        /// A megabyte failure reason with NUL and control characters is cut and cleaned, never wedging an acknowledgement.
+        case hugeFailureReasonIsStored
+        /// A dead letter retried after its key moved on goes after what was delivered, before what is pending.
+        case deadLetterRetriedAfterItsKeyMovedOn
 
         public var description: String { rawValue }
 
@@ -104,6 +110,9 @@ public struct OutboxStoreConformance: Sendable {
         case .deadLettersCanBeRetriedAndDiscarded: try await deadLettersCanBeRetriedAndDiscarded(subject)
         case .deliveredRowsAreRetainedThenRemoved: try await deliveredRowsAreRetainedThenRemoved(subject)
         case .lateCommitKeepsKeyOrder: try await lateCommitKeepsKeyOrder(subject)
+        case .futureCreatedAtKeepsKeyOrder: try await futureCreatedAtKeepsKeyOrder(subject)
+        case .hugeFailureReasonIsStored: try await hugeFailureReasonIsStored(subject)
+        case .deadLetterRetriedAfterItsKeyMovedOn: try await deadLetterRetriedAfterItsKeyMovedOn(subject)
         }
     }
 

@@ -41,14 +41,15 @@ final class PostgresStoreUnderTest: OutboxStoreUnderTestWithOpenTransactions {
     private let group: ServiceGroup
     private let running: Task<Void, any Error>
 
-    init(partitionCount: Int, schema: String = "t_\(UUID().uuidString.prefix(8).lowercased())", url: PostgresConnectionURL? = nil) async throws {
+    init(partitionCount: Int, schema: String = "t_\(UUID().uuidString.prefix(8).lowercased())", tablePrefix: String = "outbox",
+         url: PostgresConnectionURL? = nil) async throws {
         let url = try url ?? PostgresTestServer.requireURL()
         logger = OutboxStoreConformance.defaultLogger
         client = PostgresClient(configuration: url.clientConfiguration, backgroundLogger: logger)
         self.schema = schema
         postgres = try PostgresOutboxStore(
             client: client,
-            configuration: .init(schema: schema, partitionCount: partitionCount, listenerConnection: try url.makeConnectionConfiguration(),
+            configuration: .init(schema: schema, tablePrefix: tablePrefix, partitionCount: partitionCount, listenerConnection: try url.makeConnectionConfiguration(),
                                  listenerReconnectDelay: .milliseconds(200)),
             logger: logger)
         let group = ServiceGroup(services: [client, postgres], logger: logger)

@@ -54,4 +54,30 @@ struct PostgresStoreTests {
         }
         print("EXPLAIN of the relay queries on 20,000 pending rows:" + report)
     }
+
+    /// The longest schema and prefix `migrate` accepts also enqueue, wake the relay and publish
+    /// (the NOTIFY channel `<prefix>_<schema>` is longer than PostgreSQL's 63 bytes).
+    @Test func theLongestAcceptedNamesWorkEndToEnd() async throws {
+        let schema = "s" + String(UUID().uuidString.lowercased().filter(\.isLetter).prefix(8)) + String(repeating: "x", count: 40)
+        let subject = try await PostgresStoreUnderTest(partitionCount: 4, schema: String(schema.prefix(40)),
+                                                       tablePrefix: String(repeating: "p", count: 40))
+        let recorder = RecordingPublisher()
+        let relay = RunningRelay(OutboxRelay(store: subject.store, publisher: recorder,
+                                             configuration: .forTesting(pollInterval: .seconds(30)), logger: subject.logger))
+        let messages = (0..<20).map { OutboxMessage(topic: "t", key: "k\($0 % 3)", text: "\($0)") }
+        do {
+            try await subject.enqueueCommitted(messages)
+            // A 30 s poll interval: only the notification can bring these within the wait.
+            try await waitUntil("the messages are published", timeout: .seconds(10)) { recorder.deliveryCount == messages.count }
+        } catch {
+            try? await relay.stop()
+            try? await subject.close()
+            throw error
+        }
+        try await relay.stop()
+        try await subject.close()
+        #expect(PostgresOutboxNames.channel(schema: String(schema.prefix(40)), tablePrefix: String(repeating: "p", count: 40)).utf8.count
+                == PostgresOutboxNames.maximumChannelBytes)
+        #expect(PostgresOutboxNames.channel(schema: "public", tablePrefix: "outbox") == "outbox_public", "short names keep their channel")
+    }
 }

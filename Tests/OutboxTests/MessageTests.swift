@@ -43,6 +43,30 @@ import Testing
         #expect(throws: Never.self) { try OutboxMessage(topic: "t", payload: [0, 0, 0]).validate() }
     }
 
+    @Test func reservedHeadersAreRefusedAtEnqueue() {
+        for name in ["outbox-id", "Outbox-Type", "OUTBOX-ID", "outbox-anything", "Nats-Msg-Id"] {
+            let error = #expect(throws: OutboxError.self) {
+                try OutboxMessage(topic: "t", text: "x", headers: [OutboxHeader(name, "spoofed")]).validate()
+            }
+            #expect(error?.code == .invalidMessage)
+            #expect(error?.description.contains("'\(name)' is reserved") == true, "\(name)")
+            #expect(error?.description.contains("spoofed") == false, "the value stays out of the error")
+        }
+        #expect(throws: Never.self) {
+            try OutboxMessage(topic: "t", text: "x", headers: [OutboxHeader("outbox", "v"), OutboxHeader("x-outbox-id", "v")]).validate()
+        }
+    }
+
+    @Test func failureReasonsAreCutAndCleanedForEveryStore() {
+        #expect(OutboxFailureReason.clean("Kafka: MSG_SIZE_TOO_LARGE") == "Kafka: MSG_SIZE_TOO_LARGE")
+        #expect(OutboxFailureReason.clean("a\u{0}b\r\nc\u{7}") == "a b c ")
+        let huge = OutboxFailureReason.clean(String(repeating: "é\u{0}", count: 600_000))
+        #expect(huge.utf8.count <= OutboxFailureReason.maximumBytes)
+        #expect(huge.hasSuffix("…") && !huge.utf8.contains(0))
+        let exact = String(repeating: "a", count: OutboxFailureReason.maximumBytes)
+        #expect(OutboxFailureReason.clean(exact) == exact, "a reason that fits is kept whole")
+    }
+
     @Test func partitionOfAKeyIsStable() {
         let id = OutboxMessageID.make()
         // Fixed values: changing the hash would move keys between partitions of existing stores.
