@@ -20,6 +20,9 @@ public struct OutboxPublisherConformance: Sendable {
         case rebuildsAfterFatalError
         /// Graceful shutdown during an outage acknowledges nothing the broker did not take.
         case shutdownDuringOutageAcknowledgesNothing
+        /// G2/G4: an outage longer than the delivery timeout times the retry limit uses up no
+        /// attempts; once the broker is back everything arrives, in per-key order, nothing dead.
+        case longOutageUsesNoAttempts
 
         public var description: String { rawValue }
     }
@@ -44,6 +47,7 @@ public struct OutboxPublisherConformance: Sendable {
             case .deadLettersPermanentFailures: try await deadLettersPermanentFailures(broker)
             case .rebuildsAfterFatalError: try await rebuildsAfterFatalError(broker)
             case .shutdownDuringOutageAcknowledgesNothing: try await shutdownDuringOutageAcknowledgesNothing(broker)
+            case .longOutageUsesNoAttempts: try await longOutageUsesNoAttempts(broker)
             }
         } catch {
             try? await broker.close()
@@ -190,5 +194,39 @@ public struct OutboxPublisherConformance: Sendable {
         let status = try await store.status(now: Date())
         try expect(status.pending == 200, "nothing the broker did not take may be acknowledged: pending \(status.pending) of 200")
         try expect(status.dead == 0, "an outage must not dead-letter messages")
+    }
+
+    func longOutageUsesNoAttempts(_ broker: any OutboxPublisherUnderTest) async throws {
+        let store = InMemoryOutboxStore()
+        let perKey = messages(broker, keys: 10, perKey: 20)
+        try await enqueue(store, Array(perKey.map { Array($0.prefix(10)) }))
+        let maximumAttempts = 3
+        let configuration = OutboxRelayConfiguration.forTesting(retryPolicy: .init(
+            maximumAttempts: maximumAttempts, maximumPermanentFailureAttempts: 1,
+            initialBackoff: .milliseconds(20), maximumBackoff: .milliseconds(100)))
+        let running = RunningRelay(OutboxRelay(store: store, publisher: broker.publisher, configuration: configuration, logger: logger), logger: logger)
+        try await drain(store)
+        try await broker.inject(.outage)
+        try await enqueue(store, Array(perKey.map { Array($0.dropFirst(10)) }))
+        // Longer than every attempt timing out one after the other.
+        let outage = broker.deliveryTimeout * (maximumAttempts + 2)
+        let started = ContinuousClock.now
+        var worst = OutboxStatus(pending: 0, retrying: 0, inFlight: 0, dead: 0, deliveredRetained: 0, oldestPendingAge: nil, partitionCount: 0, relays: [])
+        while ContinuousClock.now - started < outage {
+            let status = try await store.status(now: Date())
+            if status.retrying + status.dead > worst.retrying + worst.dead { worst = status }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        try await broker.inject(.recovery)
+        guard worst.retrying == 0 && worst.dead == 0 else {
+            try await running.stop()
+            throw ConformanceFailure(
+                "[\(harness.name)] an outage of \(outage) (delivery timeout \(broker.deliveryTimeout)) used up attempts: \(worst.retrying) retrying, \(worst.dead) dead")
+        }
+        try await drain(store, timeout: .seconds(60))
+        try await running.stop()
+        let consumed = try await broker.consume(count: 200, timeout: .seconds(30))
+        let audit = try audit(perKey, consumed)
+        try expect(audit.isClean, "after a long outage: \(audit)")
     }
 }

@@ -17,6 +17,7 @@ public struct OutboxBrokerFault: Sendable, Hashable, CustomStringConvertible {
         case retriableErrors(Int)
         case fatalProducerError
         case outage
+        case recovery
     }
 
     let kind: Kind
@@ -29,6 +30,8 @@ public struct OutboxBrokerFault: Sendable, Hashable, CustomStringConvertible {
     public static let fatalProducerError = OutboxBrokerFault(kind: .fatalProducerError)
     /// Every broker goes down.
     public static let outage = OutboxBrokerFault(kind: .outage)
+    /// Every broker that went down comes back (the end of an ``outage``).
+    public static let recovery = OutboxBrokerFault(kind: .recovery)
 
     public var description: String { "\(kind)" }
 
@@ -40,6 +43,8 @@ public struct OutboxBrokerFault: Sendable, Hashable, CustomStringConvertible {
     public var isFatalProducerError: Bool { kind == .fatalProducerError }
     /// Which fault this is, for harness implementations.
     public var isOutage: Bool { kind == .outage }
+    /// Which fault this is, for harness implementations.
+    public var isRecovery: Bool { kind == .recovery }
 }
 
 /// What a consumer read back.
@@ -65,6 +70,10 @@ public protocol OutboxPublisherUnderTest: Sendable {
     var publisher: any OutboxPublisher { get }
     /// A topic that exists and is empty.
     var topic: String { get }
+    /// How long the publisher waits for the broker's answer to one message before it gives up on
+    /// that delivery (Kafka's `message.timeout.ms`). An outage longer than this, many times over,
+    /// must still use up no attempts.
+    var deliveryTimeout: Duration { get }
     /// A message on `topic` the broker will never take (for example too large).
     func makePoisonMessage(key: String?) -> OutboxMessage
     /// Makes the broker misbehave.

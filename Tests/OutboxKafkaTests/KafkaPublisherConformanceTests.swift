@@ -26,6 +26,7 @@ struct KafkaMockHarness: OutboxPublisherHarness {
 
 final class KafkaUnderTest: OutboxPublisherUnderTest {
     static let maximumMessageBytes = 100_000
+    static let deliveryTimeout = Duration.milliseconds(1500)  // message.timeout.ms below
     let cluster: KafkaMockCluster
     let kafka: KafkaPublisher
     let topic: String
@@ -39,6 +40,8 @@ final class KafkaUnderTest: OutboxPublisherUnderTest {
         try cluster.createTopic(topic, partitions: 6, replicationFactor: 3)
         var properties = KafkaPublisherConfiguration.mockClusterProperties
         properties["message.max.bytes"] = "\(Self.maximumMessageBytes)"
+        // Scaled down, so an outage many delivery timeouts long takes seconds.
+        properties["message.timeout.ms"] = "1500"
         kafka = try KafkaPublisher(
             configuration: KafkaPublisherConfiguration(bootstrapServers: cluster.bootstrapServers, properties: properties,
                                                        shutdownFlushTimeout: .seconds(2)),
@@ -51,6 +54,7 @@ final class KafkaUnderTest: OutboxPublisherUnderTest {
     }
 
     var publisher: any OutboxPublisher { kafka }
+    var deliveryTimeout: Duration { Self.deliveryTimeout }
 
     func makePoisonMessage(key: String?) -> OutboxMessage {
         OutboxMessage(topic: topic, key: key, type: "Poison", payload: Array(repeating: 0x50, count: Self.maximumMessageBytes * 2))
@@ -68,6 +72,9 @@ final class KafkaUnderTest: OutboxPublisherUnderTest {
             cluster.failNextProduceRequests(with: [.outOfOrderSequenceNumber])
         } else if fault.isOutage {
             for broker in cluster.brokerIDs { try cluster.takeBrokerDown(broker) }
+        } else if fault.isRecovery {
+            // Safe here: one cluster per check, brought back within seconds (see KafkaMockCluster).
+            for broker in cluster.brokerIDs { try cluster.bringBrokerUp(broker) }
         }
     }
 
