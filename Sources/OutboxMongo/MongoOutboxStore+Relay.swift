@@ -119,17 +119,32 @@ extension MongoOutboxStore {
         }
     }
 
+    /// Reads a document leniently (see ``OutboxStoredMessage``): a field that is missing or of
+    /// the wrong BSON type is damage, and the document is still returned for dead-lettering.
     static func record(_ document: BSONDocument) throws -> OutboxRecord {
-        guard let sequence = document["_id"]?.int64Value, let idBytes = document["id"]?.binaryValue, idBytes.count == 16 else {
-            throw OutboxError(code: .schemaMismatch, operation: "claim", message: "An outbox document is malformed; the collection was not written by this library.")
+        guard let sequence = document["_id"]?.int64Value else {
+            throw OutboxError(code: .schemaMismatch, operation: "claim",
+                              message: "An outbox document has no integer _id; the collection was not written by this library.")
         }
-        let id = idBytes.withUnsafeBytes { UUID(uuid: $0.loadUnaligned(as: uuid_t.self)) }
-        let (headers, damage) = OutboxHeaderCoding.decodeStored(document["headers"]?.binaryValue ?? [])
-        let message = OutboxMessage(
-            id: id, topic: document["topic"]?.stringValue ?? "", key: document["key"]?.stringValue, type: document["type"]?.stringValue,
-            payload: document["payload"]?.binaryValue ?? [], headers: headers, createdAt: MongoTime.date(document["createdAt"]?.int64Value ?? 0))
-        return OutboxRecord(message: message, sequence: sequence, partition: Int(document["partition"]?.int64Value ?? 0),
-                            attempts: Int(document["attempts"]?.int64Value ?? 0), lastError: document["lastError"]?.stringValue, damage: damage)
+        var damage: [String] = []
+        func optionalText(_ field: String, _ name: String) -> String? {
+            guard let value = document[field], !value.isNull else { return nil }
+            guard let text = value.stringValue else {
+                damage.append("the \(name) is not a string")
+                return nil
+            }
+            return text
+        }
+        let id = document["id"]?.binaryValue.flatMap { bytes in
+            bytes.count == 16 ? bytes.withUnsafeBytes { UUID(uuid: $0.loadUnaligned(as: uuid_t.self)) } : nil
+        }
+        let key = optionalText("key", "key"), type = optionalText("type", "type")
+        let stored = OutboxStoredMessage(
+            sequence: sequence, partition: Int(document["partition"]?.int64Value ?? sequence & (1 << Self.partitionBits - 1)), id: id,
+            topic: document["topic"]?.stringValue, key: key, type: type, payload: document["payload"]?.binaryValue,
+            headers: document["headers"]?.binaryValue, createdAt: document["createdAt"]?.int64Value.map(MongoTime.date),
+            attempts: Int(document["attempts"]?.int64Value ?? 0), lastError: document["lastError"]?.stringValue, damage: damage)
+        return stored.record
     }
 
     public func acknowledge(_ acknowledgement: OutboxAcknowledgement) async throws -> OutboxAcknowledgementResult {

@@ -104,16 +104,24 @@ extension MySQLOutboxStore {
             """
     }
 
+    /// Reads a row leniently (see ``OutboxStoredMessage``): text columns are binary here, so bytes
+    /// that are not UTF-8 are damage, not text decoded with replacement characters.
     static func record(_ row: MySQLRow) throws -> OutboxRecord {
-        guard let id = UUID(bytes: row[1].bytesValue ?? []) else {
-            throw OutboxError(code: .schemaMismatch, operation: "claim", message: "An outbox row has a malformed id; the table was not written by this library.")
+        var damage: [String] = []
+        func text(_ index: Int, _ name: String) -> String? {
+            guard let bytes = row[index].bytesValue else { return nil }
+            guard let text = String(validating: bytes, as: UTF8.self) else {
+                damage.append("the \(name) is not UTF-8 text")
+                return nil
+            }
+            return text
         }
-        let (headers, damage) = OutboxHeaderCoding.decodeStored(row[6].bytesValue ?? [])
-        let message = OutboxMessage(
-            id: id, topic: row[2].string ?? "", key: row[3].string, type: row[4].string, payload: row[5].bytesValue ?? [],
-            headers: headers, createdAt: MySQLTime.date(row[8].int64 ?? 0))
-        return OutboxRecord(message: message, sequence: row[0].int64 ?? 0, partition: Int(row[7].int64 ?? 0),
-                            attempts: Int(row[9].int64 ?? 0), lastError: row[10].string, damage: damage)
+        let key = text(3, "key"), type = text(4, "type"), topic = text(2, "topic")
+        let stored = OutboxStoredMessage(
+            sequence: row[0].int64 ?? 0, partition: Int(row[7].int64 ?? 0), id: row[1].bytesValue.flatMap(UUID.init(bytes:)),
+            topic: topic, key: key, type: type, payload: row[5].bytesValue, headers: row[6].bytesValue,
+            createdAt: row[8].int64.map(MySQLTime.date), attempts: Int(row[9].int64 ?? 0), lastError: row[10].string, damage: damage)
+        return stored.record
     }
 
     public func acknowledge(_ acknowledgement: OutboxAcknowledgement) async throws -> OutboxAcknowledgementResult {

@@ -116,11 +116,13 @@ extension PostgresOutboxStore {
         for try await row in rows {
             let (sequence, id, topic, key, type, payload, headers, partition, created, attempts, lastError) =
                 try row.decode((Int64, UUID, String, String?, String?, ByteBuffer, ByteBuffer, Int, Date, Int, String?).self)
-            let (decoded, damage) = OutboxHeaderCoding.decodeStored(Array(headers.readableBytesView))
-            let message = OutboxMessage(
-                id: id, topic: topic, key: key, type: type, payload: Array(payload.readableBytesView), headers: decoded, createdAt: created)
-            records.append(OutboxRecord(message: message, sequence: sequence, partition: partition, attempts: attempts, lastError: lastError,
-                                        damage: damage))
+            // The schema fixes every column's type (and the server's encoding keeps text UTF-8):
+            // the headers' encoding is the one thing a foreign writer can damage here.
+            let stored = OutboxStoredMessage(
+                sequence: sequence, partition: partition, id: id, topic: topic, key: key, type: type,
+                payload: Array(payload.readableBytesView), headers: Array(headers.readableBytesView), createdAt: created,
+                attempts: attempts, lastError: lastError)
+            records.append(stored.record)
         }
         return records
     }

@@ -379,20 +379,37 @@ public final class SQLiteOutboxStore: OutboxStore, Sendable {
         ]
     }
 
+    /// Reads a row leniently: SQLite keeps any type in any column, and GRDB stops the process when
+    /// a column cannot be converted to the type asked for, so every column is read as a
+    /// `DatabaseValue` and converted here. A row that cannot be read whole is a damaged record.
     static func record(_ row: Row) throws -> OutboxRecord {
-        let idText: String = row["id"]
-        guard let id = OutboxUUIDText.uuid(idText) else {
-            throw OutboxError(code: .schemaMismatch, operation: "read message",
-                              message: "A stored message has an id that is not a UUID; the outbox table was written by something other than swift-outbox.")
+        func text(_ column: String) -> String? {
+            let value: DatabaseValue = row[column]
+            return String.fromDatabaseValue(value)
         }
-        let payload: Data = row["payload"] ?? Data()
-        let headers: Data = row["headers"] ?? Data()
-        let (decoded, damage) = OutboxHeaderCoding.decodeStored([UInt8](headers))
-        let message = OutboxMessage(
-            id: id, topic: row["topic"], key: row["message_key"], type: row["message_type"],
-            payload: [UInt8](payload), headers: decoded, createdAt: SQLiteTime.date(row["created_at"]))
-        return OutboxRecord(message: message, sequence: row["sequence"], partition: row["partition"],
-                            attempts: row["attempts"], lastError: row["last_error"], damage: damage)
+        func bytes(_ column: String) -> [UInt8]? {
+            let value: DatabaseValue = row[column]
+            if case .blob(let data) = value.storage { return [UInt8](data) }
+            return nil
+        }
+        func integer(_ column: String) -> Int64? {
+            let value: DatabaseValue = row[column]
+            if case .int64(let number) = value.storage { return number }
+            return nil
+        }
+        var damage: [String] = []
+        let keyValue: DatabaseValue = row["message_key"]
+        let key = text("message_key")
+        if key == nil && !keyValue.isNull { damage.append("the key is not text") }
+        let typeValue: DatabaseValue = row["message_type"]
+        let type = text("message_type")
+        if type == nil && !typeValue.isNull { damage.append("the type is not text") }
+        let stored = OutboxStoredMessage(
+            sequence: integer("sequence") ?? 0, partition: Int(integer("partition") ?? 0),
+            id: text("id").flatMap(OutboxUUIDText.uuid), topic: text("topic"), key: key, type: type,
+            payload: bytes("payload"), headers: bytes("headers"), createdAt: integer("created_at").map(SQLiteTime.date),
+            attempts: Int(integer("attempts") ?? 0), lastError: text("last_error"), damage: damage)
+        return stored.record
     }
 
     /// A write in an IMMEDIATE transaction: it takes the write lock up front, so a read-then-write

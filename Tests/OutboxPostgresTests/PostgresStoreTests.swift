@@ -80,4 +80,24 @@ struct PostgresStoreTests {
                 == PostgresOutboxNames.maximumChannelBytes)
         #expect(PostgresOutboxNames.channel(schema: "public", tablePrefix: "outbox") == "outbox_public", "short names keep their channel")
     }
+
+    /// The schema fixes every column's type here, so the headers' encoding is what a foreign
+    /// writer can damage: such a row is dead-lettered with its reason and the rest flow.
+    @Test func damagedHeadersAreDeadLetteredAndTheRestFlows() async throws {
+        let subject = try await PostgresStoreUnderTest(partitionCount: 4)
+        defer { Task { try? await subject.close() } }
+        let messages = (0..<4).map { OutboxMessage(topic: "t", key: "k\($0)", text: "message \($0)") }
+        try await subject.enqueueCommitted(messages)
+        try await subject.client.query(
+            "UPDATE \(unescaped: subject.postgres.names.messages) SET headers = '\\x000000c8fffe'::bytea WHERE id = \(messages[2].id)",
+            logger: subject.logger)
+        let recorder = RecordingPublisher()
+        let running = RunningRelay(OutboxRelay(store: subject.store, publisher: recorder, configuration: .forTesting(), logger: subject.logger))
+        try await waitUntil("the healthy messages are published") { recorder.deliveryCount >= 3 }
+        try await waitUntil("the damaged row is dead-lettered") { try await subject.store.status(now: Date()).dead == 1 }
+        try await running.stop()
+        let dead = try await subject.store.deadLetters(limit: 10, afterSequence: nil)
+        #expect(dead.map(\.record.message.id) == [messages[2].id])
+        #expect(dead.first?.record.lastError?.contains("the headers (6 bytes) are not an outbox header encoding") == true)
+    }
 }
