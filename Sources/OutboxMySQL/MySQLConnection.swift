@@ -112,6 +112,9 @@ public final class MySQLConnection: Sendable {
         }
     }
 
+    /// Whether a ``withTransaction(isolation:_:)`` is open on this connection.
+    public var isInTransaction: Bool { commitHooks.withLock { $0 != nil } }
+
     /// Whether the connection was lost; a pool discards broken connections.
     public var isBroken: Bool { session.isBroken.load(ordering: .acquiring) }
 

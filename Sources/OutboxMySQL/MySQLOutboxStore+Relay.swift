@@ -71,7 +71,7 @@ extension MySQLOutboxStore {
                     MySQLValueList.padded(wanted)).rows.compactMap { $0[0].int64 }.map { MySQLValue.integer($0) }
                 guard !clear.isEmpty else { return [] }
                 let nowValue = MySQLValue.integer(MySQLTime.microseconds(now))
-                let skipped = excluding.map { MySQLValue.integer($0) }
+                let skipped = Self.excludedInClaim(excluding).map { MySQLValue.integer($0) }
                 let rows = try await connection.query(
                     Self.claimSQL(names, partitions: clear.count, skipped: skipped.count),
                     [nowValue] + MySQLValueList.padded(clear) + (skipped.isEmpty ? [] : MySQLValueList.padded(skipped))
@@ -81,6 +81,18 @@ extension MySQLOutboxStore {
                 return try rows.map(Self.record)
             }
         }
+    }
+
+    /// The most in-flight sequences a claim leaves out by list: with the partitions (at most 4,096),
+    /// the list stays far under MySQL's 65,535 placeholders per statement whatever the batch size.
+    static let maximumExcludedInClaim = 16_384
+
+    /// The in-flight sequences the claim's list leaves out: all of them, or the lowest
+    /// ``maximumExcludedInClaim`` (the ones the claim, walking in sequence order, would meet
+    /// first). Rows in flight that the list misses come back and the relay drops them.
+    static func excludedInClaim(_ excluding: [Int64]) -> [Int64] {
+        guard excluding.count > maximumExcludedInClaim else { return excluding }
+        return Array(excluding.sorted().prefix(maximumExcludedInClaim))
     }
 
     /// The claim's read, for `partitions` clear partitions and `skipped` sequences in flight

@@ -122,6 +122,12 @@ public final class MySQLOutboxStore: OutboxStore, Service, Sendable {
     /// - Throws: ``OutboxError`` with code `.invalidMessage` for a message that breaks the limits
     ///   or the server's `max_allowed_packet`; `.schemaMismatch` when `migrate()` has not run.
     public func enqueue(_ messages: [OutboxMessage], on connection: MySQLConnection) async throws {
+        // Outside a transaction each statement would commit alone: a batch could be half written,
+        // and the message would not be atomic with the application's data.
+        guard connection.isInTransaction else {
+            throw OutboxError(code: .invalidConfiguration, operation: "enqueue",
+                              message: "enqueue must run inside a transaction (connection.withTransaction { connection in … }), or the messages would not be atomic with your data.")
+        }
         guard !messages.isEmpty else { return }
         let prepared = try messages.map { message -> OutboxMessage in
             try message.validate(limits: configuration.messageLimits)
@@ -168,11 +174,7 @@ public final class MySQLOutboxStore: OutboxStore, Service, Sendable {
         }
         let commits = self.commits
         let poller = self.poller
-        if !connection.afterCommit({ poller.noteActivity(); commits.signal() }) {
-            // Outside withTransaction the insert committed already (autocommit).
-            poller.noteActivity()
-            commits.signal()
-        }
+        _ = connection.afterCommit { poller.noteActivity(); commits.signal() }
     }
 
     /// Splits rows into statements of 256, 64, 16, 4 or 1 rows (few distinct prepared

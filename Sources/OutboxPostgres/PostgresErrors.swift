@@ -29,6 +29,10 @@ enum PostgresErrors {
         case "3D000":
             return OutboxError(code: .invalidConfiguration, operation: operation,
                                message: "The PostgreSQL database does not exist; check the database name in the URL.", underlying: underlying)
+        case "25P01":
+            return OutboxError(code: .invalidConfiguration, operation: operation,
+                               message: "\(operation) must run inside a transaction (client.withTransaction { connection in … }), or the messages would not be atomic with your data.",
+                               underlying: underlying)
         case "54000":
             return OutboxError(code: .invalidMessage, operation: operation,
                                message: "The message is larger than PostgreSQL accepts; send a smaller payload.", underlying: underlying)

@@ -123,4 +123,31 @@ struct MySQLStoreTests {
             #expect(error.description.contains("outbox migrate"))
         }
     }
+
+    /// Outside a transaction each statement would commit alone (a batch could be half written):
+    /// an enqueue there is refused with one sentence, and nothing is written.
+    @Test func enqueueOutsideATransactionIsRefused() async throws {
+        let subject = try await MySQLStoreUnderTest(partitionCount: 4)
+        defer { Task { try? await subject.close() } }
+        let messages = (0..<600).map { OutboxMessage(topic: "t", key: "k\($0 % 7)", text: "\($0)") }
+        let error = await #expect(throws: OutboxError.self) {
+            try await subject.application.withConnection { connection in try await subject.mysql.enqueue(messages, on: connection) }
+        }
+        #expect(error?.description.contains("must run inside a transaction") == true, "\(String(describing: error))")
+        let status = try await subject.store.status(now: Date())
+        #expect(status.pending == 0, "nothing was committed")
+    }
+
+    /// No claim exceeds MySQL's 65,535 placeholders, whatever the relay has in flight.
+    @Test func claimWithAHugeInFlightListStaysUnderThePlaceholderLimit() async throws {
+        let subject = try await MySQLStoreUnderTest(partitionCount: 4)
+        defer { Task { try? await subject.close() } }
+        let messages = (0..<5).map { OutboxMessage(topic: "t", key: "k\($0)", text: "\($0)") }
+        try await subject.enqueueCommitted(messages)
+        let all = try await subject.mysql.claim(partitions: Array(0..<4), limit: 10, now: Date())
+        #expect(all.count == 5)
+        let inFlight = all.prefix(2).map(\.sequence) + (1...70_000).map { Int64(1_000_000_000 + $0) }
+        let rest = try await subject.mysql.claim(partitions: Array(0..<4), limit: 10, now: Date(), excluding: inFlight)
+        #expect(rest.map(\.message.id) == all.dropFirst(2).map(\.message.id))
+    }
 }

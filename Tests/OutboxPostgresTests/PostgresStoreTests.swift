@@ -100,4 +100,20 @@ struct PostgresStoreTests {
         #expect(dead.map(\.record.message.id) == [messages[2].id])
         #expect(dead.first?.record.lastError?.contains("the headers (6 bytes) are not an outbox header encoding") == true)
     }
+
+    /// An enqueue outside a transaction block would commit the message alone: it is refused with
+    /// one sentence, and nothing is written.
+    @Test func enqueueOutsideATransactionIsRefused() async throws {
+        let subject = try await PostgresStoreUnderTest(partitionCount: 4)
+        defer { Task { try? await subject.close() } }
+        let error = await #expect(throws: OutboxError.self) {
+            try await subject.client.withConnection { connection in
+                try await subject.postgres.enqueue([OutboxMessage(topic: "t", text: "alone")], on: connection, logger: subject.logger)
+            }
+        }
+        #expect(error?.code == .invalidConfiguration)
+        #expect(error?.description.contains("must run inside a transaction") == true, "\(String(describing: error))")
+        let status = try await subject.store.status(now: Date())
+        #expect(status.pending == 0, "nothing was committed")
+    }
 }
