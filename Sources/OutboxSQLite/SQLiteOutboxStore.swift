@@ -126,9 +126,21 @@ public final class SQLiteOutboxStore: OutboxStore, Sendable {
                 let commits = self.commits
                 db.afterNextTransaction { _ in commits.signal() }
             }
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_READONLY && Self.isReadOnlyAccess(db) {
+            // A read access (`read { db in … }`, a reader of a pool) is read-only on purpose; the
+            // file is fine, the call site is not.
+            throw OutboxError(code: .invalidConfiguration, operation: "enqueue",
+                              message: "enqueue ran inside a read-only access (read { db in … }); call it inside writer.write { db in … }.",
+                              underlying: OutboxUnderlyingError(error))
         } catch {
             throw SQLiteErrors.map(error, operation: "enqueue", path: path)
         }
+    }
+
+    /// Whether `db` is a read-only access (GRDB's readers and `read` run with `query_only`, or on a
+    /// connection opened read-only), as opposed to a read-only file.
+    private static func isReadOnlyAccess(_ db: Database) -> Bool {
+        db.configuration.readonly || ((try? Bool.fetchOne(db, sql: "PRAGMA query_only")) ?? false) == true
     }
 
     private func partitionCount(_ db: Database) throws -> Int {

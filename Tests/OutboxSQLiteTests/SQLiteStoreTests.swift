@@ -25,6 +25,19 @@ import Testing
         #expect(try await store.status(now: Date()).pending == 0)
     }
 
+    @Test func enqueueInAReadOnlyAccessSaysSo() async throws {
+        let (store, folder) = try await makeStore()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        _ = try await store.status(now: Date())  // the partition count is cached: the insert itself is refused
+        for reader in [store.writer, try DatabaseQueue(path: folder.appendingPathComponent("s.sqlite").path) as any DatabaseWriter] {
+            let error = await #expect(throws: OutboxError.self) {
+                try await reader.read { db in try store.enqueue(OutboxMessage(topic: "t", text: "x"), in: db) }
+            }
+            #expect(error?.description.contains("read-only access") == true, "\(String(describing: error))")
+        }
+        #expect(try await store.status(now: Date()).pending == 0)
+    }
+
     @Test func enqueueBeforeMigrationNamesTheFix() async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("outbox-sqlite-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
