@@ -75,6 +75,17 @@ extension BSONDocument {
 struct BSONReader {
     let bytes: [UInt8]
     var position: Int
+    /// Documents and arrays being read, one inside the other.
+    private var depth = 0
+
+    /// The deepest nesting read, as the MongoDB server allows: a document nested deeper is refused
+    /// instead of recursing until the stack runs out.
+    static let maximumDepth = 100
+
+    init(bytes: [UInt8], position: Int) {
+        self.bytes = bytes
+        self.position = position
+    }
 
     private mutating func take(_ count: Int) throws -> ArraySlice<UInt8> {
         guard count >= 0, count <= bytes.count - position else { throw BSONError(description: "A BSON value runs past the end of its document.") }
@@ -102,6 +113,11 @@ struct BSONReader {
     }
 
     mutating func document() throws -> BSONDocument {
+        depth += 1
+        defer { depth -= 1 }
+        guard depth <= Self.maximumDepth else {
+            throw BSONError(description: "A BSON document is nested deeper than \(Self.maximumDepth) levels.")
+        }
         let start = position
         let length = Int(try integer(Int32.self))
         guard length >= 5, length <= bytes.count - start else { throw BSONError(description: "A BSON document has a wrong length.") }

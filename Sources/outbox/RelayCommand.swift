@@ -13,13 +13,13 @@ struct RelayCommand: AsyncParsableCommand {
 
     @OptionGroup var options: StoreOptions
 
-    @Option(help: "Kafka bootstrap servers, host:port[,host:port…] (env: OUTBOX_KAFKA_BROKERS). Without it, messages go to --output.")
+    @Option(help: "Kafka bootstrap servers, host:port[,host:port…] (env: OUTBOX_KAFKA_BROKERS). One destination is required: this or --output.")
     var kafkaBrokers: String?
 
     @Option(name: .customShort("X"), help: ArgumentHelp("A librdkafka setting, key=value (repeatable), as kcat -X.", valueName: "key=value"))
     var kafkaSettings: [String] = []
 
-    @Option(help: "Without Kafka: a JSON-lines file path to publish to, or - for standard output.")
+    @Option(help: "Instead of Kafka: a JSON-lines file path to publish to, or - for standard output (the relay deletes what it writes there).")
     var output: String?
 
     @Option(help: "The relay's id in the store (default: host, process id and a random suffix).")
@@ -48,6 +48,11 @@ struct RelayCommand: AsyncParsableCommand {
         if let retentionSeconds, retentionSeconds < 0 { throw ValidationError("--retention-seconds cannot be negative.") }
         if resolvedKafkaBrokers != nil && output != nil {
             throw ValidationError("Choose one destination: --kafka-brokers or --output, not both.")
+        }
+        // A relay acknowledges (deletes) what it publishes: with no destination chosen, messages
+        // must not quietly go to standard output and vanish from the outbox.
+        if resolvedKafkaBrokers == nil && output == nil && kafkaSettings.isEmpty {
+            throw ValidationError("Give the relay a destination: --kafka-brokers host:port (or OUTBOX_KAFKA_BROKERS), or --output FILE (- for standard output).")
         }
         if resolvedKafkaBrokers == nil && !kafkaSettings.isEmpty {
             throw ValidationError("-X settings are for Kafka; give --kafka-brokers too.")
@@ -91,7 +96,7 @@ struct RelayCommand: AsyncParsableCommand {
             services.append(kafka)  // first: it stops after the relay, and flushes
             destination = "kafka \(brokers)"
         } else {
-            let output = self.output ?? "-"
+            let output = self.output!  // validate() requires a destination
             let lines = output == "-" ? OutboxJSONLinesPublisher() : try OutboxJSONLinesPublisher(path: output)
             publisher = lines
             destination = lines.destination

@@ -175,6 +175,7 @@ struct KafkaCommandLineTests {
             (["relay", "-X", "linger.ms=1"], "give --kafka-brokers too"),
             (["relay", "--kafka-brokers", "h:1", "-X", "novalue"], "-X takes key=value"),
             (["relay", "--kafka-brokers", "h:1", "--output", "x.jsonl"], "not both"),
+            (["relay", "--store", "sqlite:///tmp/never-opened.sqlite"], "Give the relay a destination: --kafka-brokers"),
             (["mock-kafka", "--brokers", "0"], "--brokers"),
             (["mock-kafka", "--topic", "orders:zero"], "--topic"),
         ] {

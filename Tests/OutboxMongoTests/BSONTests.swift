@@ -31,6 +31,29 @@ struct BSONTests {
         #expect(throws: BSONError.self) { _ = try (["bad\u{0}name": 1] as BSONDocument).encoded() }
     }
 
+    /// A document nested 200,000 deep (1.6 MB, under the 16 MB limit) is refused with a sentence;
+    /// the decoder does not recurse until the stack runs out.
+    @Test func deepNestingIsRefusedNotRecursed() throws {
+        func nested(_ levels: Int) -> [UInt8] {
+            var prefix: [UInt8] = [], suffix: [UInt8] = []
+            var length = 5  // the innermost, empty document
+            var lengths: [Int] = []
+            for _ in 0..<levels {
+                length += 8  // length, type 0x03, name "a\0", terminator
+                lengths.append(length)
+            }
+            for length in lengths.reversed() {
+                withUnsafeBytes(of: Int32(length).littleEndian) { prefix.append(contentsOf: $0) }
+                prefix.append(contentsOf: [0x03, 0x61, 0x00])
+                suffix.append(0x00)
+            }
+            return prefix + [5, 0, 0, 0, 0] + suffix
+        }
+        let error = #expect(throws: BSONError.self) { _ = try BSONDocument(bson: nested(200_000)) }
+        #expect(error?.description.contains("nested deeper than 100") == true)
+        #expect(throws: Never.self) { _ = try BSONDocument(bson: nested(99)) }
+    }
+
     @Test func standaloneServersAreToldApart() {
         #expect(MongoClient.supportsTransactions(hello: ["isWritablePrimary": true, "setName": "rs0"]))
         #expect(MongoClient.supportsTransactions(hello: ["isWritablePrimary": true, "msg": "isdbgrid"]))
