@@ -36,5 +36,5 @@ mariadb-install-db --no-defaults --user=root --datadir="$root/data" --auth-root-
 
 scripts/run-mariadb.sh "$port"
 mariadb --no-defaults --protocol=tcp -h 127.0.0.1 -P "$port" -u root \
-  -e "CREATE DATABASE outbox_test CHARACTER SET utf8mb4; CREATE USER 'outbox'@'%' IDENTIFIED BY 'outbox-secret'; GRANT ALL ON *.* TO 'outbox'@'%';"
+  -e "CREATE DATABASE outbox_test CHARACTER SET utf8mb4; CREATE USER 'outbox'@'%' IDENTIFIED BY 'outbox-secret'; GRANT ALL ON *.* TO 'outbox'@'%' WITH GRANT OPTION;"
 echo "mysql://outbox:outbox-secret@127.0.0.1:$port/outbox_test"

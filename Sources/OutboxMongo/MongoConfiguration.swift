@@ -81,9 +81,22 @@ public struct MongoConfiguration: Sendable, CustomStringConvertible {
         self.tls = tls
         self.maximumConnections = max(1, maximumConnections)
         let user = userInfo.map { info in info.split(separator: ":", maxSplits: 1).first.map(String.init) ?? "" }
-        redacted = "\(scheme)\(user.map { "\($0)@" } ?? "")\(rest)/\(database)\(options.isEmpty ? "" : "?\(options)")"
+        let shownOptions = Self.redactingSecrets(options)
+        redacted = "\(scheme)\(user.map { "\($0)@" } ?? "")\(rest)/\(database)\(shownOptions.isEmpty ? "" : "?\(shownOptions)")"
     }
 
-    /// The URL without its password.
+    /// The URL without its password or any secret option value.
     public var description: String { redacted }
+
+    /// The query string with the value of every option that can hold a secret replaced by `***`:
+    /// any option whose name mentions a password, secret, token or key material, and
+    /// `authMechanismProperties` (it carries cloud session tokens).
+    static func redactingSecrets(_ options: String) -> String {
+        options.split(separator: "&", omittingEmptySubsequences: false).map { option in
+            guard let equals = option.firstIndex(of: "=") else { return String(option) }
+            let name = option[..<equals].lowercased()
+            let secret = ["password", "secret", "token", "authmechanismproperties", "credential"].contains { name.contains($0) }
+            return secret ? "\(option[..<equals])=***" : String(option)
+        }.joined(separator: "&")
+    }
 }

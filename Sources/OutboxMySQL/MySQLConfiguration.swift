@@ -110,8 +110,9 @@ public struct MySQLConfiguration: Sendable, CustomStringConvertible {
                 throw invalid("The MySQL URL has an unknown option \"\(item.name)\"; use ssl-mode, ssl-ca, ssl-cert or ssl-key.")
             }
         }
-        self.init(host: host, port: components.port ?? 3306, username: user.removingPercentEncoding ?? user,
-                  password: components.password.map { $0.removingPercentEncoding ?? $0 }, database: database, tls: tls)
+        // URLComponents' `user` and `password` are decoded already; decoding them again would turn
+        // a password with a literal "%41" (written %2541 in the URL) into "A".
+        self.init(host: host, port: components.port ?? 3306, username: user, password: components.password, database: database, tls: tls)
     }
 
     /// The URL without its password.

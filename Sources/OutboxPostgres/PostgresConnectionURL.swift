@@ -43,8 +43,10 @@ public struct PostgresConnectionURL: Sendable, CustomStringConvertible {
         }
         self.host = host
         port = components.port ?? 5432
-        username = user.removingPercentEncoding ?? user
-        password = components.password.map { $0.removingPercentEncoding ?? $0 }
+        // URLComponents' `user` and `password` are decoded already: decoding them again would turn
+        // a password with a literal "%41" (written %2541 in the URL) into "A".
+        username = user
+        password = components.password
         self.database = database
         self.sslMode = sslMode
     }

@@ -31,7 +31,10 @@ struct DeadLettersCommand: AsyncParsableCommand {
             let formatter = ISO8601DateFormatter()
             for letter in letters {
                 let record = letter.record
-                print("\(record.sequence)\t\(formatter.string(from: letter.failedAt))\t\(record.message.id.uuidString.lowercased())\ttopic=\(record.message.topic)\tkey=\(record.message.key ?? "-")\tattempts=\(record.attempts)\terror=\(record.lastError ?? "-")")
+                let message = record.message
+                let (topic, key, type, reason) = (TerminalText.escaped(message.topic), message.key.map(TerminalText.escaped) ?? "-",
+                                                  message.type.map(TerminalText.escaped) ?? "-", record.lastError.map(TerminalText.escaped) ?? "-")
+                print("\(record.sequence)\t\(formatter.string(from: letter.failedAt))\t\(message.id.uuidString.lowercased())\ttopic=\(topic)\tkey=\(key)\ttype=\(type)\tattempts=\(record.attempts)\terror=\(reason)")
             }
             if letters.count == limit { print("More may follow: --after \(letters.last!.record.sequence)") }
         }

@@ -13,6 +13,23 @@ struct OutboxCommand: AsyncParsableCommand {
             """,
         subcommands: [DemoCommand.self, MigrateCommand.self, RelayCommand.self, StatusCommand.self, DeadLettersCommand.self, MockKafkaCommand.self, BenchCommand.self, ChaosCommand.self, ChaosWriterCommand.self]
     )
+
+    /// Runs the command the arguments name, with a umask that keeps every file the CLI creates (an
+    /// SQLite database and its WAL, JSON-lines output, chaos and bench files) readable by its owner
+    /// only: they hold message payloads.
+    static func main() async {
+        umask(0o077)
+        do {
+            var command = try parseAsRoot()
+            if var asynchronous = command as? any AsyncParsableCommand {
+                try await asynchronous.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
 }
 
 /// Options every command that touches a store shares.

@@ -29,7 +29,7 @@ struct StatusCommand: AsyncParsableCommand {
             print("relays:         none running")
         }
         for relay in status.relays {
-            print("relay \(relay.relayID): \(relay.partitions.count) partitions \(Self.ranges(relay.partitions)), \(relay.inFlight) in flight")
+            print("relay \(TerminalText.escaped(relay.relayID)): \(relay.partitions.count) partitions \(Self.ranges(relay.partitions)), \(relay.inFlight) in flight")
         }
     }
 

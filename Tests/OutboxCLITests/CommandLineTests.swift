@@ -103,6 +103,52 @@ struct CommandLineTests {
         #expect(status.pending == 1 && status.dead == 0)
     }
 
+    /// Keys, types, topics and reasons holding terminal escapes, newlines and tabs are printed
+    /// escaped: they cannot forge lines or columns, or drive the terminal.
+    @Test func hostileTextIsPrintedEscaped() async throws {
+        let folder = try TemporaryFolder()
+        let store = try SQLiteOutboxStore(path: folder.path("hostile.sqlite"))
+        try await store.migrate()
+        let escape = "\u{1B}[2J\u{1B}]0;owned\u{07}"
+        try await store.writer.write { db in
+            try store.enqueue(OutboxMessage(topic: "orders", key: "k\n1\tforged\(escape)", type: "T\r\u{202E}evil", text: "x"), in: db)
+        }
+        let grant = try await store.heartbeat(OutboxHeartbeat(relayID: "relay\n\(escape)", leaseDuration: .seconds(30)))
+        let claimed = try await store.claim(partitions: grant.owned.sorted(), limit: 10, now: Date())
+        _ = try await store.acknowledge(OutboxAcknowledgement(relayID: "relay\n\(escape)", deadLetters: claimed.map {
+            .init(sequence: $0.sequence, partition: $0.partition, error: "rejected\n2\tfake line\(escape)")
+        }))
+        let url = "sqlite://\(folder.path("hostile.sqlite"))"
+        let list = try await OutboxProcess.run(["dead-letters", "list", "--store", url])
+        #expect(list.status == 0)
+        #expect(list.output.split(separator: "\n").count == 1, "one dead letter, one line: \(list.output)")
+        #expect(list.output.split(separator: "\t").count == 8, "eight columns")
+        #expect(!list.output.unicodeScalars.contains { $0.value == 0x1B || $0.value == 0x07 || $0.value == 0x0D || $0.value == 0x202E })
+        #expect(list.output.contains("key=k\\n1\\tforged\\u{1b}[2J"), "\(list.output)")
+        let status = try await OutboxProcess.run(["status", "--store", url])
+        #expect(status.status == 0)
+        #expect(!status.output.unicodeScalars.contains { $0.value == 0x1B || $0.value == 0x07 })
+        #expect(status.output.contains("relay relay\\n\\u{1b}"), "\(status.output)")
+    }
+
+    /// Files the CLI creates hold payloads: they are readable by their owner only.
+    @Test func filesTheCommandCreatesAreNotWorldReadable() async throws {
+        let folder = try TemporaryFolder()
+        let url = "sqlite://\(folder.path("private.sqlite"))"
+        let migrate = try await OutboxProcess.run(["migrate", "--store", url])
+        #expect(migrate.status == 0, "\(migrate.error)")
+        let store = try SQLiteOutboxStore(path: folder.path("private.sqlite"))
+        try await store.writer.write { db in try store.enqueue(OutboxMessage(topic: "t", text: "secret"), in: db) }
+        let relay = try OutboxProcess(["relay", "--store", url, "--output", folder.path("out.jsonl")])
+        try await waitUntil("the relay wrote the message") { (try? Data(contentsOf: URL(fileURLWithPath: folder.path("out.jsonl"))).count) ?? 0 > 0 }
+        relay.signal(SIGTERM)
+        _ = try await relay.wait(timeout: .seconds(20))
+        for file in ["private.sqlite", "out.jsonl"] {
+            let mode = try #require(try FileManager.default.attributesOfItem(atPath: folder.path(file))[.posixPermissions] as? Int)
+            #expect(mode & 0o077 == 0, "\(file) has mode \(String(mode, radix: 8))")
+        }
+    }
+
     @Test func demoOnKafkaVerifiesEveryMessage() async throws {
         let folder = try TemporaryFolder()
         let result = try await OutboxProcess.run(

@@ -80,6 +80,25 @@ struct MySQLConnectionTests {
         }
     }
 
+    /// A user and password are percent-decoded exactly once: a password with a literal "%41"
+    /// (written %2541 in the URL) logs in, and one with "@" (%40) too.
+    @Test func percentEncodedPasswordsLogIn() async throws {
+        let base = try MySQLTestServer.requireConfiguration()
+        let admin = MySQLConnectionPool(configuration: base, maximumConnections: 1)
+        defer { Task { await admin.close() } }
+        let user = "pct_\(UUID().uuidString.prefix(8).lowercased())"
+        // The name is generated here (letters and digits): account names cannot be bound.
+        try await admin.query("CREATE USER '\(user)'@'%' IDENTIFIED BY 'p%41ss@x'")
+        try await admin.query("GRANT ALL ON `\(base.database)`.* TO '\(user)'@'%'")
+        let configuration = try MySQLConfiguration(url: "mysql://\(user):p%2541ss%40x@\(base.host):\(base.port)/\(base.database)")
+        #expect(configuration.password == "p%41ss@x")
+        let pool = MySQLConnectionPool(configuration: configuration, maximumConnections: 1)
+        let answer = try await pool.query("SELECT CURRENT_USER()").rows.first?[0].string
+        await pool.close()
+        try await admin.query("DROP USER '\(user)'@'%'")
+        #expect(answer?.hasPrefix(user) == true)
+    }
+
     /// The pool hands each connection to one task at a time and opens no more than its maximum.
     @Test func poolBoundsConnections() async throws {
         let pool = MySQLConnectionPool(configuration: try MySQLTestServer.requireConfiguration(), maximumConnections: 3)
