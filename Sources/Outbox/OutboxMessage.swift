@@ -63,7 +63,7 @@ public struct OutboxMessage: Sendable, Hashable {
         }
         if payload.count > limits.maximumPayloadBytes {
             throw invalid(
-                "The message payload is \(payload.count) bytes, above the limit of \(limits.maximumPayloadBytes); store large data elsewhere and send a reference."
+                "The message payload is \(payload.count) bytes, above the limit of \(limits.maximumPayloadBytes) (OutboxMessageLimits.maximumPayloadBytes, sized for Kafka's default message.max.bytes); store large data elsewhere and send a reference, or raise both limits."
             )
         }
         // NUL cannot be stored in a text column by every store (PostgreSQL rejects it, SQLite
@@ -114,13 +114,22 @@ public struct OutboxHeader: Sendable, Hashable, Codable {
 /// Size bounds a store enforces at enqueue, so a bad message fails in the application's
 /// transaction instead of poisoning the relay later.
 public struct OutboxMessageLimits: Sendable, Hashable {
+    /// The default payload limit: what fits Kafka's default `message.max.bytes` of 1,000,000
+    /// bytes beside the largest key (1 KiB), type, topic and headers (64 KiB) and the record
+    /// framing.
+    public static let defaultMaximumPayloadBytes = 930_000
+
     /// Largest topic, in UTF-8 bytes. Default 249 (Kafka's limit).
     public var maximumTopicBytes: Int
     /// Largest key, in UTF-8 bytes. Default 1,024.
     public var maximumKeyBytes: Int
     /// Largest type, in UTF-8 bytes. Default 255.
     public var maximumTypeBytes: Int
-    /// Largest payload, in bytes. Default 16 MiB.
+    /// Largest payload, in bytes. Default 930,000: with the largest key, type, topic and headers
+    /// the other limits allow, and the headers publishers add, a message still fits Kafka's
+    /// default `message.max.bytes` (1,000,000), so a message the default publisher would refuse
+    /// fails in the application's transaction instead of being dead-lettered later. Raise it
+    /// together with the producer's `message.max.bytes` (and the broker's and topic's limits).
     public var maximumPayloadBytes: Int
     /// Largest sum of header names and values, in UTF-8 bytes. Default 64 KiB.
     public var maximumHeaderBytes: Int
@@ -130,7 +139,7 @@ public struct OutboxMessageLimits: Sendable, Hashable {
         maximumTopicBytes: Int = 249,
         maximumKeyBytes: Int = 1024,
         maximumTypeBytes: Int = 255,
-        maximumPayloadBytes: Int = 16 * 1024 * 1024,
+        maximumPayloadBytes: Int = OutboxMessageLimits.defaultMaximumPayloadBytes,
         maximumHeaderBytes: Int = 64 * 1024
     ) {
         self.maximumTopicBytes = maximumTopicBytes

@@ -39,8 +39,12 @@ enum KafkaDeliveryOutcome {
     static func outcome(error: rd_kafka_resp_err_t, status: rd_kafka_msg_status_t) -> OutboxPublishOutcome {
         if error == RD_KAFKA_RESP_ERR_NO_ERROR { return .delivered }
         let name = KafkaError.name(of: error)
-        if unavailableErrors.contains(error.rawValue) { return .unavailable("Kafka: \(name)") }
         let possiblyPersisted = status == RD_KAFKA_MSG_STATUS_POSSIBLY_PERSISTED
+        if unavailableErrors.contains(error.rawValue) { return .unavailable("Kafka: \(name)") }
+        if error == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE {
+            return .failed("Kafka: \(name): the message is larger than message.max.bytes; raise it on the producer (-X message.max.bytes=…) and on the broker and topic, or send smaller messages",
+                           isRetriable: false, isPossiblyPersisted: possiblyPersisted)
+        }
         return .failed("Kafka: \(name)", isRetriable: !permanentErrors.contains(error.rawValue), isPossiblyPersisted: possiblyPersisted)
     }
 }

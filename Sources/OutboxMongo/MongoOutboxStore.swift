@@ -50,7 +50,7 @@ public final class MongoOutboxStore: OutboxStore, Service, Sendable {
         /// Creates a configuration.
         public init(
             collectionPrefix: String = "outbox", database: String? = nil, partitionCount: Int = 32,
-            messageLimits: OutboxMessageLimits = .init(maximumPayloadBytes: 15 * 1024 * 1024),
+            messageLimits: OutboxMessageLimits = .init(),
             minimumPollInterval: Duration = .milliseconds(10), maximumPollInterval: Duration = .seconds(10),
             usesChangeStream: Bool = true
         ) {

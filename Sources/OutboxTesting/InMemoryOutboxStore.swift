@@ -28,10 +28,13 @@ public final class InMemoryOutboxStore: OutboxStore, Sendable {
     private let wakeUpCursor = OutboxSignalCursor()
     /// The number of virtual partitions.
     public let partitionCount: Int
+    /// Size bounds checked at enqueue.
+    public let messageLimits: OutboxMessageLimits
 
     /// Creates an empty store with `partitionCount` virtual partitions.
-    public init(partitionCount: Int = 16) {
+    public init(partitionCount: Int = 16, messageLimits: OutboxMessageLimits = .init()) {
         self.partitionCount = partitionCount
+        self.messageLimits = messageLimits
         storage = Mutex(Storage(leases: (0..<partitionCount).map {
             OutboxLeasePlanner.Lease(partition: $0, owner: nil, expiresAt: .distantPast)
         }))
@@ -45,7 +48,7 @@ public final class InMemoryOutboxStore: OutboxStore, Sendable {
 
         /// Adds a message to the transaction; the sequence is assigned now, as a database would.
         public mutating func enqueue(_ message: OutboxMessage) throws {
-            try message.validate()
+            try message.validate(limits: store.messageLimits)
             let message = message.capturingTraceContext()
             let sequence = store.storage.withLock { storage in
                 defer { storage.nextSequence += 1 }

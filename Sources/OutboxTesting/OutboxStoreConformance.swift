@@ -67,6 +67,10 @@ public struct OutboxStoreConformance: Sendable {
     let harness: any OutboxStoreHarness
     let logger: Logger
 
+    /// The limits a harness's store needs: the suite stores 10 MB payloads byte-exact, above the
+    /// default limit (sized for Kafka's default `message.max.bytes`).
+    public static let messageLimits = OutboxMessageLimits(maximumPayloadBytes: 12 * 1024 * 1024)
+
     /// Creates the suite for one backend.
     public init(harness: any OutboxStoreHarness, logger: Logger = OutboxStoreConformance.defaultLogger) {
         self.harness = harness

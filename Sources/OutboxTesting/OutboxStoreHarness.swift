@@ -73,5 +73,7 @@ public struct InMemoryStoreHarness: OutboxStoreHarness {
     public init() {}
     public var name: String { "In-memory" }
     public var wakeUpBound: Duration { .seconds(2) }
-    public func makeStore() async throws -> any OutboxStoreUnderTest { InMemoryOutboxStore() }
+    public func makeStore() async throws -> any OutboxStoreUnderTest {
+        InMemoryOutboxStore(messageLimits: OutboxStoreConformance.messageLimits)
+    }
 }

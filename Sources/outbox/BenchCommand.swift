@@ -74,7 +74,9 @@ struct BenchCommand: AsyncParsableCommand {
         guard (1...10_000_000).contains(smallBacklog), (1...10_000_000).contains(largeBacklog) else {
             throw ValidationError("--small-backlog and --large-backlog must be between 1 and 10000000.")
         }
-        guard (0...1_000_000).contains(payloadBytes) else { throw ValidationError("--payload-bytes must be between 0 and 1000000.") }
+        guard (0...OutboxMessageLimits.defaultMaximumPayloadBytes).contains(payloadBytes) else {
+            throw ValidationError("--payload-bytes must be between 0 and \(OutboxMessageLimits.defaultMaximumPayloadBytes) (the default enqueue limit).")
+        }
         guard keys >= 1 else { throw ValidationError("--keys must be at least 1.") }
         guard (1...100_000).contains(batchSize) else { throw ValidationError("--batch-size must be between 1 and 100000.") }
         guard rate > 0, seconds > 0, transactions > 0, idleSeconds > 0 else {

@@ -50,7 +50,9 @@ struct ChaosWriterCommand: AsyncParsableCommand {
         }
         handle.seekToEndOfFile()
         let ledger = Ledger(handle: handle)
-        let application = try await ApplicationWriter.open(try options.location(), logger: logger)
+        // Poison is larger than Kafka's message.max.bytes on purpose, so it must pass enqueue.
+        let application = try await ApplicationWriter.open(
+            try options.location(), messageLimits: OutboxMessageLimits(maximumPayloadBytes: 2_000_000), logger: logger)
         let stop = StopFlag()
         let (keys, writers, poisonEvery, topic) = (self.keys, self.writers, self.poisonEvery, self.topic)
         let signals = DispatchSource.makeSignalSource(signal: SIGTERM, queue: .global())

@@ -68,6 +68,16 @@ struct KafkaPublisherErrorTests {
         #expect(error?.description.contains("hunter2") == false)
     }
 
+    /// The producer's own size error names the setting to raise.
+    @Test func aTooLargeMessageNamesTheSettingToRaise() async throws {
+        let kafka = try await KafkaTestEnvironment(properties: ["message.max.bytes": "10000"])
+        let large = OutboxRecord(message: OutboxMessage(topic: kafka.topic, key: "k", payload: Array(repeating: 1, count: 20_000)), sequence: 1, partition: 0)
+        let outcomes = try await kafka.publisher.publish([large])
+        try await kafka.stop()
+        #expect(outcomes.first?.isRetriable == false)
+        #expect(outcomes.first?.failureReason?.contains("-X message.max.bytes") == true, "\(outcomes)")
+    }
+
     @Test func publishingToAStoppedPublisherSaysSo() async throws {
         let kafka = try await KafkaTestEnvironment()
         _ = try await kafka.publisher.publish([])

@@ -47,7 +47,7 @@ final class MongoStoreUnderTest: OutboxStoreUnderTestWithOpenTransactions {
         client = try MongoClient(configuration: configuration)
         self.prefix = prefix
         var storeConfiguration = MongoOutboxStore.Configuration(collectionPrefix: prefix, partitionCount: partitionCount, maximumPollInterval: .milliseconds(500))
-        if let messageLimits { storeConfiguration.messageLimits = messageLimits }
+        storeConfiguration.messageLimits = messageLimits ?? OutboxStoreConformance.messageLimits
         mongo = try MongoOutboxStore(client: client, configuration: storeConfiguration, logger: logger)
         try await mongo.migrate()
         let group = ServiceGroup(services: [mongo], logger: logger)

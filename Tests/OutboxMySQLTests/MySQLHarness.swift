@@ -39,7 +39,7 @@ final class MySQLStoreUnderTest: OutboxStoreUnderTestWithOpenTransactions {
     var ordersTable: String { "`\(prefix)_orders`" }
 
     init(partitionCount: Int, prefix: String = "t_\(UUID().uuidString.prefix(8).lowercased())",
-         configuration: MySQLConfiguration? = nil, messageLimits: OutboxMessageLimits = .init()) async throws {
+         configuration: MySQLConfiguration? = nil, messageLimits: OutboxMessageLimits = OutboxStoreConformance.messageLimits) async throws {
         let configuration = try configuration ?? MySQLTestServer.requireConfiguration()
         logger = OutboxStoreConformance.defaultLogger
         application = MySQLConnectionPool(configuration: configuration, maximumConnections: 8)

@@ -49,7 +49,8 @@ final class PostgresStoreUnderTest: OutboxStoreUnderTestWithOpenTransactions {
         self.schema = schema
         postgres = try PostgresOutboxStore(
             client: client,
-            configuration: .init(schema: schema, tablePrefix: tablePrefix, partitionCount: partitionCount, listenerConnection: try url.makeConnectionConfiguration(),
+            configuration: .init(schema: schema, tablePrefix: tablePrefix, partitionCount: partitionCount,
+                                 messageLimits: OutboxStoreConformance.messageLimits, listenerConnection: try url.makeConnectionConfiguration(),
                                  listenerReconnectDelay: .milliseconds(200)),
             logger: logger)
         let group = ServiceGroup(services: [client, postgres], logger: logger)

@@ -13,7 +13,7 @@ struct SQLiteHarness: OutboxStoreHarness {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("outbox-sqlite-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let store = try SQLiteOutboxStore(path: folder.appendingPathComponent("outbox.sqlite").path,
-                                          configuration: .init(partitionCount: 16))
+                                          configuration: .init(partitionCount: 16, messageLimits: OutboxStoreConformance.messageLimits))
         try await store.migrate()
         try await store.writer.write { db in
             try db.execute(sql: "CREATE TABLE orders (id TEXT PRIMARY KEY, note TEXT NOT NULL)")

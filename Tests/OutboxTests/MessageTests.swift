@@ -43,6 +43,21 @@ import Testing
         #expect(throws: Never.self) { try OutboxMessage(topic: "t", payload: [0, 0, 0]).validate() }
     }
 
+    /// By default a message Kafka's default message.max.bytes would refuse fails at enqueue, in the
+    /// application's transaction, with the setting to raise; the largest one the limits allow fits.
+    @Test func theDefaultSizeLimitIsWhatTheDefaultPublisherAccepts() throws {
+        let error = #expect(throws: OutboxError.self) { try OutboxMessage(topic: "t", payload: Array(repeating: 1, count: 1_000_000)).validate() }
+        #expect(error?.description.contains("maximumPayloadBytes") == true && error?.description.contains("message.max.bytes") == true)
+        let limits = OutboxMessageLimits()
+        let largest = limits.maximumPayloadBytes + limits.maximumKeyBytes + limits.maximumTypeBytes + limits.maximumTopicBytes
+            + limits.maximumHeaderBytes + "outbox-id".utf8.count + 36 + "outbox-type".utf8.count
+        #expect(largest < 1_000_000 - 1_000, "the largest message the limits allow fits message.max.bytes with room for framing: \(largest)")
+        let store = InMemoryOutboxStore()
+        #expect(throws: OutboxError.self) {
+            try store.withTransaction { try $0.enqueue(OutboxMessage(topic: "t", payload: Array(repeating: 1, count: 1_100_000))) }
+        }
+    }
+
     @Test func reservedHeadersAreRefusedAtEnqueue() {
         for name in ["outbox-id", "Outbox-Type", "OUTBOX-ID", "outbox-anything", "Nats-Msg-Id"] {
             let error = #expect(throws: OutboxError.self) {
