@@ -40,7 +40,10 @@ final class MongoChangeWatcher: Sendable {
         func isCurrent() -> Bool { generation.load(ordering: .acquiring) == current }
         var loggedFailure = false
         while isCurrent() && !Task.isCancelled {
+            // The stream holds a pooled client while it is open: take its slot first (MongoClientSlots).
+            await client.slots.acquire()
             let failure: String? = try? await worker.run { [self] in self.watchUntilError(generation: current, onInsert: onInsert) }
+            client.slots.release()
             watching.store(false, ordering: .releasing)
             if !isCurrent() { return }
             if let failure, !loggedFailure {

@@ -31,6 +31,9 @@ public final class MongoClient: Sendable {
     let driver: MongoDriver
     private let workers: [OutboxBlockingWorker]
     private let nextWorker = Atomic<Int>(0)
+    /// Free pooled clients: taken before any call pops one, so no worker thread ever waits inside
+    /// the pool (see ``MongoClientSlots``).
+    let slots: MongoClientSlots
 
     /// Creates the client; nothing connects until the first command.
     ///
@@ -39,6 +42,7 @@ public final class MongoClient: Sendable {
     public init(configuration: MongoConfiguration) throws {
         self.configuration = configuration
         driver = try MongoDriver(configuration: configuration)
+        slots = MongoClientSlots(count: driver.poolSize)
         workers = (0..<configuration.maximumConnections).map { _ in OutboxBlockingWorker(name: "outbox.mongo") }
     }
 
@@ -65,6 +69,8 @@ public final class MongoClient: Sendable {
                 try driver.command(client: session.client.pointer, database: database, command: bytes, session: session.handle.pointer, operation: operation)
             }
         }
+        await slots.acquire()
+        defer { slots.release() }
         return try await worker().run { [driver] in
             try driver.withPooledClient { client in
                 try driver.command(client: client, database: database, command: bytes, session: nil, operation: operation)
@@ -121,10 +127,17 @@ public final class MongoClient: Sendable {
         hello["setName"]?.stringValue != nil || hello["msg"]?.stringValue == "isdbgrid"
     }
 
+    /// Starts a transaction on a pooled client; the session gives the client's slot back when it ends.
     private func startSession() async throws -> MongoSession {
+        await slots.acquire()
         let worker = worker()
-        let (client, handle) = try await worker.run { [driver] in try driver.startTransaction() }
-        return MongoSession(driver: driver, worker: worker, client: client, handle: handle)
+        do {
+            let (client, handle) = try await worker.run { [driver] in try driver.startTransaction() }
+            return MongoSession(driver: driver, worker: worker, client: client, handle: handle, slots: slots)
+        } catch {
+            slots.release()
+            throw error
+        }
     }
 
     func worker() -> OutboxBlockingWorker {
@@ -141,6 +154,8 @@ struct MongoPointer: @unchecked Sendable {
 final class MongoDriver: @unchecked Sendable {
     private let uri: OpaquePointer
     private let pool: OpaquePointer
+    /// How many clients the pool hands out at most (the URL's `maxPoolSize`, default 100).
+    let poolSize: Int
 
     init(configuration: MongoConfiguration) throws {
         _ = driverInitialized
@@ -164,6 +179,9 @@ final class MongoDriver: @unchecked Sendable {
                               message: "libmongoc could not create a client for the MongoDB URL; check its TLS options and files.")
         }
         mongoc_client_pool_set_error_api(pool, 2)
+        // The pool's size, fixed here so that ``MongoClientSlots`` counts the same clients.
+        poolSize = Int(max(1, mongoc_uri_get_option_as_int32(uri, MONGOC_URI_MAXPOOLSIZE, 100)))
+        mongoc_client_pool_max_size(pool, UInt32(poolSize))
         _ = mongoc_client_pool_set_appname(pool, "swift-outbox")
         self.uri = uri
         self.pool = pool

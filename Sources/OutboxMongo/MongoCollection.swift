@@ -22,20 +22,34 @@ public struct MongoCollection: Sendable {
                                     database: database, session: session)
     }
 
-    /// The documents matching `filter`, in `sort` order, at most `limit` (0 = no limit), read in
-    /// one batch (up to 16 MB of documents).
+    /// The documents matching `filter`, in `sort` order, at most `limit` (0 = no limit).
+    ///
+    /// Follows the cursor to its end: mongod's first batch holds at most 101 documents (and any
+    /// batch at most 16 MB), so a single batch would silently cut a read short.
     public func find(
         _ filter: BSONDocument = [:], sort: BSONDocument? = nil, projection: BSONDocument? = nil, limit: Int = 0, session: MongoSession? = nil
     ) async throws -> [BSONDocument] {
-        var command: BSONDocument = ["find": .string(name), "filter": .document(filter), "singleBatch": true]
+        var command: BSONDocument = ["find": .string(name), "filter": .document(filter)]
         if let sort { command["sort"] = .document(sort) }
         if let projection { command["projection"] = .document(projection) }
-        if limit > 0 {
-            command["limit"] = .int64(Int64(limit))
-            command["batchSize"] = .int64(Int64(limit))
+        if limit > 0 { command["limit"] = .int64(Int64(limit)) }
+        if let batchSize = client.configuration.batchSize ?? (limit > 0 ? limit : nil) {
+            command["batchSize"] = .int64(Int64(batchSize))
         }
-        let reply = try await client.runCommand(command, database: database, session: session)
-        return reply["cursor"]?.documentValue?["firstBatch"]?.arrayValue?.compactMap(\.documentValue) ?? []
+        return try await readCursor(client.runCommand(command, database: database, session: session), session: session)
+    }
+
+    /// The first batch of a cursor reply and every batch after it (`getMore`, in the same session).
+    private func readCursor(_ reply: BSONDocument, session: MongoSession?) async throws -> [BSONDocument] {
+        var cursor = reply["cursor"]?.documentValue ?? [:]
+        var documents = cursor["firstBatch"]?.arrayValue?.compactMap(\.documentValue) ?? []
+        while let id = cursor["id"]?.int64Value, id != 0 {
+            var getMore: BSONDocument = ["getMore": .int64(id), "collection": .string(name)]
+            if let batchSize = client.configuration.batchSize { getMore["batchSize"] = .int64(Int64(batchSize)) }
+            cursor = try await client.runCommand(getMore, database: database, session: session)["cursor"]?.documentValue ?? [:]
+            documents += cursor["nextBatch"]?.arrayValue?.compactMap(\.documentValue) ?? []
+        }
+        return documents
     }
 
     /// Applies `update` to every document matching `filter` (or inserts one with `upsert`).
@@ -83,10 +97,12 @@ public struct MongoCollection: Sendable {
         try await client.runCommand(["createIndexes": .string(name), "indexes": .array(specs)], database: database)
     }
 
-    /// Runs an aggregation pipeline and returns its first batch.
+    /// Runs an aggregation pipeline and returns all its results, following the cursor.
     public func aggregate(_ pipeline: [BSONDocument], session: MongoSession? = nil) async throws -> [BSONDocument] {
+        let cursor: BSONDocument = client.configuration.batchSize.map { ["batchSize": .int64(Int64($0))] } ?? [:]
         let reply = try await client.runCommand(
-            ["aggregate": .string(name), "pipeline": .array(pipeline.map { .document($0) }), "cursor": [:]], database: database, session: session)
-        return reply["cursor"]?.documentValue?["firstBatch"]?.arrayValue?.compactMap(\.documentValue) ?? []
+            ["aggregate": .string(name), "pipeline": .array(pipeline.map { .document($0) }), "cursor": .document(cursor)],
+            database: database, session: session)
+        return try await readCursor(reply, session: session)
     }
 }

@@ -36,6 +36,10 @@ public struct MongoConfiguration: Sendable, CustomStringConvertible {
     public var tls: TLS
     /// Connections (each with its own thread) the client may use at once. Default 4.
     public var maximumConnections: Int
+    /// Documents per batch of a query's cursor; `nil` leaves it to the server (mongod answers
+    /// 101 documents first, then up to 16 MB per batch). Reads follow the cursor to its end
+    /// whatever the size; tests set a small size to prove it.
+    public var batchSize: Int?
     private let redacted: String
 
     /// Parses a `mongodb://` or `mongodb+srv://` URL.

@@ -11,13 +11,15 @@ public final class MongoSession: Sendable {
     let worker: OutboxBlockingWorker
     let client: MongoPointer
     let handle: MongoPointer
+    private let slots: MongoClientSlots
     private let hooks = Mutex<[@Sendable () -> Void]>([])
 
-    init(driver: MongoDriver, worker: OutboxBlockingWorker, client: MongoPointer, handle: MongoPointer) {
+    init(driver: MongoDriver, worker: OutboxBlockingWorker, client: MongoPointer, handle: MongoPointer, slots: MongoClientSlots) {
         self.driver = driver
         self.worker = worker
         self.client = client
         self.handle = handle
+        self.slots = slots
     }
 
     /// Runs `hook` after the transaction commits (never after an abort).
@@ -46,7 +48,9 @@ public final class MongoSession: Sendable {
         await abortAndEnd()
     }
 
+    /// Ends the session and gives its pooled client (and slot) back.
     func abortAndEnd() async {
         _ = try? await worker.run { [driver, client, handle] in driver.abortAndEnd(client: client.pointer, session: handle.pointer) }
+        slots.release()
     }
 }
