@@ -13,6 +13,10 @@ public import Foundation
 /// - Partitions above its share are reported as surplus: the relay stops claiming them and releases
 ///   them at a later heartbeat, once nothing of theirs is in flight. That hand-over keeps per-key
 ///   order: the next owner starts only after the old one has finished.
+/// - One relay id, one live relay: a heartbeat that finds its id registered, unexpired, by another
+///   run (another instance) changes nothing and is granted nothing (``OutboxLeaseGrant/relayIDInUse``)
+///   until that registration lapses. So two relays started with the same id never share leases,
+///   and a relay restarted under the id of a crashed one takes over within one lease duration.
 public enum OutboxLeasePlanner {
     /// A partition lease as stored.
     public struct Lease: Sendable, Hashable {
@@ -37,11 +41,14 @@ public enum OutboxLeasePlanner {
         public var relayID: String
         /// When the registration lapses unless renewed.
         public var expiresAt: Date
+        /// The run of the relay that holds the registration (``OutboxHeartbeat/instanceID``).
+        public var instanceID: String
 
         /// Creates a registration row.
-        public init(relayID: String, expiresAt: Date) {
+        public init(relayID: String, expiresAt: Date, instanceID: String = "") {
             self.relayID = relayID
             self.expiresAt = expiresAt
+            self.instanceID = instanceID
         }
     }
 
@@ -63,6 +70,12 @@ public enum OutboxLeasePlanner {
         let expiry = now.addingTimeInterval(heartbeat.leaseDuration.timeInterval)
         let me = heartbeat.relayID
         let others = registrations.filter { $0.relayID != me && $0.expiresAt > now }.map(\.relayID)
+        if let holder = registrations.first(where: { $0.relayID == me }), holder.expiresAt > now, holder.instanceID != heartbeat.instanceID {
+            // Another run holds this id: touch nothing, take nothing, until its registration lapses.
+            var grant = OutboxLeaseGrant(owned: [], surplus: [], partitionCount: leases.count, liveRelays: others.count + 1)
+            grant.relayIDInUse = true
+            return Plan(changedLeases: [], registration: holder, lapsedRelays: [], grant: grant)
+        }
         let lapsed = registrations.filter { $0.relayID != me && $0.expiresAt <= now }.map(\.relayID)
         let share = fairShare(of: me, others: others, partitionCount: leases.count)
 
@@ -89,7 +102,7 @@ public enum OutboxLeasePlanner {
         }
         return Plan(
             changedLeases: changed,
-            registration: Registration(relayID: me, expiresAt: expiry),
+            registration: Registration(relayID: me, expiresAt: expiry, instanceID: heartbeat.instanceID),
             lapsedRelays: lapsed,
             grant: grant(owned: owned, share: share, partitionCount: leases.count, liveRelays: others.count + 1)
         )

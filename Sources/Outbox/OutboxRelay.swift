@@ -29,6 +29,10 @@ public final class OutboxRelay: Service, Sendable {
     /// Raised when a heartbeat should come early: a surplus partition drained, ready to hand over.
     private let heartbeatNow = OutboxSignal()
     private let publisherPause = Mutex<(until: ContinuousClock.Instant?, failures: Int)>((nil, 0))
+    /// This relay object's run, told apart from another relay started with the same id.
+    private let instanceID = UUID().uuidString
+    /// Whether the store holds this run's registration (false while another live relay holds the id).
+    private let holdsRegistration = Atomic<Bool>(false)
 
     /// Creates a relay.
     ///
@@ -82,6 +86,12 @@ public final class OutboxRelay: Service, Sendable {
         }
         guard !Task.isCancelled else {
             logger.info("Outbox relay cancelled; its leases lapse for other relays to take over")
+            return
+        }
+        // A relay that waited behind another live relay with its id holds nothing to release, and
+        // resigning would take that relay's registration and leases away.
+        guard holdsRegistration.load(ordering: .acquiring) else {
+            logger.info("Outbox relay stopped; it held no partitions")
             return
         }
         do {
@@ -258,11 +268,21 @@ public final class OutboxRelay: Service, Sendable {
         while !Task.isCancelled {
             do {
                 let store = self.store
-                let result = try await OutboxStoreCallTimeout.run("acknowledge", timeout: storeCallTimeout) {
-                    try await store.acknowledge(acknowledgement)
+                // Without valid leases another relay may own these partitions now (under our id,
+                // where the store cannot fence): deliveries are still worth recording, but a retry
+                // or dead letter written now could overrule the new owner. It retries them itself.
+                var trimmed = acknowledgement
+                if !(ledger.withLock { $0.leaseValidUntil.map { ContinuousClock.now < $0 } ?? false }) {
+                    trimmed.retries = []
+                    trimmed.deadLetters = []
+                    if trimmed.isEmpty { return }
                 }
-                metrics.published.increment(by: acknowledgement.delivered.count)
-                metrics.deadLettered.increment(by: acknowledgement.deadLetters.count)
+                let written = trimmed
+                let result = try await OutboxStoreCallTimeout.run("acknowledge", timeout: storeCallTimeout) {
+                    try await store.acknowledge(written)
+                }
+                metrics.published.increment(by: written.delivered.count)
+                metrics.deadLettered.increment(by: written.deadLetters.count)
                 if result.fenced > 0 {
                     metrics.fenced.increment(by: result.fenced)
                     logger.warning("Outbox relay lost a partition lease during a batch; another relay publishes those messages again",
@@ -305,6 +325,7 @@ public final class OutboxRelay: Service, Sendable {
 
     private func heartbeatLoop() async {
         var lastGaugeUpdate: ContinuousClock.Instant?
+        var waitingForRelayID = false
         var nextInterval = configuration.heartbeatInterval
         while !Task.isCancelled {
             let generation = heartbeatNow.generation
@@ -313,7 +334,7 @@ public final class OutboxRelay: Service, Sendable {
             do {
                 let store = self.store
                 let heartbeat = OutboxHeartbeat(relayID: configuration.relayID, leaseDuration: configuration.leaseDuration,
-                                                releasing: releasing, inFlight: inFlight, now: Date())
+                                                releasing: releasing, inFlight: inFlight, now: Date(), instanceID: instanceID)
                 // A heartbeat slower than a lease is as good as a failed one.
                 let grant = try await OutboxStoreCallTimeout.run("heartbeat", timeout: configuration.leaseDuration) {
                     try await store.heartbeat(heartbeat)
@@ -321,6 +342,14 @@ public final class OutboxRelay: Service, Sendable {
                 // Trust the leases a little less long than the store does, so we stop before another relay starts.
                 let validUntil = started + configuration.leaseDuration - configuration.heartbeatInterval / 2
                 let gained = ledger.withLock { $0.apply(grant, validUntil: validUntil) }
+                holdsRegistration.store(!grant.relayIDInUse, ordering: .releasing)
+                if grant.relayIDInUse && !waitingForRelayID {
+                    waitingForRelayID = true
+                    logger.warning("Another live relay uses this relay id; this relay waits, holding nothing, until that relay stops and its registration lapses (one lease duration)")
+                } else if !grant.relayIDInUse && waitingForRelayID {
+                    waitingForRelayID = false
+                    logger.info("Outbox relay holds its relay id now")
+                }
                 if gained || !releasing.isEmpty {
                     logger.info("Outbox relay partitions changed", metadata: [
                         "outbox.partitions": "\(grant.owned.count)", "outbox.live_relays": "\(grant.liveRelays)",

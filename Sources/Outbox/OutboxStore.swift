@@ -70,14 +70,19 @@ public struct OutboxHeartbeat: Sendable, Hashable {
     public var inFlight: Int
     /// The relay's clock.
     public var now: Date
+    /// This run of the relay, unique per ``OutboxRelay`` object: tells a second relay started with
+    /// the same id (or a restart before the crashed run's registration lapsed) from the first.
+    public var instanceID: String
 
     /// Creates a heartbeat.
-    public init(relayID: String, leaseDuration: Duration, releasing: Set<Int> = [], inFlight: Int = 0, now: Date = Date()) {
+    public init(relayID: String, leaseDuration: Duration, releasing: Set<Int> = [], inFlight: Int = 0, now: Date = Date(),
+                instanceID: String = "") {
         self.relayID = relayID
         self.leaseDuration = leaseDuration
         self.releasing = releasing
         self.inFlight = inFlight
         self.now = now
+        self.instanceID = instanceID
     }
 }
 
@@ -91,6 +96,8 @@ public struct OutboxLeaseGrant: Sendable, Hashable {
     public var partitionCount: Int
     /// Live relays, including this one.
     public var liveRelays: Int
+    /// Another live relay holds this relay's id: nothing is granted until its registration lapses.
+    public var relayIDInUse: Bool = false
 
     /// Creates a grant.
     public init(owned: Set<Int>, surplus: Set<Int>, partitionCount: Int, liveRelays: Int) {

@@ -49,7 +49,8 @@ extension MongoOutboxStore {
                                              expiresAt: MongoTime.date(lease["expiresAt"]?.int64Value ?? 0))
                 }
                 let registrations = try await relays.find([:], session: session).map { relay in
-                    OutboxLeasePlanner.Registration(relayID: relay["_id"]?.stringValue ?? "", expiresAt: MongoTime.date(relay["expiresAt"]?.int64Value ?? 0))
+                    OutboxLeasePlanner.Registration(relayID: relay["_id"]?.stringValue ?? "", expiresAt: MongoTime.date(relay["expiresAt"]?.int64Value ?? 0),
+                                                    instanceID: relay["instance"]?.stringValue ?? "")
                 }
                 let plan = OutboxLeasePlanner.plan(request, leases: leaseList, registrations: registrations)
                 try await leases.update(plan.changedLeases.map { lease in
@@ -57,10 +58,13 @@ extension MongoOutboxStore {
                      ["$set": ["owner": lease.owner.map { .string($0) } ?? .null, "expiresAt": .int64(MongoTime.microseconds(lease.expiresAt))]],
                      false, false)
                 }, session: session)
-                try await relays.update([(
-                    ["_id": .string(request.relayID)],
-                    ["$set": ["expiresAt": .int64(MongoTime.microseconds(plan.registration.expiresAt)), "inFlight": .int64(Int64(request.inFlight))]],
-                    true, false)], session: session)
+                if !plan.grant.relayIDInUse {
+                    try await relays.update([(
+                        ["_id": .string(request.relayID)],
+                        ["$set": ["expiresAt": .int64(MongoTime.microseconds(plan.registration.expiresAt)), "inFlight": .int64(Int64(request.inFlight)),
+                                  "instance": .string(plan.registration.instanceID)]],
+                        true, false)], session: session)
+                }
                 if !plan.lapsedRelays.isEmpty {
                     try await relays.deleteMany(["_id": ["$in": .array(plan.lapsedRelays.map { .string($0) })]], session: session)
                 }

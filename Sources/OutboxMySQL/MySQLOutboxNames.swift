@@ -12,6 +12,8 @@ struct MySQLOutboxNames: Sendable {
     let messagesTableName: String
     let leases: String
     let relays: String
+    /// The relays table's name unquoted, as `information_schema` lists it.
+    let relaysTableName: String
     let migrations: String
     /// One row per partition; enqueueing transactions hold them shared, claims take them exclusively.
     let commitGuard: String
@@ -28,6 +30,7 @@ struct MySQLOutboxNames: Sendable {
         messagesTableName = "\(tablePrefix)_messages"
         leases = quoted("leases")
         relays = quoted("relays")
+        relaysTableName = "\(tablePrefix)_relays"
         migrations = quoted("migrations")
         commitGuard = quoted("commit_guard")
         migrationLock = "outbox.migrate.\(tablePrefix)"

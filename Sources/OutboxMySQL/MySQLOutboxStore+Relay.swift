@@ -23,8 +23,9 @@ extension MySQLOutboxStore {
                     OutboxLeasePlanner.Lease(partition: Int(row[0].int64 ?? 0), owner: row[1].string,
                                              expiresAt: MySQLTime.date(row[2].int64 ?? 0))
                 }
-                let registrations = try await connection.query("SELECT relay_id, expires_at FROM \(names.relays)").rows.map { row in
-                    OutboxLeasePlanner.Registration(relayID: row[0].string ?? "", expiresAt: MySQLTime.date(row[1].int64 ?? 0))
+                let registrations = try await connection.query("SELECT relay_id, expires_at, instance FROM \(names.relays)").rows.map { row in
+                    OutboxLeasePlanner.Registration(relayID: row[0].string ?? "", expiresAt: MySQLTime.date(row[1].int64 ?? 0),
+                                                    instanceID: row[2].string ?? "")
                 }
                 let plan = OutboxLeasePlanner.plan(request, leases: leases, registrations: registrations)
                 // Renewals share one owner and expiry: one UPDATE per distinct pair, not per partition.
@@ -35,10 +36,13 @@ extension MySQLOutboxStore {
                         "UPDATE \(names.leases) SET owner = ?, expires_at = ? WHERE partition_no IN \(MySQLValueList.placeholders(partitions.count))",
                         [.text(change.owner), .integer(MySQLTime.microseconds(change.expiresAt))] + MySQLValueList.padded(partitions))
                 }
-                try await connection.query("""
-                    INSERT INTO \(names.relays) (relay_id, expires_at, in_flight) VALUES (?, ?, ?)
-                    ON DUPLICATE KEY UPDATE expires_at = VALUES(expires_at), in_flight = VALUES(in_flight)
-                    """, [.text(request.relayID), .integer(MySQLTime.microseconds(plan.registration.expiresAt)), .int(Int32(clamping: request.inFlight))])
+                if !plan.grant.relayIDInUse {
+                    try await connection.query("""
+                        INSERT INTO \(names.relays) (relay_id, expires_at, in_flight, instance) VALUES (?, ?, ?, ?)
+                        ON DUPLICATE KEY UPDATE expires_at = VALUES(expires_at), in_flight = VALUES(in_flight), instance = VALUES(instance)
+                        """, [.text(request.relayID), .integer(MySQLTime.microseconds(plan.registration.expiresAt)),
+                              .int(Int32(clamping: request.inFlight)), .text(plan.registration.instanceID)])
+                }
                 if !plan.lapsedRelays.isEmpty {
                     let lapsed = plan.lapsedRelays.map { MySQLValue.text($0) }
                     try await connection.query(

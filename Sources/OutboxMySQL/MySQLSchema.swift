@@ -21,6 +21,7 @@ enum MySQLSchema {
             let current = try await connection.query("SELECT COALESCE(MAX(version), 0) FROM \(names.migrations)").rows.first?[0].int64 ?? 0
             if current < 1 { try await version1(connection, names: names, partitionCount: partitionCount) }
             if current < 2 { try await version2(connection, names: names) }
+            if current < 3 { try await version3(connection, names: names) }
         } catch {
             _ = try? await connection.query("SELECT RELEASE_LOCK(?)", [.text(names.migrationLock)])
             throw error
@@ -105,6 +106,19 @@ enum MySQLSchema {
             try await connection.execute("ALTER TABLE \(names.messages) DROP INDEX outbox_held", operation: "migrate")
         }
         try await connection.query("INSERT IGNORE INTO \(names.migrations) (version, applied_at) VALUES (2, ?)",
+                                   [.integer(MySQLTime.microseconds(Date()))])
+    }
+
+    /// Which run of a relay holds its registration, so two relays started with one id never
+    /// share leases (see `OutboxLeasePlanner`).
+    private static func version3(_ connection: MySQLConnection, names: MySQLOutboxNames) async throws {
+        let columnSQL = "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ? AND column_name = ?"
+        let exists = try await connection.query(columnSQL, [.text(names.relaysTableName), .text("instance")]).rows.first?[0].int64 ?? 0 > 0
+        if !exists {
+            try await connection.execute(
+                "ALTER TABLE \(names.relays) ADD COLUMN instance VARCHAR(64) CHARACTER SET ascii NOT NULL DEFAULT ''", operation: "migrate")
+        }
+        try await connection.query("INSERT IGNORE INTO \(names.migrations) (version, applied_at) VALUES (3, ?)",
                                    [.integer(MySQLTime.microseconds(Date()))])
     }
 }

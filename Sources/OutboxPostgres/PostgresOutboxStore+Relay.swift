@@ -25,9 +25,9 @@ extension PostgresOutboxStore {
                     leases.append(.init(partition: partition, owner: owner, expiresAt: expires))
                 }
                 var registrations: [OutboxLeasePlanner.Registration] = []
-                let relayRows = try await connection.query("SELECT relay_id, expires_at FROM \(unescaped: names.relays)", logger: logger)
-                for try await (relay, expires) in relayRows.decode((String, Date).self) {
-                    registrations.append(.init(relayID: relay, expiresAt: expires))
+                let relayRows = try await connection.query("SELECT relay_id, expires_at, instance FROM \(unescaped: names.relays)", logger: logger)
+                for try await (relay, expires, instance) in relayRows.decode((String, Date, String).self) {
+                    registrations.append(.init(relayID: relay, expiresAt: expires, instanceID: instance))
                 }
                 let plan = OutboxLeasePlanner.plan(request, leases: leases, registrations: registrations)
                 if !plan.changedLeases.isEmpty {
@@ -40,11 +40,14 @@ extension PostgresOutboxStore {
                         WHERE l.partition = u.partition
                         """, logger: logger)
                 }
-                try await connection.query("""
-                    INSERT INTO \(unescaped: names.relays) (relay_id, expires_at, in_flight)
-                    VALUES (\(request.relayID), \(plan.registration.expiresAt), \(Int32(clamping: request.inFlight)))
-                    ON CONFLICT (relay_id) DO UPDATE SET expires_at = excluded.expires_at, in_flight = excluded.in_flight
-                    """, logger: logger)
+                if !plan.grant.relayIDInUse {
+                    try await connection.query("""
+                        INSERT INTO \(unescaped: names.relays) (relay_id, expires_at, in_flight, instance)
+                        VALUES (\(request.relayID), \(plan.registration.expiresAt), \(Int32(clamping: request.inFlight)), \(plan.registration.instanceID))
+                        ON CONFLICT (relay_id) DO UPDATE SET expires_at = excluded.expires_at, in_flight = excluded.in_flight,
+                                                             instance = excluded.instance
+                        """, logger: logger)
+                }
                 if !plan.lapsedRelays.isEmpty {
                     try await connection.query(
                         "DELETE FROM \(unescaped: names.relays) WHERE relay_id = ANY(\(plan.lapsedRelays)::text[])", logger: logger)
@@ -63,11 +66,14 @@ extension PostgresOutboxStore {
         let expiry = request.now.addingTimeInterval(request.leaseDuration.timeInterval)
         var query = PostgresQuery(unsafeSQL: """
             WITH registered AS (
-                INSERT INTO \(names.relays) (relay_id, expires_at, in_flight) VALUES ($1, $2, $3)
-                ON CONFLICT (relay_id) DO UPDATE SET expires_at = excluded.expires_at, in_flight = excluded.in_flight),
+                INSERT INTO \(names.relays) AS r (relay_id, expires_at, in_flight, instance) VALUES ($1, $2, $3, $5)
+                ON CONFLICT (relay_id) DO UPDATE SET expires_at = excluded.expires_at, in_flight = excluded.in_flight
+                WHERE r.instance = excluded.instance
+                RETURNING 1),
             renewed AS (
-                UPDATE \(names.leases) SET expires_at = $2 WHERE owner = $1 RETURNING partition)
-            SELECT (SELECT coalesce(array_agg(partition), '{}') FROM renewed),
+                UPDATE \(names.leases) SET expires_at = $2 WHERE owner = $1 AND EXISTS (SELECT 1 FROM registered) RETURNING partition)
+            SELECT (SELECT count(*) FROM registered),
+                   (SELECT coalesce(array_agg(partition), '{}') FROM renewed),
                    (SELECT coalesce(array_agg(relay_id), '{}') FROM \(names.relays) WHERE relay_id <> $1 AND expires_at > $4),
                    (SELECT count(*) FROM \(names.relays) WHERE relay_id <> $1 AND expires_at <= $4),
                    (SELECT count(*) FROM \(names.leases) WHERE owner IS DISTINCT FROM $1 AND (owner IS NULL OR expires_at <= $4)),
@@ -77,8 +83,11 @@ extension PostgresOutboxStore {
         query.binds.append(expiry)
         query.binds.append(Int32(clamping: request.inFlight))
         query.binds.append(request.now)
+        query.binds.append(request.instanceID)
         let rows = try await client.query(query, logger: logger)
-        for try await (owned, others, lapsed, free, partitionCount) in rows.decode(([Int32], [String], Int64, Int64, Int64).self) {
+        for try await (registered, owned, others, lapsed, free, partitionCount) in rows.decode((Int64, [Int32], [String], Int64, Int64, Int64).self) {
+            // Another run holds this relay id (or held it and lapsed): the full heartbeat decides.
+            guard registered == 1 else { return nil }
             return OutboxLeasePlanner.grantIfNothingChanges(
                 relayID: request.relayID, owned: Set(owned.map(Int.init)), otherLiveRelays: others,
                 lapsedRelays: Int(lapsed), freePartitions: Int(free), partitionCount: Int(partitionCount))

@@ -19,6 +19,7 @@ enum PostgresSchema {
             for try await version in rows.decode(Int.self) { current = version }
             if current < 1 { try await version1(connection, names: names, partitionCount: partitionCount, logger: logger) }
             if current < 2 { try await version2(connection, names: names, logger: logger) }
+            if current < 3 { try await version3(connection, names: names, logger: logger) }
         }
     }
 
@@ -110,5 +111,13 @@ enum PostgresSchema {
                                                autovacuum_vacuum_insert_scale_factor = 0.05, autovacuum_analyze_scale_factor = 0.05)
             """), logger: logger)
         try await connection.query(PostgresQuery(unsafeSQL: "INSERT INTO \(names.migrations) (version) VALUES (2)"), logger: logger)
+    }
+
+    /// Which run of a relay holds its registration, so two relays started with one id never
+    /// share leases (see `OutboxLeasePlanner`).
+    private static func version3(_ connection: PostgresConnection, names: PostgresOutboxNames, logger: Logger) async throws {
+        try await connection.query(PostgresQuery(unsafeSQL: "ALTER TABLE \(names.relays) ADD COLUMN IF NOT EXISTS instance TEXT NOT NULL DEFAULT ''"),
+                                   logger: logger)
+        try await connection.query(PostgresQuery(unsafeSQL: "INSERT INTO \(names.migrations) (version) VALUES (3)"), logger: logger)
     }
 }

@@ -170,18 +170,22 @@ public final class SQLiteOutboxStore: OutboxStore, Sendable {
             let leases = try Row.fetchAll(db, sql: "SELECT partition, owner, expires_at FROM outbox_leases ORDER BY partition").map {
                 OutboxLeasePlanner.Lease(partition: $0["partition"], owner: $0["owner"], expiresAt: SQLiteTime.date($0["expires_at"]))
             }
-            let registrations = try Row.fetchAll(db, sql: "SELECT relay_id, expires_at FROM outbox_relays").map {
-                OutboxLeasePlanner.Registration(relayID: $0["relay_id"], expiresAt: SQLiteTime.date($0["expires_at"]))
+            let registrations = try Row.fetchAll(db, sql: "SELECT relay_id, expires_at, instance FROM outbox_relays").map {
+                OutboxLeasePlanner.Registration(relayID: $0["relay_id"], expiresAt: SQLiteTime.date($0["expires_at"]), instanceID: $0["instance"])
             }
             let plan = OutboxLeasePlanner.plan(request, leases: leases, registrations: registrations)
             let update = try db.cachedStatement(sql: "UPDATE outbox_leases SET owner = ?, expires_at = ? WHERE partition = ?")
             for lease in plan.changedLeases {
                 try update.execute(arguments: [lease.owner, SQLiteTime.microseconds(lease.expiresAt), lease.partition])
             }
-            try db.execute(sql: """
-                INSERT INTO outbox_relays (relay_id, expires_at, in_flight) VALUES (?, ?, ?)
-                ON CONFLICT (relay_id) DO UPDATE SET expires_at = excluded.expires_at, in_flight = excluded.in_flight
-                """, arguments: [request.relayID, SQLiteTime.microseconds(plan.registration.expiresAt), request.inFlight])
+            if !plan.grant.relayIDInUse {
+                try db.execute(sql: """
+                    INSERT INTO outbox_relays (relay_id, expires_at, in_flight, instance) VALUES (?, ?, ?, ?)
+                    ON CONFLICT (relay_id) DO UPDATE SET expires_at = excluded.expires_at, in_flight = excluded.in_flight,
+                                                         instance = excluded.instance
+                    """, arguments: [request.relayID, SQLiteTime.microseconds(plan.registration.expiresAt), request.inFlight,
+                                    plan.registration.instanceID])
+            }
             for relay in plan.lapsedRelays {
                 try db.execute(sql: "DELETE FROM outbox_relays WHERE relay_id = ?", arguments: [relay])
             }

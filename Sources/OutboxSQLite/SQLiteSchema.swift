@@ -55,6 +55,10 @@ enum SQLiteSchema {
                 try db.execute(sql: "INSERT INTO outbox_leases (partition) VALUES (?)", arguments: [partition])
             }
         }
+        migrator.registerMigration("outbox.v2.relay-instance") { db in
+            // Which run of a relay holds its registration: two relays with one id never share leases.
+            try db.execute(sql: "ALTER TABLE outbox_relays ADD COLUMN instance TEXT NOT NULL DEFAULT ''")
+        }
         return migrator
     }
 }

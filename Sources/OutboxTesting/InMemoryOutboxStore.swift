@@ -78,6 +78,7 @@ public final class InMemoryOutboxStore: OutboxStore, Sendable {
         storage.withLock { storage in
             let plan = OutboxLeasePlanner.plan(request, leases: storage.leases, registrations: Array(storage.registrations.values))
             for lease in plan.changedLeases { storage.leases[lease.partition] = lease }
+            guard !plan.grant.relayIDInUse else { return plan.grant }
             storage.registrations[request.relayID] = plan.registration
             storage.inFlight[request.relayID] = request.inFlight
             for relay in plan.lapsedRelays {

@@ -89,3 +89,36 @@ extension OutboxStoreConformance {
         try expect(status.pending == 0 && status.dead == 0, "nothing left: pending \(status.pending), dead \(status.dead)")
     }
 }
+
+extension OutboxStoreConformance {
+    /// Two relays started with one relay id never share leases: the second holds nothing while the
+    /// first lives, and once the first crashes it publishes within about one lease duration.
+    func sameRelayIDNeverSharesLeases(_ subject: any OutboxStoreUnderTest) async throws {
+        let configuration = OutboxRelayConfiguration.forTesting(relayID: "twin")
+        let firstRecorder = RecordingPublisher(), secondRecorder = RecordingPublisher()
+        let first = relay(subject, firstRecorder, configuration)
+        try await waitUntil("the first relay holds the partitions") {
+            try await subject.store.status(now: Date()).relays.first.map { !$0.partitions.isEmpty } ?? false
+        }
+        let second = relay(subject, secondRecorder, configuration)
+        try await Task.sleep(for: .seconds(1))  // four heartbeats of the second relay
+        let messages = (0..<40).map { OutboxMessage(topic: "orders", key: "k\($0 % 8)", text: "\($0)") }
+        try await subject.enqueueCommitted(messages)
+        try await waitUntil("the first relay publishes everything") { firstRecorder.deliveryCount >= messages.count }
+        try expect(secondRecorder.deliveryCount == 0,
+                   "a second relay with the same id published \(secondRecorder.deliveryCount) messages while the first was live")
+        let status = try await subject.store.status(now: Date())
+        try expect(status.relays.count == 1 && status.relays[0].partitions.count == status.partitionCount,
+                   "one registration holds every partition, found \(status.relays.map { "\($0.relayID): \($0.partitions.count)" })")
+        await first.kill()
+        let crashed = ContinuousClock.now
+        let later = (0..<10).map { OutboxMessage(topic: "orders", key: "k\($0 % 8)", text: "after \($0)") }
+        try await subject.enqueueCommitted(later)
+        try await waitUntil("the second relay takes over") { secondRecorder.deliveryCount >= later.count }
+        let takeover = ContinuousClock.now - crashed
+        try await second.stop()
+        // One lease (1.5 s), a heartbeat (250 ms) and a poll (200 ms), with room for a loaded machine.
+        try expect(takeover < .seconds(4), "the second relay took \(takeover) to take over the crashed relay's id")
+        try expect(Set(secondRecorder.deliveries.map(\.message.id)).isSuperset(of: later.map(\.id)), "the second relay published the later messages")
+    }
+}

@@ -56,6 +56,8 @@ public struct OutboxStoreConformance: Sendable {
         case hugeFailureReasonIsStored
         /// A dead letter retried after its key moved on goes after what was delivered, before what is pending.
         case deadLetterRetriedAfterItsKeyMovedOn
+        /// Two relays started with one id never share leases; a restart under a crashed relay's id takes over within a lease.
+        case sameRelayIDNeverSharesLeases
 
         public var description: String { rawValue }
 
@@ -117,6 +119,7 @@ public struct OutboxStoreConformance: Sendable {
         case .futureCreatedAtKeepsKeyOrder: try await futureCreatedAtKeepsKeyOrder(subject)
         case .hugeFailureReasonIsStored: try await hugeFailureReasonIsStored(subject)
         case .deadLetterRetriedAfterItsKeyMovedOn: try await deadLetterRetriedAfterItsKeyMovedOn(subject)
+        case .sameRelayIDNeverSharesLeases: try await sameRelayIDNeverSharesLeases(subject)
         }
     }
 

@@ -18,6 +18,30 @@ import Testing
         #expect(plan.changedLeases.allSatisfy { $0.owner == "a" && $0.expiresAt == now.addingTimeInterval(10) })
     }
 
+    @Test func aSecondRunWithTheSameIDIsGrantedNothingWhileTheFirstIsLive() {
+        let registrations = [OutboxLeasePlanner.Registration(relayID: "a", expiresAt: now.addingTimeInterval(5), instanceID: "first")]
+        let plan = OutboxLeasePlanner.plan(
+            OutboxHeartbeat(relayID: "a", leaseDuration: .seconds(10), now: now, instanceID: "second"),
+            leases: leases(Array(repeating: "a", count: 8)), registrations: registrations)
+        #expect(plan.grant.relayIDInUse)
+        #expect(plan.grant.owned.isEmpty && plan.changedLeases.isEmpty, "the first run's leases are neither taken nor renewed")
+        #expect(plan.registration == registrations[0], "the first run's registration stays as it is")
+    }
+
+    @Test func aRestartUnderACrashedRelaysIDTakesOverOnceItsRegistrationLapsed() {
+        let lapsed = [OutboxLeasePlanner.Registration(relayID: "a", expiresAt: now, instanceID: "crashed")]
+        let plan = OutboxLeasePlanner.plan(
+            OutboxHeartbeat(relayID: "a", leaseDuration: .seconds(10), now: now, instanceID: "restarted"),
+            leases: leases(Array(repeating: "a", count: 8), expiresAt: now), registrations: lapsed)
+        #expect(!plan.grant.relayIDInUse)
+        #expect(plan.grant.owned == Set(0..<8))
+        #expect(plan.registration.instanceID == "restarted")
+        let same = OutboxLeasePlanner.plan(
+            OutboxHeartbeat(relayID: "a", leaseDuration: .seconds(10), now: now, instanceID: "restarted"),
+            leases: leases(Array(repeating: "a", count: 8)), registrations: [plan.registration])
+        #expect(!same.grant.relayIDInUse && same.grant.owned == Set(0..<8), "the holder's own next heartbeat renews")
+    }
+
     @Test func aJoiningRelayMakesTheOwnerGiveUpItsSurplus() {
         let registrations = [OutboxLeasePlanner.Registration(relayID: "b", expiresAt: now.addingTimeInterval(5))]
         let plan = OutboxLeasePlanner.plan(
