@@ -112,28 +112,32 @@ public final class OutboxRelay: Service, Sendable {
             while !Task.isCancelled {
                 let generation = wakeUp.generation
                 let now = ContinuousClock.now
-                let (claimable, stopping, batchesInFlight, inFlight, inFlightKeys, claimStartedAt) = ledger.withLock {
+                let (claimable, stopping, batchesInFlight, inFlight, inFlightKeys, claimStartedAt, bytesInFlight) = ledger.withLock {
                     ($0.claimablePartitions(at: now), $0.isStopping, $0.batchesInFlight, $0.sequencesInFlight, $0.inFlightKeys,
-                     $0.finishedBatches)
+                     $0.finishedBatches, $0.bytesInFlight)
                 }
                 if stopping { break }
                 if let pausedUntil = publisherPause.withLock({ $0.until }), pausedUntil > now {
                     await wakeUp.wait(since: generation, timeout: pausedUntil - now)
                     continue
                 }
-                if claimable.isEmpty || batchesInFlight >= configuration.maximumBatchesInFlight {
+                let budget = configuration.maximumBytesInFlight
+                if claimable.isEmpty || batchesInFlight >= configuration.maximumBatchesInFlight || (batchesInFlight > 0 && bytesInFlight >= budget) {
                     await wakeUp.wait(since: generation, timeout: configuration.pollInterval)
                     continue
                 }
                 // The store leaves out the rows already in flight, so a claim reads each row once
                 // even while batches overlap.
                 let limit = configuration.batchSize
+                // This claim's share of the byte budget: what is left of it, and no more than an
+                // even share per batch, so the batches overlap as they do with small messages.
+                let maximumBytes = max(1, min(budget - bytesInFlight, budget / configuration.maximumBatchesInFlight))
                 let excluding = inFlight.sorted()
                 let records: [OutboxRecord]
                 do {
                     let store = self.store
                     records = try await OutboxStoreCallTimeout.run("claim", timeout: storeCallTimeout) {
-                        try await store.claim(partitions: claimable, limit: limit, now: Date(), excluding: excluding)
+                        try await store.claim(partitions: claimable, limit: limit, maximumBytes: maximumBytes, now: Date(), excluding: excluding)
                     }
                     storeFailures = 0
                 } catch {
@@ -151,7 +155,8 @@ public final class OutboxRelay: Service, Sendable {
                 if !batch.isEmpty {
                     batches.addTask { await self.process(batch) }
                 }
-                if records.count < limit || batch.isEmpty {
+                let reachedBytes = records.reduce(0) { $0 + $1.message.payload.count } >= maximumBytes
+                if (records.count < limit && !reachedBytes) || batch.isEmpty {
                     // Not a full batch: wait for new messages, a finished batch, or the poll timer.
                     await wakeUp.wait(since: generation, timeout: configuration.pollInterval)
                 }

@@ -10,6 +10,11 @@ public struct OutboxRelayConfiguration: Sendable {
     public var batchSize: Int
     /// Batches published at once; the next claim overlaps the broker's acks. Default 2.
     public var maximumBatchesInFlight: Int
+    /// Payload bytes claimed and in flight at most, across batches: what bounds the relay's memory
+    /// when messages are large (a batch of 500 messages of 16 MiB would be 8 GiB). Each claim
+    /// asks for at most its share (this divided by `maximumBatchesInFlight`); one message larger
+    /// than that still goes, alone. Default 64 MiB.
+    public var maximumBytesInFlight: Int
     /// Longest wait between claims when the store sends no wake-up: the safety net that also finds
     /// retries that became due. Default 2 s, so an idle relay costs the store under one query per
     /// second (a claim every 2 s, a heartbeat every 2.5 s); stores wake the relay at commit.
@@ -43,6 +48,7 @@ public struct OutboxRelayConfiguration: Sendable {
         relayID: String = OutboxRelayConfiguration.makeRelayID(),
         batchSize: Int = 500,
         maximumBatchesInFlight: Int = 2,
+        maximumBytesInFlight: Int = 64 * 1024 * 1024,
         pollInterval: Duration = .seconds(2),
         leaseDuration: Duration = .seconds(10),
         heartbeatInterval: Duration = .milliseconds(2500),
@@ -58,6 +64,7 @@ public struct OutboxRelayConfiguration: Sendable {
         self.relayID = relayID
         self.batchSize = max(1, batchSize)
         self.maximumBatchesInFlight = max(1, maximumBatchesInFlight)
+        self.maximumBytesInFlight = max(1, maximumBytesInFlight)
         self.pollInterval = pollInterval
         self.leaseDuration = leaseDuration
         self.heartbeatInterval = heartbeatInterval

@@ -19,14 +19,18 @@ public protocol OutboxStore: Sendable {
     /// Removes the relay's registration and frees all its leases, so others take over at once.
     func resign(relayID: String) async throws
 
-    /// Due, pending messages of the given partitions, in sequence order, at most `limit`, leaving
-    /// out the sequences in `excluding`.
+    /// Due, pending messages of the given partitions, in sequence order, at most `limit` and about
+    /// `maximumBytes` of payload, leaving out the sequences in `excluding`.
+    ///
+    /// The byte bound stops the claim after the message that reaches `maximumBytes` (so the first
+    /// message always comes, however large): a backlog of large messages is read a few at a time
+    /// instead of a whole batch of them at once.
     ///
     /// A message is left out when an earlier pending message with the same key waits for a retry,
     /// so a failing message holds back only its own key. `excluding` lists the messages the relay
     /// already has in flight: leaving them out in the store (rather than reading them again and
     /// dropping them) keeps the relay's reads at one row per message even with batches overlapping.
-    func claim(partitions: [Int], limit: Int, now: Date, excluding: [Int64]) async throws -> [OutboxRecord]
+    func claim(partitions: [Int], limit: Int, maximumBytes: Int, now: Date, excluding: [Int64]) async throws -> [OutboxRecord]
 
     /// Records the outcome of a published batch in one transaction. Outcomes for partitions the
     /// relay no longer owns are ignored (fencing) and counted in the result.
@@ -54,7 +58,13 @@ public protocol OutboxStore: Sendable {
 extension OutboxStore {
     /// Due, pending messages of the given partitions, in sequence order, at most `limit`.
     public func claim(partitions: [Int], limit: Int, now: Date) async throws -> [OutboxRecord] {
-        try await claim(partitions: partitions, limit: limit, now: now, excluding: [])
+        try await claim(partitions: partitions, limit: limit, maximumBytes: .max, now: now, excluding: [])
+    }
+
+    /// Due, pending messages of the given partitions, in sequence order, at most `limit`, leaving
+    /// out the sequences in `excluding`.
+    public func claim(partitions: [Int], limit: Int, now: Date, excluding: [Int64]) async throws -> [OutboxRecord] {
+        try await claim(partitions: partitions, limit: limit, maximumBytes: .max, now: now, excluding: excluding)
     }
 }
 

@@ -24,6 +24,8 @@ struct RelayLedger {
     private(set) var finishedBatches: UInt64 = 0
     private var keysInFlight: [String: Int] = [:]
     private var partitionsInFlight: [Int: Int] = [:]
+    /// Payload bytes of the messages in flight.
+    private(set) var bytesInFlight = 0
 
     var messagesInFlight: Int { sequencesInFlight.count }
     /// Keys with a message in flight.
@@ -83,6 +85,7 @@ struct RelayLedger {
         guard !batch.isEmpty else { return [] }
         batchesInFlight += 1
         for record in batch {
+            bytesInFlight += record.message.payload.count
             sequencesInFlight.insert(record.sequence)
             partitionsInFlight[record.partition, default: 0] += 1
             if let key = record.message.key { keysInFlight[key, default: 0] += 1 }
@@ -95,6 +98,7 @@ struct RelayLedger {
         batchesInFlight -= 1
         finishedBatches += 1
         for record in batch {
+            bytesInFlight -= record.message.payload.count
             sequencesInFlight.remove(record.sequence)
             recentlyFinished[record.sequence] = finishedBatches
             partitionsInFlight[record.partition, default: 1] -= 1

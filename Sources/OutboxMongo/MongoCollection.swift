@@ -29,6 +29,15 @@ public struct MongoCollection: Sendable {
     public func find(
         _ filter: BSONDocument = [:], sort: BSONDocument? = nil, projection: BSONDocument? = nil, limit: Int = 0, session: MongoSession? = nil
     ) async throws -> [BSONDocument] {
+        try await find(filter, sort: sort, projection: projection, limit: limit, session: session, until: { _ in false })
+    }
+
+    /// Like ``find(_:sort:projection:limit:session:)``, but stops reading after the batch for which
+    /// `until` (called with each batch as it arrives) answers true, and closes the cursor.
+    func find(
+        _ filter: BSONDocument, sort: BSONDocument?, projection: BSONDocument? = nil, limit: Int, session: MongoSession?,
+        until: ([BSONDocument]) -> Bool
+    ) async throws -> [BSONDocument] {
         var command: BSONDocument = ["find": .string(name), "filter": .document(filter)]
         if let sort { command["sort"] = .document(sort) }
         if let projection { command["projection"] = .document(projection) }
@@ -36,18 +45,25 @@ public struct MongoCollection: Sendable {
         if let batchSize = client.configuration.batchSize ?? (limit > 0 ? limit : nil) {
             command["batchSize"] = .int64(Int64(batchSize))
         }
-        return try await readCursor(client.runCommand(command, database: database, session: session), session: session)
+        return try await readCursor(client.runCommand(command, database: database, session: session), session: session, until: until)
     }
 
-    /// The first batch of a cursor reply and every batch after it (`getMore`, in the same session).
-    private func readCursor(_ reply: BSONDocument, session: MongoSession?) async throws -> [BSONDocument] {
+    /// The first batch of a cursor reply and every batch after it (`getMore`, in the same session),
+    /// up to the batch for which `until` answers true; a cursor left open then is killed.
+    private func readCursor(_ reply: BSONDocument, session: MongoSession?, until: ([BSONDocument]) -> Bool = { _ in false }) async throws -> [BSONDocument] {
         var cursor = reply["cursor"]?.documentValue ?? [:]
-        var documents = cursor["firstBatch"]?.arrayValue?.compactMap(\.documentValue) ?? []
+        var batch = cursor["firstBatch"]?.arrayValue?.compactMap(\.documentValue) ?? []
+        var documents = batch
         while let id = cursor["id"]?.int64Value, id != 0 {
+            if until(batch) {
+                _ = try? await client.runCommand(["killCursors": .string(name), "cursors": [.int64(id)]], database: database, session: session)
+                break
+            }
             var getMore: BSONDocument = ["getMore": .int64(id), "collection": .string(name)]
             if let batchSize = client.configuration.batchSize { getMore["batchSize"] = .int64(Int64(batchSize)) }
             cursor = try await client.runCommand(getMore, database: database, session: session)["cursor"]?.documentValue ?? [:]
-            documents += cursor["nextBatch"]?.arrayValue?.compactMap(\.documentValue) ?? []
+            batch = cursor["nextBatch"]?.arrayValue?.compactMap(\.documentValue) ?? []
+            documents += batch
         }
         return documents
     }

@@ -82,7 +82,7 @@ extension MongoOutboxStore {
         }
     }
 
-    public func claim(partitions wanted: [Int], limit: Int, now: Date, excluding: [Int64]) async throws -> [OutboxRecord] {
+    public func claim(partitions wanted: [Int], limit: Int, maximumBytes: Int, now: Date, excluding: [Int64]) async throws -> [OutboxRecord] {
         guard !wanted.isEmpty, limit > 0 else { return [] }
         // The relay's messages in flight are left out here, not by a `$nin` in the query: the
         // SecantusDB test server scans the collection and checks such a list per document (15 s
@@ -95,10 +95,24 @@ extension MongoOutboxStore {
             // One snapshot for both reads: a message is never seen without the earlier messages
             // of its partition (see "Sequences and commit order").
             try await client.withTransaction { session in
-                let candidates = try await messages.find(
+                // Read batch by batch (each at most 16 MB), and no further once the payloads read
+                // reach the byte bound; then keep the messages up to the one that reaches it.
+                func isWanted(_ document: BSONDocument) -> Bool { document["_id"]?.int64Value.map { !skipped.contains($0) } ?? true }
+                var bytesRead = 0
+                let read = try await messages.find(
                     ["state": 0, "partition": ["$in": partitionList], "availableAt": ["$lte": nowValue]],
-                    sort: ["_id": 1], limit: limit + skipped.count, session: session)
-                    .filter { $0["_id"]?.int64Value.map { !skipped.contains($0) } ?? true }.prefix(limit)
+                    sort: ["_id": 1], limit: limit + skipped.count, session: session,
+                    until: { batch in
+                        bytesRead += batch.filter(isWanted).reduce(0) { $0 + ($1["payload"]?.binaryValue?.count ?? 0) }
+                        return bytesRead >= maximumBytes
+                    })
+                var candidates: [BSONDocument] = []
+                var bytes = 0
+                for document in read where isWanted(document) {
+                    guard candidates.count < limit, bytes < maximumBytes else { break }
+                    candidates.append(document)
+                    bytes += document["payload"]?.binaryValue?.count ?? 0
+                }
                 guard !candidates.isEmpty else { return [] }
                 // Messages are flowing (perhaps from another process): probe at full speed again.
                 poller.noteActivity()

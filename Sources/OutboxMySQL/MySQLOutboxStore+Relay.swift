@@ -62,7 +62,7 @@ extension MySQLOutboxStore {
         }
     }
 
-    public func claim(partitions: [Int], limit: Int, now: Date, excluding: [Int64]) async throws -> [OutboxRecord] {
+    public func claim(partitions: [Int], limit: Int, maximumBytes: Int, now: Date, excluding: [Int64]) async throws -> [OutboxRecord] {
         guard !partitions.isEmpty, limit > 0 else { return [] }
         let wanted = partitions.sorted().map { MySQLValue.int($0) }
         return try await perform("claim") {
@@ -79,7 +79,7 @@ extension MySQLOutboxStore {
                 let rows = try await connection.query(
                     Self.claimSQL(names, partitions: clear.count, skipped: skipped.count),
                     [nowValue] + MySQLValueList.padded(clear) + (skipped.isEmpty ? [] : MySQLValueList.padded(skipped))
-                        + [nowValue, .int(limit)]).rows
+                        + [nowValue, .int(limit), .integer(Int64(min(maximumBytes, Int(Int64.max))))]).rows
                 // Messages are flowing (perhaps from another process): probe at full speed again.
                 if !rows.isEmpty { poller.noteActivity() }
                 return try rows.map(Self.record)
@@ -100,14 +100,30 @@ extension MySQLOutboxStore {
     }
 
     /// The claim's read, for `partitions` clear partitions and `skipped` sequences in flight
-    /// (placeholders: now, partitions, skipped, now, limit). Its held-back probe reads the
-    /// `outbox_retrying` range, which holds only rows waiting for a retry.
+    /// (placeholders: now, partitions, skipped, now, limit, maximum bytes). Its held-back probe
+    /// reads the `outbox_retrying` range, which holds only rows waiting for a retry. The outer
+    /// query keeps the rows up to the one whose running payload total reaches the byte bound, so
+    /// the client never receives a whole batch of large messages at once.
     static func claimSQL(_ names: MySQLOutboxNames, partitions: Int, skipped: Int) -> String {
+        """
+            SELECT * FROM (
+                SELECT c.*, SUM(c.size) OVER (ORDER BY c.sequence) AS running
+                FROM (\(claimCandidatesSQL(names, partitions: partitions, skipped: skipped))) AS c) AS w
+            WHERE w.running - w.size < ?
+            ORDER BY w.sequence
+            """
+    }
+
+    /// The claim's candidates in sequence order with their payload sizes (placeholders: now,
+    /// partitions, skipped, now, limit). The running total is taken outside, over these rows
+    /// only: a window at this level would run over every pending row before the LIMIT.
+    static func claimCandidatesSQL(_ names: MySQLOutboxNames, partitions: Int, skipped: Int) -> String {
         // The rows this relay has in flight (none: no clause, another prepared shape).
         let skipClause = skipped == 0 ? "" : "AND m.sequence NOT IN \(MySQLValueList.placeholders(skipped))"
         return """
             SELECT m.sequence, m.id, m.topic, m.message_key, m.message_type, m.payload, m.headers,
-                   m.partition_no, m.created_at, m.attempts, m.last_error
+                   m.partition_no, m.created_at, m.attempts, m.last_error,
+                   LENGTH(m.payload) AS size
             FROM \(names.messages) AS m FORCE INDEX (outbox_claim)
             WHERE m.state = 0 AND m.available_at <= ? AND m.partition_no IN \(MySQLValueList.placeholders(partitions))
               \(skipClause)

@@ -105,7 +105,7 @@ extension PostgresOutboxStore {
         }
     }
 
-    public func claim(partitions: [Int], limit: Int, now: Date, excluding: [Int64]) async throws -> [OutboxRecord] {
+    public func claim(partitions: [Int], limit: Int, maximumBytes: Int, now: Date, excluding: [Int64]) async throws -> [OutboxRecord] {
         guard !partitions.isEmpty, limit > 0 else { return [] }
         let wanted = partitions.map(Int32.init)
         return try await perform("claim") {
@@ -114,7 +114,8 @@ extension PostgresOutboxStore {
             // snapshot taken after them. See PostgresSchema.version2.
             let rows = try await client.query("""
                 SELECT sequence, id, topic, message_key, message_type, payload, headers, partition, created_at, attempts, last_error
-                FROM \(unescaped: names.claimFunction)(\(wanted)::int[], \(names.lockSpace), \(Int64(limit)), \(now), \(excluding)::bigint[])
+                FROM \(unescaped: names.claimFunction)(\(wanted)::int[], \(names.lockSpace), \(Int64(limit)), \(now), \(excluding)::bigint[],
+                                                       \(Int64(clamping: maximumBytes)))
                 """, logger: logger)
             return try await Self.records(rows)
         }

@@ -20,6 +20,7 @@ enum PostgresSchema {
             if current < 1 { try await version1(connection, names: names, partitionCount: partitionCount, logger: logger) }
             if current < 2 { try await version2(connection, names: names, logger: logger) }
             if current < 3 { try await version3(connection, names: names, logger: logger) }
+            if current < 4 { try await version4(connection, names: names, logger: logger) }
         }
     }
 
@@ -119,5 +120,50 @@ enum PostgresSchema {
         try await connection.query(PostgresQuery(unsafeSQL: "ALTER TABLE \(names.relays) ADD COLUMN IF NOT EXISTS instance TEXT NOT NULL DEFAULT ''"),
                                    logger: logger)
         try await connection.query(PostgresQuery(unsafeSQL: "INSERT INTO \(names.migrations) (version) VALUES (3)"), logger: logger)
+    }
+
+    /// The claim with a byte bound: it stops after the message whose payload brings the running
+    /// total to `max_bytes`, so a backlog of large messages is read a few at a time. The running
+    /// total is taken over the `max_rows` candidates only (a window beside the LIMIT would run
+    /// over every pending row first). Same try-locks and planner settings as version 2, whose
+    /// five-argument function stays for relays not yet upgraded.
+    private static func version4(_ connection: PostgresConnection, names: PostgresOutboxNames, logger: Logger) async throws {
+        try await connection.query(PostgresQuery(unsafeSQL: """
+            CREATE OR REPLACE FUNCTION \(names.claimFunction)(
+                wanted INT[], lock_space INT, max_rows BIGINT, due TIMESTAMPTZ, skipped BIGINT[], max_bytes BIGINT)
+            RETURNS SETOF \(names.messages)
+            LANGUAGE plpgsql VOLATILE
+            SET enable_sort = off
+            SET enable_bitmapscan = off
+            SET plan_cache_mode = force_custom_plan
+            SET search_path = pg_catalog, pg_temp
+            AS $claim$
+            DECLARE
+                clear INT[];
+            BEGIN
+                SELECT coalesce(array_agg(p), '{}') INTO clear
+                FROM unnest(wanted) AS p
+                WHERE pg_try_advisory_xact_lock(lock_space, p);
+                IF cardinality(clear) = 0 THEN
+                    RETURN;
+                END IF;
+                RETURN QUERY
+                    SELECT (w.m).* FROM (
+                        SELECT c.m, c.size, sum(c.size) OVER (ORDER BY c.seq) AS running FROM (
+                            SELECT m, m.sequence AS seq, octet_length(m.payload)::bigint AS size
+                            FROM \(names.messages) AS m
+                            WHERE m.state = 0 AND m.available_at <= due AND m.partition = ANY(clear)
+                              AND m.sequence <> ALL(skipped)
+                              AND NOT EXISTS (
+                                  SELECT 1 FROM \(names.messages) AS e
+                                  WHERE e.state = 0 AND e.attempts > 0 AND e.partition = m.partition
+                                    AND e.message_key = m.message_key AND e.sequence < m.sequence AND e.available_at > due)
+                            ORDER BY m.sequence
+                            LIMIT max_rows) AS c) AS w
+                    WHERE w.running - w.size < max_bytes;
+            END
+            $claim$
+            """), logger: logger)
+        try await connection.query(PostgresQuery(unsafeSQL: "INSERT INTO \(names.migrations) (version) VALUES (4)"), logger: logger)
     }
 }

@@ -200,7 +200,7 @@ public final class SQLiteOutboxStore: OutboxStore, Sendable {
         }
     }
 
-    public func claim(partitions: [Int], limit: Int, now: Date, excluding: [Int64]) async throws -> [OutboxRecord] {
+    public func claim(partitions: [Int], limit: Int, maximumBytes: Int, now: Date, excluding: [Int64]) async throws -> [OutboxRecord] {
         guard !partitions.isEmpty, limit > 0 else { return [] }
         let list = "[" + partitions.map(String.init).joined(separator: ",") + "]"
         let skipped = "[" + excluding.map(String.init).joined(separator: ",") + "]"
@@ -211,7 +211,13 @@ public final class SQLiteOutboxStore: OutboxStore, Sendable {
                                            arguments: ["now": SQLiteTime.microseconds(now), "partitions": list, "skipped": skipped, "limit": limit])
             var records: [OutboxRecord] = []
             records.reserveCapacity(limit)
-            while let row = try rows.next() { records.append(try Self.record(row)) }
+            // Rows are read one at a time: stopping here leaves the rest unread.
+            var bytes = 0
+            while bytes < maximumBytes, let row = try rows.next() {
+                let record = try Self.record(row)
+                bytes += record.message.payload.count
+                records.append(record)
+            }
             return records
         }
     }

@@ -99,12 +99,13 @@ public final class InMemoryOutboxStore: OutboxStore, Sendable {
         }
     }
 
-    public func claim(partitions: [Int], limit: Int, now: Date, excluding: [Int64]) async throws -> [OutboxRecord] {
+    public func claim(partitions: [Int], limit: Int, maximumBytes: Int, now: Date, excluding: [Int64]) async throws -> [OutboxRecord] {
         let wanted = Set(partitions)
         let skipped = Set(excluding)
         return storage.withLock { storage in
             var blockedKeys: Set<String> = []
             var result: [OutboxRecord] = []
+            var bytes = 0
             for sequence in storage.rows.keys.sorted() {
                 guard let row = storage.rows[sequence], row.state == .pending, wanted.contains(row.record.partition) else { continue }
                 let key = row.record.message.key
@@ -115,7 +116,8 @@ public final class InMemoryOutboxStore: OutboxStore, Sendable {
                 if let key, blockedKeys.contains(key) { continue }
                 if skipped.contains(sequence) { continue }
                 result.append(row.record)
-                if result.count == limit { break }
+                bytes += row.record.message.payload.count
+                if result.count == limit || bytes >= maximumBytes { break }
             }
             return result
         }

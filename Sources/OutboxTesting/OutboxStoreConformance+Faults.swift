@@ -122,3 +122,24 @@ extension OutboxStoreConformance {
         try expect(Set(secondRecorder.deliveries.map(\.message.id)).isSuperset(of: later.map(\.id)), "the second relay published the later messages")
     }
 }
+
+extension OutboxStoreConformance {
+    /// A claim stops at the message whose payload reaches its byte bound, and always returns at
+    /// least one message, so a relay reads a backlog of large messages a few at a time.
+    func claimStopsAtTheByteBound(_ subject: any OutboxStoreUnderTest) async throws {
+        let messages = (0..<10).map { OutboxMessage(topic: "large", key: "k\($0 % 3)", payload: Array(repeating: UInt8($0), count: 100_000)) }
+        try await subject.enqueueCommitted(messages)
+        let grant = try await subject.store.heartbeat(OutboxHeartbeat(relayID: "bytes", leaseDuration: .seconds(10)))
+        let partitions = grant.owned.sorted()
+        let bounded = try await subject.store.claim(partitions: partitions, limit: 10, maximumBytes: 250_000, now: Date(), excluding: [])
+        try expect(bounded.map(\.message.id) == messages.prefix(3).map(\.id),
+                   "a claim bounded to 250,000 bytes returns the three messages that reach it, returned \(bounded.count)")
+        let one = try await subject.store.claim(partitions: partitions, limit: 10, maximumBytes: 1, now: Date(), excluding: [])
+        try expect(one.map(\.message.id) == [messages[0].id], "a bound below one message still returns that message")
+        let skipping = try await subject.store.claim(partitions: partitions, limit: 10, maximumBytes: 150_000, now: Date(),
+                                                     excluding: bounded.map(\.sequence))
+        try expect(skipping.map(\.message.id) == Array(messages[3...4]).map(\.id), "the bound counts only messages not left out")
+        let unbounded = try await subject.store.claim(partitions: partitions, limit: 10, now: Date())
+        try expect(unbounded.count == 10, "without a bound the limit decides")
+    }
+}

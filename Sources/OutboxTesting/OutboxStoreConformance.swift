@@ -58,6 +58,8 @@ public struct OutboxStoreConformance: Sendable {
         case deadLetterRetriedAfterItsKeyMovedOn
         /// Two relays started with one id never share leases; a restart under a crashed relay's id takes over within a lease.
         case sameRelayIDNeverSharesLeases
+        /// A claim stops at the message that reaches its byte bound (memory bounded by bytes, not only count).
+        case claimStopsAtTheByteBound
 
         public var description: String { rawValue }
 
@@ -120,6 +122,7 @@ public struct OutboxStoreConformance: Sendable {
         case .hugeFailureReasonIsStored: try await hugeFailureReasonIsStored(subject)
         case .deadLetterRetriedAfterItsKeyMovedOn: try await deadLetterRetriedAfterItsKeyMovedOn(subject)
         case .sameRelayIDNeverSharesLeases: try await sameRelayIDNeverSharesLeases(subject)
+        case .claimStopsAtTheByteBound: try await claimStopsAtTheByteBound(subject)
         }
     }
 

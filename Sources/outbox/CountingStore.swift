@@ -20,8 +20,8 @@ final class CountingStore: OutboxStore, Sendable {
     func migrate() async throws { try await counted { try await inner.migrate() } }
     func heartbeat(_ request: OutboxHeartbeat) async throws -> OutboxLeaseGrant { try await counted { try await inner.heartbeat(request) } }
     func resign(relayID: String) async throws { try await counted { try await inner.resign(relayID: relayID) } }
-    func claim(partitions: [Int], limit: Int, now: Date, excluding: [Int64]) async throws -> [OutboxRecord] {
-        try await counted { try await inner.claim(partitions: partitions, limit: limit, now: now, excluding: excluding) }
+    func claim(partitions: [Int], limit: Int, maximumBytes: Int, now: Date, excluding: [Int64]) async throws -> [OutboxRecord] {
+        try await counted { try await inner.claim(partitions: partitions, limit: limit, maximumBytes: maximumBytes, now: now, excluding: excluding) }
     }
     func acknowledge(_ acknowledgement: OutboxAcknowledgement) async throws -> OutboxAcknowledgementResult {
         try await counted { try await inner.acknowledge(acknowledgement) }

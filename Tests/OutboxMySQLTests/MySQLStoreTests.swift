@@ -97,7 +97,8 @@ struct MySQLStoreTests {
         }
         _ = try await subject.application.query("ANALYZE TABLE \(subject.mysql.names.messages)")
         let sql = MySQLOutboxStore.claimSQL(subject.mysql.names, partitions: 4, skipped: 2)
-        let values: [MySQLValue] = [.integer(Int64.max), .int(0), .int(1), .int(2), .int(3), .integer(1), .integer(2), .integer(0), .int(500)]
+        let values: [MySQLValue] = [.integer(Int64.max), .int(0), .int(1), .int(2), .int(3), .integer(1), .integer(2), .integer(0), .int(500),
+                                    .integer(64 << 20)]
         let plan = try await subject.application.query("EXPLAIN " + sql, values)
         let tableColumn = try #require(plan.columns.firstIndex(of: "table"))
         let keyColumn = try #require(plan.columns.firstIndex(of: "key"))
