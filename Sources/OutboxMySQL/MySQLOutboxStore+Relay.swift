@@ -65,14 +65,17 @@ extension MySQLOutboxStore {
     public func claim(partitions: [Int], limit: Int, maximumBytes: Int, now: Date, excluding: [Int64]) async throws -> [OutboxRecord] {
         guard !partitions.isEmpty, limit > 0 else { return [] }
         let wanted = partitions.sorted().map { MySQLValue.int($0) }
+        let starved = starvation.starved(among: partitions).map { MySQLValue.int($0) }
         return try await perform("claim") {
             try await pool.withTransaction { connection in
+                if !starved.isEmpty { try await waitForStarvedPartitions(starved, on: connection) }
                 // A partition is readable only when no enqueueing transaction on it is open (their
                 // shared locks make SKIP LOCKED leave its guard row out). The read is a second
                 // statement, so at READ COMMITTED its snapshot is taken after the locks.
                 let clear = try await connection.query(
                     "SELECT partition_no FROM \(names.commitGuard) WHERE partition_no IN \(MySQLValueList.placeholders(wanted.count)) FOR UPDATE SKIP LOCKED",
                     MySQLValueList.padded(wanted)).rows.compactMap { $0[0].int64 }.map { MySQLValue.integer($0) }
+                starvation.record(wanted: partitions, locked: Set(clear.compactMap { $0.int64.map(Int.init) }))
                 guard !clear.isEmpty else { return [] }
                 let nowValue = MySQLValue.integer(MySQLTime.microseconds(now))
                 let skipped = Self.excludedInClaim(excluding).map { MySQLValue.integer($0) }
@@ -85,6 +88,21 @@ extension MySQLOutboxStore {
                 return try rows.map(Self.record)
             }
         }
+    }
+
+    /// Waits, up to a second, for the guard rows of partitions the claims keep finding held by
+    /// enqueue transactions (``OutboxPartitionStarvation``): behind the transactions open now, and
+    /// ahead of later writers, whose shared requests queue behind this waiting exclusive one.
+    private func waitForStarvedPartitions(_ starved: [MySQLValue], on connection: MySQLConnection) async throws {
+        try await connection.execute("SET SESSION innodb_lock_wait_timeout = 1", operation: "claim")
+        do {
+            try await connection.query(
+                "SELECT partition_no FROM \(names.commitGuard) WHERE partition_no IN \(MySQLValueList.placeholders(starved.count)) FOR UPDATE",
+                MySQLValueList.padded(starved))
+        } catch let error as MySQLError where error.code == 1205 {
+            // Still held after a second: the statement alone failed; the claim goes on without them.
+        }
+        try await connection.execute("SET SESSION innodb_lock_wait_timeout = DEFAULT", operation: "claim")
     }
 
     /// The most in-flight sequences a claim leaves out by list: with the partitions (at most 4,096),

@@ -77,6 +77,8 @@ public final class MySQLOutboxStore: OutboxStore, Service, Sendable {
     let poller: OutboxChangePoller
     let pollQuery: String
     private let partitionCountCache = Mutex<Int?>(nil)
+    /// Partitions the claims keep finding held by enqueue transactions (see the claim).
+    let starvation = OutboxPartitionStarvation()
 
     /// Creates the store. It opens its own pool (at READ COMMITTED) to the server `connection`
     /// names; the application keeps its own pool for its transactions.

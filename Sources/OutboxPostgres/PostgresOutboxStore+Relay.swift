@@ -108,16 +108,21 @@ extension PostgresOutboxStore {
     public func claim(partitions: [Int], limit: Int, maximumBytes: Int, now: Date, excluding: [Int64]) async throws -> [OutboxRecord] {
         guard !partitions.isEmpty, limit > 0 else { return [] }
         let wanted = partitions.map(Int32.init)
+        let starved = starvation.starved(among: partitions).map(Int32.init)
         return try await perform("claim") {
             // One round trip: the function takes the partitions' exclusive try-locks (a partition
             // is readable only when no enqueueing transaction on it is open), then reads with a
-            // snapshot taken after them. See PostgresSchema.version2.
+            // snapshot taken after them. See PostgresSchema.version2 and version4.
             let rows = try await client.query("""
                 SELECT sequence, id, topic, message_key, message_type, payload, headers, partition, created_at, attempts, last_error
                 FROM \(unescaped: names.claimFunction)(\(wanted)::int[], \(names.lockSpace), \(Int64(limit)), \(now), \(excluding)::bigint[],
-                                                       \(Int64(clamping: maximumBytes)))
+                                                       \(Int64(clamping: maximumBytes)), \(starved)::int[])
                 """, logger: logger)
-            return try await Self.records(rows)
+            let all = try await Self.records(rows)
+            // Marker rows name the partitions an enqueue transaction held.
+            let heldByWriters = Set(all.lazy.filter { $0.sequence < 0 }.map(\.partition))
+            starvation.record(wanted: partitions, locked: Set(partitions).subtracting(heldByWriters))
+            return all.filter { $0.sequence >= 0 }
         }
     }
 

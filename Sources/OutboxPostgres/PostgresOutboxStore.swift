@@ -67,6 +67,8 @@ public final class PostgresOutboxStore: OutboxStore, Service, Sendable {
     let configuration: Configuration
     let logger: Logger
     private let partitionCountCache = Mutex<Int?>(nil)
+    /// Partitions the claims keep finding locked by enqueue transactions (see the claim).
+    let starvation = OutboxPartitionStarvation()
     let notifications = OutboxSignal()
     let listening = Atomic<Bool>(false)
 

@@ -125,12 +125,15 @@ enum PostgresSchema {
     /// The claim with a byte bound: it stops after the message whose payload brings the running
     /// total to `max_bytes`, so a backlog of large messages is read a few at a time. The running
     /// total is taken over the `max_rows` candidates only (a window beside the LIMIT would run
-    /// over every pending row first). Same try-locks and planner settings as version 2, whose
-    /// five-argument function stays for relays not yet upgraded.
+    /// over every pending row first). It waits, briefly, for the `starved` partitions' locks
+    /// (``OutboxPartitionStarvation``) and returns a marker row (sequence -1) for each partition
+    /// it could not lock. Same try-locks and planner settings as version 2, whose five-argument
+    /// function stays for relays not yet upgraded.
     private static func version4(_ connection: PostgresConnection, names: PostgresOutboxNames, logger: Logger) async throws {
         try await connection.query(PostgresQuery(unsafeSQL: """
             CREATE OR REPLACE FUNCTION \(names.claimFunction)(
-                wanted INT[], lock_space INT, max_rows BIGINT, due TIMESTAMPTZ, skipped BIGINT[], max_bytes BIGINT)
+                wanted INT[], lock_space INT, max_rows BIGINT, due TIMESTAMPTZ, skipped BIGINT[], max_bytes BIGINT,
+                starved INT[])
             RETURNS SETOF \(names.messages)
             LANGUAGE plpgsql VOLATILE
             SET enable_sort = off
@@ -140,10 +143,29 @@ enum PostgresSchema {
             AS $claim$
             DECLARE
                 clear INT[];
+                p INT;
             BEGIN
-                SELECT coalesce(array_agg(p), '{}') INTO clear
-                FROM unnest(wanted) AS p
-                WHERE pg_try_advisory_xact_lock(lock_space, p);
+                -- Starved partitions: wait (up to a second) behind the transactions open now; the
+                -- waiting exclusive request queues ahead of later writers' shared ones.
+                IF cardinality(starved) > 0 THEN
+                    PERFORM set_config('lock_timeout', '1000', true);
+                    FOREACH p IN ARRAY starved LOOP
+                        BEGIN
+                            PERFORM pg_advisory_xact_lock(lock_space, p);
+                        EXCEPTION WHEN lock_not_available THEN
+                            NULL;
+                        END;
+                    END LOOP;
+                END IF;
+                SELECT coalesce(array_agg(w), '{}') INTO clear
+                FROM unnest(wanted) AS w
+                WHERE pg_try_advisory_xact_lock(lock_space, w);
+                -- One marker row (sequence -1) per partition still locked, so the caller knows.
+                RETURN QUERY
+                    SELECT (-1)::bigint, '00000000-0000-0000-0000-000000000000'::uuid, ''::text, NULL::text, NULL::text,
+                           ''::bytea, ''::bytea, w, 'epoch'::timestamptz, 'epoch'::timestamptz, 0, NULL::text, 0::smallint,
+                           NULL::timestamptz
+                    FROM unnest(wanted) AS w WHERE w <> ALL(clear);
                 IF cardinality(clear) = 0 THEN
                     RETURN;
                 END IF;

@@ -56,3 +56,74 @@ extension OutboxStoreConformance {
         try expect(Set(order).count == 3 && order.count == 3, "each message published once, got \(order.count) deliveries")
     }
 }
+
+extension OutboxStoreConformance {
+    /// Claims take a partition only when no enqueueing transaction on it is open. Writers whose
+    /// transactions keep overlapping on one partition must not hold it back for as long as the
+    /// load lasts: 4 writers, each holding a transaction 200 ms, staggered, for 10 s; every
+    /// message of that partition is published within 1 s of its commit, during the load.
+    func overlappingWritersDoNotStarveAPartition(_ subject: any OutboxStoreUnderTest) async throws {
+        guard let subject = subject as? any OutboxStoreUnderTestWithOpenTransactions else {
+            throw ConformanceFailure("[\(harness.name)] overlappingWritersDoNotStarveAPartition needs a store under test that can hold a transaction open "
+                + "(OutboxStoreUnderTestWithOpenTransactions); single-writer stores run Check.forSingleWriterStores.")
+        }
+        let published = InstantLog(), committed = InstantLog()
+        let publisher = TimestampingPublisher { records in
+            let now = ContinuousClock.now
+            for record in records { published.note(record.message.id, at: now) }
+        }
+        let running = relay(subject, publisher, .forTesting(pollInterval: .milliseconds(100)))
+        try await waitUntil("the relay holds its partitions") {
+            try await subject.store.status(now: Date()).relays.first.map { !$0.partitions.isEmpty } ?? false
+        }
+        let loadEnds = ContinuousClock.now + .seconds(10)
+        try await withThrowingTaskGroup(of: Void.self) { writers in
+            for writer in 0..<4 {
+                writers.addTask {
+                    try await Task.sleep(for: .milliseconds(50 * writer))  // staggered: one always open
+                    var index = 0
+                    while ContinuousClock.now < loadEnds {
+                        let message = OutboxMessage(topic: "t", key: "hot", text: "writer \(writer) #\(index)")
+                        index += 1
+                        let opened = ContinuousClock.now
+                        try await subject.enqueueHeldOpen([message], enqueued: {}, mayCommit: { ContinuousClock.now - opened >= .milliseconds(200) })
+                        committed.note(message.id, at: ContinuousClock.now)
+                    }
+                }
+            }
+            try await writers.waitForAll()
+        }
+        let total = committed.entries.count
+        try await waitUntil("every committed message is published") { published.entries.count >= total }
+        try await running.stop()
+        let (commits, publishes) = (committed.entries, published.entries)
+        let delays = commits.compactMap { id, commit in publishes[id].map { $0 - commit } }
+        let worst = delays.max() ?? .zero
+        let duringLoad = publishes.values.filter { $0 < loadEnds }.count
+        try expect(duringLoad > total / 2, "the hot partition's messages must be published during the load: \(duringLoad) of \(total) were")
+        try expect(worst <= .seconds(1), "a message of the hot partition waited \(worst) after its commit (\(total) messages); the bound is 1 s")
+    }
+}
+
+/// The first instant noted for each message.
+final class InstantLog: Sendable {
+    private let log = Mutex<[UUID: ContinuousClock.Instant]>([:])
+
+    func note(_ id: UUID, at instant: ContinuousClock.Instant) {
+        log.withLock { if $0[id] == nil { $0[id] = instant } }
+    }
+
+    var entries: [UUID: ContinuousClock.Instant] { log.withLock { $0 } }
+}
+
+/// Delivers everything and tells `onPublish` when, for latency checks.
+final class TimestampingPublisher: OutboxPublisher, Sendable {
+    private let onPublish: @Sendable ([OutboxRecord]) -> Void
+
+    init(onPublish: @escaping @Sendable ([OutboxRecord]) -> Void) { self.onPublish = onPublish }
+
+    func publish(_ records: [OutboxRecord]) async throws -> [OutboxPublishOutcome] {
+        onPublish(records)
+        return Array(repeating: .delivered, count: records.count)
+    }
+}

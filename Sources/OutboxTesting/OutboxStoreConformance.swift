@@ -60,12 +60,17 @@ public struct OutboxStoreConformance: Sendable {
         case sameRelayIDNeverSharesLeases
         /// A claim stops at the message that reaches its byte bound (memory bounded by bytes, not only count).
         case claimStopsAtTheByteBound
+        /// Overlapping enqueue transactions on one partition do not starve it (needs held-open transactions).
+        case overlappingWritersDoNotStarveAPartition
 
         public var description: String { rawValue }
 
         /// Every check a store with one writer at a time can run (SQLite, in-memory): all but
-        /// ``lateCommitKeepsKeyOrder``, which needs a transaction held open while others commit.
-        public static var forSingleWriterStores: [Check] { allCases.filter { $0 != .lateCommitKeepsKeyOrder } }
+        /// ``lateCommitKeepsKeyOrder`` and ``overlappingWritersDoNotStarveAPartition``, which need
+        /// transactions held open while others commit.
+        public static var forSingleWriterStores: [Check] {
+            allCases.filter { $0 != .lateCommitKeepsKeyOrder && $0 != .overlappingWritersDoNotStarveAPartition }
+        }
     }
 
     let harness: any OutboxStoreHarness
@@ -123,6 +128,7 @@ public struct OutboxStoreConformance: Sendable {
         case .deadLetterRetriedAfterItsKeyMovedOn: try await deadLetterRetriedAfterItsKeyMovedOn(subject)
         case .sameRelayIDNeverSharesLeases: try await sameRelayIDNeverSharesLeases(subject)
         case .claimStopsAtTheByteBound: try await claimStopsAtTheByteBound(subject)
+        case .overlappingWritersDoNotStarveAPartition: try await overlappingWritersDoNotStarveAPartition(subject)
         }
     }
 

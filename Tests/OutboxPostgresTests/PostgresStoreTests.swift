@@ -43,7 +43,7 @@ struct PostgresStoreTests {
                 try await connection.query("""
                     SELECT set_config(split_part(setting, '=', 1), split_part(setting, '=', 2), true)
                     FROM pg_proc, unnest(proconfig) AS setting
-                    WHERE oid = \(names.claimFunction + "(int[], int, bigint, timestamptz, bigint[], bigint)")::regprocedure
+                    WHERE oid = \(names.claimFunction + "(int[], int, bigint, timestamptz, bigint[], bigint, int[])")::regprocedure
                       AND setting NOT LIKE 'search_path=%'
                     """, logger: subject.logger)
                 let rows = try await connection.query(PostgresQuery(unsafeSQL: "EXPLAIN " + sql), logger: subject.logger)
