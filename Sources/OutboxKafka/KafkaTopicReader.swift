@@ -1,6 +1,7 @@
 import CRdKafka
 public import Foundation
 public import Outbox
+import Synchronization
 
 /// One message read back from Kafka.
 public struct KafkaReceivedMessage: Sendable, Hashable {
@@ -17,6 +18,16 @@ public struct KafkaReceivedMessage: Sendable, Hashable {
 
     /// The `outbox-id` header as a UUID.
     public var outboxID: UUID? { headers.first { $0.name == "outbox-id" }.flatMap { UUID(uuidString: $0.value) } }
+}
+
+/// What a reader read, and what it could not.
+public struct KafkaTopicReading: Sendable {
+    /// Every message read, duplicates included; within a partition in offset order.
+    public var messages: [KafkaReceivedMessage]
+    /// Offsets the broker had dropped before they were read (the mock cluster keeps about 5 MB
+    /// per partition): those messages were published but cannot be audited. Zero when the reader
+    /// kept up.
+    public var trimmedOffsets: Int64
 }
 
 /// Reads a topic from the beginning of every partition, without a consumer group: the demo and the
@@ -37,24 +48,84 @@ public final class KafkaTopicReader: Sendable {
     ///
     /// - Throws: ``KafkaError`` when the topic cannot be read.
     public func read(topic: String, count: Int, timeout: Duration) async throws -> [KafkaReceivedMessage] {
-        let bootstrapServers = self.bootstrapServers
-        var settings = ["bootstrap.servers": bootstrapServers, "group.id": "outbox-reader-\(UUID().uuidString)",
-                        "enable.auto.commit": "false", "enable.partition.eof": "false", "log_level": "3"]
-        settings.merge(properties) { $1 }
-        let consumer = try KafkaHandle(kind: .consumer, properties: settings)
-        let result: Result<[KafkaReceivedMessage], KafkaError> = await onDedicatedThread(name: "outbox-kafka-reader") {
-            Self.read(consumer, topic: topic, count: count, timeout: timeout)
-        }
-        return try result.get()
+        try await readReporting(topic: topic, count: count, timeout: timeout).messages
     }
 
-    private static func read(_ consumer: KafkaHandle, topic: String, count: Int, timeout: Duration) -> Result<[KafkaReceivedMessage], KafkaError> {
+    /// Like ``read(topic:count:timeout:)``, and says how many offsets the broker had dropped
+    /// before they were read.
+    public func readReporting(topic: String, count: Int, timeout: Duration) async throws -> KafkaTopicReading {
+        let follower = try KafkaTopicFollower(bootstrapServers: bootstrapServers, topic: topic, properties: properties)
+        return try await follower.finish(count: count, timeout: timeout)
+    }
+}
+
+/// Reads a topic from the beginning of every partition while it is being written, on a thread of
+/// its own, so that nothing the broker later drops (a bounded log, retention) goes unread: start it
+/// before the run, ``finish(count:timeout:)`` after. Offsets the broker dropped before they were
+/// read are counted, never silently skipped.
+public final class KafkaTopicFollower: Sendable {
+    private struct State {
+        var messages: [KafkaReceivedMessage] = []
+        var distinct: Set<UUID> = []
+        var withoutID = 0
+        var nextOffset: [Int32: Int64] = [:]
+        var trimmed: Int64 = 0
+        var failure: KafkaError?
+    }
+
+    private let state = Mutex(State())
+    private let stopping = Atomic<Bool>(false)
+    private let stopped = OutboxSignal()
+    private let finished = Atomic<Bool>(false)
+
+    /// Starts reading `topic` at once.
+    ///
+    /// - Throws: ``KafkaError`` when the consumer cannot be created.
+    public init(bootstrapServers: String, topic: String, properties: [String: String] = [:]) throws {
+        var settings = ["bootstrap.servers": bootstrapServers, "group.id": "outbox-reader-\(UUID().uuidString)",
+                        "enable.auto.commit": "false", "enable.partition.eof": "false", "auto.offset.reset": "earliest", "log_level": "3"]
+        settings.merge(properties) { $1 }
+        let consumer = try KafkaHandle(kind: .consumer, properties: settings)
+        let thread = Thread { [self] in
+            self.follow(consumer, topic: topic)
+            finished.store(true, ordering: .releasing)
+            stopped.signal()
+        }
+        thread.name = "outbox-kafka-follower"
+        thread.start()
+    }
+
+    /// Distinct messages read so far.
+    public var distinctCount: Int { state.withLock { $0.distinct.count + $0.withoutID } }
+
+    /// Reads on until `count` distinct messages arrived or `timeout` passed, then stops.
+    ///
+    /// - Throws: ``KafkaError`` when the topic could not be read.
+    public func finish(count: Int, timeout: Duration) async throws -> KafkaTopicReading {
         let deadline = ContinuousClock.now + timeout
+        while distinctCount < count && ContinuousClock.now < deadline && !finished.load(ordering: .acquiring) {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        stopping.store(true, ordering: .releasing)
+        while !finished.load(ordering: .acquiring) {
+            let generation = stopped.generation
+            if finished.load(ordering: .acquiring) { break }
+            await stopped.wait(since: generation, timeout: .milliseconds(100))
+        }
+        return try state.withLock { state in
+            if let failure = state.failure { throw failure }
+            return KafkaTopicReading(messages: state.messages, trimmedOffsets: state.trimmed)
+        }
+    }
+
+    private func follow(_ consumer: KafkaHandle, topic: String) {
         // Learn the partitions, then read each from its beginning.
         var partitionCount: Int32 = 0
+        let deadline = ContinuousClock.now + .seconds(30)
         while partitionCount == 0 {
-            guard ContinuousClock.now < deadline else {
-                return .failure(KafkaError(code: -1, operation: "read", message: "The topic \(topic) has no partitions yet.", isRetriable: true))
+            guard ContinuousClock.now < deadline, !stopping.load(ordering: .acquiring) else {
+                state.withLock { $0.failure = KafkaError(code: -1, operation: "read", message: "The topic \(topic) has no partitions yet.", isRetriable: true) }
+                return
             }
             let topicHandle = rd_kafka_topic_new(consumer.pointer, topic, nil)
             var metadata: UnsafePointer<rd_kafka_metadata>?
@@ -73,20 +144,22 @@ public final class KafkaTopicReader: Sendable {
         rd_kafka_assign(consumer.pointer, assignment)
         rd_kafka_topic_partition_list_destroy(assignment)
         rd_kafka_poll_set_consumer(consumer.pointer)
-
-        var received: [KafkaReceivedMessage] = []
-        var distinct: Set<UUID> = []
-        var withoutID = 0
-        while distinct.count + withoutID < count && ContinuousClock.now < deadline {
+        while !stopping.load(ordering: .acquiring) {
             guard let message = rd_kafka_consumer_poll(consumer.pointer, 100) else { continue }
             defer { rd_kafka_message_destroy(message) }
             guard message.pointee.err == RD_KAFKA_RESP_ERR_NO_ERROR else { continue }
             let decoded = Self.decode(message)
-            if let id = decoded.outboxID { distinct.insert(id) } else { withoutID += 1 }
-            received.append(decoded)
+            state.withLock { state in
+                // Offsets of a partition are contiguous here (no transactions): a jump means the
+                // broker dropped what lay between before this reader got to it.
+                let expected = state.nextOffset[decoded.partition, default: 0]
+                if decoded.offset > expected { state.trimmed += decoded.offset - expected }
+                state.nextOffset[decoded.partition] = max(expected, decoded.offset + 1)
+                if let id = decoded.outboxID { state.distinct.insert(id) } else { state.withoutID += 1 }
+                state.messages.append(decoded)
+            }
         }
         rd_kafka_consumer_close(consumer.pointer)
-        return .success(received)
     }
 
     private static func decode(_ message: UnsafeMutablePointer<rd_kafka_message_t>) -> KafkaReceivedMessage {

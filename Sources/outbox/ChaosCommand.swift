@@ -82,6 +82,9 @@ struct ChaosCommand: AsyncParsableCommand {
             if bootstrap.isEmpty { try await Task.sleep(for: .milliseconds(50)) }
         }
         guard !bootstrap.isEmpty else { throw ChaosFailure("The mock Kafka cluster did not start; see \(folder)/mock-kafka.log.") }
+        // The consumer reads while the run goes: the mock keeps about 5 MB per partition and drops
+        // older messages, which a reader started at the end could no longer audit.
+        let consumer = try KafkaTopicFollower(bootstrapServers: bootstrap, topic: "chaos", properties: ["log_level": "0"])
 
         var generation = 0
         func relayProcess(_ index: Int) -> ChaosProcess {
@@ -163,7 +166,6 @@ struct ChaosCommand: AsyncParsableCommand {
         for partition in 0..<6 { kafka.command("leader chaos \(partition) \(Int.random(in: 2...3))") }
         progress("\(elapsed()) writer stopped; draining")
         let runningRelays = relayProcesses
-        let brokers = bootstrap
         let report = try await location.withStore(logger: logger) { store -> (ChaosReport, Int) in
             let drainDeadline = ContinuousClock.now + .seconds(240)
             var lastPending = -1
@@ -192,10 +194,10 @@ struct ChaosCommand: AsyncParsableCommand {
                 if page.count < 500 { break }
             }
             progress("\(elapsed()) drained: \(status.deliveredRetained) delivered, \(status.dead) dead; consuming the topic")
-            let received = try await KafkaTopicReader(bootstrapServers: brokers, properties: ["log_level": "0"]).read(topic: "chaos", count: status.deliveredRetained, timeout: .seconds(90))
+            let received = try await consumer.finish(count: status.deliveredRetained, timeout: .seconds(90))
             let ledger = try ChaosLedger(path: ledgerPath)
-            return (ChaosReport(ledger: ledger, deliveredIDs: received.compactMap(\.outboxID), deadLetters: deadLetters,
-                                storeDeliveredCount: status.deliveredRetained), status.dead)
+            return (ChaosReport(ledger: ledger, deliveredIDs: received.messages.compactMap(\.outboxID), deadLetters: deadLetters,
+                                storeDeliveredCount: status.deliveredRetained, trimmedOffsets: received.trimmedOffsets), status.dead)
         }.0
         await kafka.stop(grace: .seconds(5))
         print(report.summary(store: storeName, kills: relayKills, restarts: databaseRestarts, writerKills: writerKills))

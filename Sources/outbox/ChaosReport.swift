@@ -46,13 +46,18 @@ struct ChaosReport {
     var deadLetteredNotPoison = 0
     var deadWithoutReason = 0
     var storeDeliveredCount = 0
+    /// Offsets the broker dropped before the consumer read them: published, but not auditable.
+    var trimmedOffsets: Int64 = 0
 
     /// Audits the consumer's deliveries against the ledger and the store's dead letters.
     ///
     /// A message whose commit is unknown (its writer or database died at commit) counts as
     /// committed when it was delivered or dead-lettered, as rolled back otherwise; the store's own
     /// count of delivered messages then catches a committed one that never arrived.
-    init(ledger: ChaosLedger, deliveredIDs: [UUID], deadLetters: [OutboxDeadLetter], storeDeliveredCount: Int) {
+    ///
+    /// Offsets the broker dropped before they were read are reported as `trimmed`, never as loss
+    /// or order: the run then cannot prove those messages, and is not clean.
+    init(ledger: ChaosLedger, deliveredIDs: [UUID], deadLetters: [OutboxDeadLetter], storeDeliveredCount: Int, trimmedOffsets: Int64 = 0) {
         let deliveredSet = Set(deliveredIDs)
         let deadIDs = Set(deadLetters.map(\.record.message.id))
         var committedByKey: [String?: [UUID]] = [:]
@@ -85,18 +90,24 @@ struct ChaosReport {
         deadLetteredNotPoison = deadIDs.subtracting(poisonIDs).count
         deadWithoutReason = deadLetters.filter { ($0.record.lastError ?? "").isEmpty }.count
         self.storeDeliveredCount = storeDeliveredCount
+        self.trimmedOffsets = trimmedOffsets
         // The store marked more messages delivered than arrived: some were lost on the way.
         lost = max(lost, storeDeliveredCount - delivered)
+        if trimmedOffsets > 0 {
+            // The missing ones may be the trimmed ones: name them as such, not as loss.
+            lost = max(0, lost - Int(trimmedOffsets))
+        }
     }
 
     var isClean: Bool {
         lost == 0 && orderViolations == 0 && unexpected == 0 && poisonNotDeadLettered == 0 && deadLetteredNotPoison == 0 && deadWithoutReason == 0
+            && trimmedOffsets == 0
     }
 
     func summary(store: String, kills: Int, restarts: Int, writerKills: Int) -> String {
         "chaos \(store): committed=\(committed) delivered=\(delivered) lost=\(lost) duplicates=\(duplicates) "
             + "order_violations=\(orderViolations) dead=\(dead) poison=\(poison) poison_not_dead=\(poisonNotDeadLettered) "
             + "dead_not_poison=\(deadLetteredNotPoison) unexpected=\(unexpected) uncertain_committed=\(uncertainCommitted) "
-            + "uncertain_rolled_back=\(uncertainRolledBack) relay_kills=\(kills) db_restarts=\(restarts) writer_kills=\(writerKills)"
+            + "uncertain_rolled_back=\(uncertainRolledBack) trimmed=\(trimmedOffsets) relay_kills=\(kills) db_restarts=\(restarts) writer_kills=\(writerKills)"
     }
 }

@@ -68,6 +68,27 @@ struct KafkaPublisherErrorTests {
         #expect(error?.description.contains("hunter2") == false)
     }
 
+    /// The mock keeps about 5 MB per partition and drops older messages: a reader started late
+    /// names the offsets it could not read, and a follower started before the writes reads them all.
+    @Test func readersNameOffsetsTheBrokerDropped() async throws {
+        let kafka = try await KafkaTestEnvironment(brokers: 1, partitions: 1)
+        let follower = try KafkaTopicFollower(bootstrapServers: kafka.cluster.bootstrapServers, topic: kafka.topic)
+        let records = kafka.records(120, keys: 1, payloadSize: 100_000)
+        for start in stride(from: 0, to: records.count, by: 10) {
+            let outcomes = try await kafka.publisher.publish(Array(records[start..<start + 10]))
+            #expect(outcomes.allSatisfy { $0.isDelivered })
+            // The follower keeps up, as it does with a chaos run's rate.
+            try await waitUntil("the follower read what was published", timeout: .seconds(20)) { follower.distinctCount >= start + 10 }
+        }
+        let late = try await KafkaTopicReader(bootstrapServers: kafka.cluster.bootstrapServers)
+            .readReporting(topic: kafka.topic, count: records.count, timeout: .seconds(5))
+        let early = try await follower.finish(count: records.count, timeout: .seconds(30))
+        try await kafka.stop()
+        #expect(late.trimmedOffsets > 0, "12 MB on one partition: the mock dropped the oldest")
+        #expect(Int64(late.messages.count) + late.trimmedOffsets == Int64(records.count), "every offset is read or named trimmed")
+        #expect(early.trimmedOffsets == 0 && Set(early.messages.compactMap(\.outboxID)).count == records.count)
+    }
+
     /// The producer's own size error names the setting to raise.
     @Test func aTooLargeMessageNamesTheSettingToRaise() async throws {
         let kafka = try await KafkaTestEnvironment(properties: ["message.max.bytes": "10000"])

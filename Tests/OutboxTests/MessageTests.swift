@@ -122,7 +122,9 @@ import Testing
         let reordered = DeliveryAudit(committedByKey: ["k": ids], deliveredIDs: [ids[0], ids[2], ids[1], ids[3]])
         #expect(reordered.orderViolations > 0)
         let lost = DeliveryAudit(committedByKey: ["k": ids], deliveredIDs: [ids[0], ids[1], ids[3]])
-        #expect(lost.missing == [ids[2]] && lost.orderViolations > 0)
+        #expect(lost.missing == [ids[2]] && lost.orderViolations == 0, "a missing predecessor is loss, not an order violation")
+        let late = DeliveryAudit(committedByKey: ["k": ids], deliveredIDs: [ids[0], ids[1], ids[3], ids[2]])
+        #expect(late.isClean == false && late.orderViolations == 1 && late.missing.isEmpty, "a message arriving after a later one is")
         let dead = DeliveryAudit(committedByKey: ["k": ids], deliveredIDs: [ids[0], ids[1], ids[3]], deadLettered: [ids[2]])
         #expect(dead.isClean)
     }
