@@ -2,7 +2,7 @@ public import Foundation
 public import Logging
 public import Outbox
 
-/// The guarantees of DESIGN.md as seen through one publisher: each check runs a real
+/// The outbox's guarantees as seen through one publisher: each check runs a real
 /// ``OutboxRelay`` over an ``InMemoryOutboxStore`` against the broker under test, makes the broker
 /// misbehave, and audits what a consumer reads back.
 public struct OutboxPublisherConformance: Sendable {

@@ -2,7 +2,7 @@ public import Foundation
 public import Logging
 public import Outbox
 
-/// The guarantees of the outbox (DESIGN.md G1–G7) as checks that run against any store.
+/// The guarantees of the outbox (G1–G7, as the README lists them) as checks that run against any store.
 ///
 /// Each backend's tests run every ``Check`` against its ``OutboxStoreHarness``:
 ///

@@ -41,7 +41,12 @@ struct DeadLettersCommand: AsyncParsableCommand {
     }
 
     struct Retry: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Make dead letters pending again, with zero attempts.")
+        static let configuration = CommandConfiguration(
+            abstract: "Make dead letters pending again, with zero attempts.",
+            discussion: """
+                A retried dead letter keeps its sequence and is due at once: it is published after what
+                its key already delivered and before what of its key is still pending.
+                """)
 
         @OptionGroup var options: StoreOptions
         @Argument(help: "Sequences of the dead letters (from `list`).") var sequences: [Int64] = []
