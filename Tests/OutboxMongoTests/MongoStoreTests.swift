@@ -72,4 +72,19 @@ struct MongoStoreTests {
             #expect(throws: OutboxError.self) { _ = try MongoOutboxStore(client: client, configuration: .init(collectionPrefix: prefix), logger: .init(label: "test")) }
         }
     }
+
+    /// The longest prefix `migrate` accepts (40 characters) works end to end: collections,
+    /// indexes, the change stream, enqueue, claim and acknowledgement.
+    @Test func theLongestAcceptedPrefixWorksEndToEnd() async throws {
+        let prefix = "p" + String(UUID().uuidString.lowercased().filter(\.isLetter).prefix(6)) + String(repeating: "x", count: 40)
+        let subject = try await MongoStoreUnderTest(partitionCount: 4, prefix: String(prefix.prefix(40)))
+        defer { Task { try? await subject.close() } }
+        let recorder = RecordingPublisher()
+        let relay = RunningRelay(OutboxRelay(store: subject.store, publisher: recorder, configuration: .forTesting(), logger: subject.logger))
+        let messages = (0..<20).map { OutboxMessage(topic: "t", key: "k\($0 % 3)", text: "\($0)") }
+        try await subject.enqueueCommitted(messages)
+        try await waitUntil("the messages are published") { recorder.deliveryCount >= messages.count }
+        try await relay.stop()
+        #expect(Set(recorder.deliveries.map(\.message.id)) == Set(messages.map(\.id)))
+    }
 }

@@ -151,4 +151,19 @@ struct MySQLStoreTests {
         let rest = try await subject.mysql.claim(partitions: Array(0..<4), limit: 10, now: Date(), excluding: inFlight)
         #expect(rest.map(\.message.id) == all.dropFirst(2).map(\.message.id))
     }
+
+    /// The longest prefix `migrate` accepts (40 characters) works end to end: tables, the
+    /// migration lock name, enqueue, claim and acknowledgement.
+    @Test func theLongestAcceptedPrefixWorksEndToEnd() async throws {
+        let prefix = "p" + String(UUID().uuidString.lowercased().filter(\.isLetter).prefix(6)) + String(repeating: "x", count: 40)
+        let subject = try await MySQLStoreUnderTest(partitionCount: 4, prefix: String(prefix.prefix(40)))
+        defer { Task { try? await subject.close() } }
+        let recorder = RecordingPublisher()
+        let relay = RunningRelay(OutboxRelay(store: subject.store, publisher: recorder, configuration: .forTesting(), logger: subject.logger))
+        let messages = (0..<20).map { OutboxMessage(topic: "t", key: "k\($0 % 3)", text: "\($0)") }
+        try await subject.enqueueCommitted(messages)
+        try await waitUntil("the messages are published") { recorder.deliveryCount >= messages.count }
+        try await relay.stop()
+        #expect(Set(recorder.deliveries.map(\.message.id)) == Set(messages.map(\.id)))
+    }
 }
