@@ -5,8 +5,8 @@ import Synchronization
 ///
 /// The call runs in its own task; on timeout that task is cancelled and left to finish on its own
 /// (a call that ignores cancellation cannot be waited for), and the caller gets an error at once.
-enum OutboxStoreCallTimeout {
-    static func run<T: Sendable>(_ operation: String, timeout: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+package enum OutboxStoreCallTimeout {
+    package static func run<T: Sendable>(_ operation: String, timeout: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
         let outcome = Outcome<T>()
         let work = Task { outcome.finish(with: await Result(catching: body)) }
         let timer = Task {

@@ -201,6 +201,10 @@ struct ChaosCommand: AsyncParsableCommand {
         }.0
         await kafka.stop(grace: .seconds(5))
         print(report.summary(store: storeName, kills: relayKills, restarts: databaseRestarts, writerKills: writerKills))
+        if !report.lostIDs.isEmpty {
+            // For the post-mortem: grep the relay logs and the store for these ids.
+            FileManager.default.createFile(atPath: "\(folder)/lost.txt", contents: Data(report.lostIDs.map { "\($0.uuidString)\n" }.joined().utf8))
+        }
         guard report.isClean else {
             throw ChaosFailure("The chaos run found problems (see the line above); logs and the ledger are in \(folder).")
         }

@@ -48,6 +48,8 @@ struct ChaosReport {
     var storeDeliveredCount = 0
     /// Offsets the broker dropped before the consumer read them: published, but not auditable.
     var trimmedOffsets: Int64 = 0
+    /// The committed messages that never arrived, for the run's folder (`lost.txt`).
+    var lostIDs: [UUID] = []
 
     /// Audits the consumer's deliveries against the ledger and the store's dead letters.
     ///
@@ -81,6 +83,7 @@ struct ChaosReport {
         committed = committedByKey.values.reduce(0) { $0 + $1.count }
         delivered = audit.delivered
         lost = audit.missing.count
+        lostIDs = audit.missing
         duplicates = audit.duplicates
         orderViolations = audit.orderViolations
         unexpected = audit.unexpected

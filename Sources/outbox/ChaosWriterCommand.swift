@@ -51,8 +51,11 @@ struct ChaosWriterCommand: AsyncParsableCommand {
         handle.seekToEndOfFile()
         let ledger = Ledger(handle: handle)
         // Poison is larger than Kafka's message.max.bytes on purpose, so it must pass enqueue.
-        let application = try await ApplicationWriter.open(
-            try options.location(), messageLimits: OutboxMessageLimits(maximumPayloadBytes: 2_000_000), logger: logger)
+        let location = try options.location()
+        let open: @Sendable () async throws -> ApplicationWriter = {
+            try await ApplicationWriter.open(location, messageLimits: OutboxMessageLimits(maximumPayloadBytes: 2_000_000), logger: logger)
+        }
+        let application = ReopeningWriter(try await open(), open: open)
         let stop = StopFlag()
         let (keys, writers, poisonEvery, topic) = (self.keys, self.writers, self.poisonEvery, self.topic)
         let signals = DispatchSource.makeSignalSource(signal: SIGTERM, queue: .global())
@@ -78,7 +81,17 @@ struct ChaosWriterCommand: AsyncParsableCommand {
                         }
                         ledger.append(messages.map { "P \($0.0.id.uuidString) \(key) \($0.1 ? 1 : 0)\n" }.joined())
                         do {
-                            try await application.write(messages.map(\.0))
+                            // A transaction on a connection the restarted server dropped can hang
+                            // in the driver (seen with postgres-nio after a PostgreSQL restart): give
+                            // it up after 20 s, its outcome unknown, and write through a new client.
+                            let batch = messages.map(\.0)
+                            let (writer, generation) = application.current
+                            do {
+                                try await OutboxStoreCallTimeout.run("write", timeout: .seconds(20)) { try await writer.write(batch) }
+                            } catch let error as OutboxError where error.operation == "write" && !stop.isSet {
+                                await application.reopen(after: generation, logger: logger)
+                                throw error
+                            }
                             ledger.append(messages.map { "C \($0.0.id.uuidString)\n" }.joined())
                             failures = 0
                         } catch {
@@ -93,7 +106,44 @@ struct ChaosWriterCommand: AsyncParsableCommand {
                 }
             }
         }
-        await application.close()
+        await application.current.writer.close()
+    }
+}
+
+/// The application's writer, replaced by a new one (a new client and pool) when a transaction hung.
+private final class ReopeningWriter: Sendable {
+    private let state: Mutex<(writer: ApplicationWriter, generation: Int)>
+    private let reopening = Mutex(false)
+    private let open: @Sendable () async throws -> ApplicationWriter
+
+    init(_ writer: ApplicationWriter, open: @escaping @Sendable () async throws -> ApplicationWriter) {
+        state = Mutex((writer, 0))
+        self.open = open
+    }
+
+    var current: (writer: ApplicationWriter, generation: Int) { state.withLock { $0 } }
+
+    /// Opens a new writer unless another task already replaced the one of `generation`.
+    func reopen(after generation: Int, logger: Logger) async {
+        let mine = reopening.withLock { busy in
+            guard !busy, state.withLock({ $0.generation }) == generation else { return false }
+            busy = true
+            return true
+        }
+        guard mine else { return }
+        defer { reopening.withLock { $0 = false } }
+        logger.warning("A writer transaction hung; writing through a new client")
+        while true {
+            if let writer = try? await open() {
+                let old = state.withLock { state in
+                    defer { state = (writer, generation + 1) }
+                    return state.writer
+                }
+                await old.close()
+                return
+            }
+            try? await Task.sleep(for: .seconds(1))
+        }
     }
 }
 
