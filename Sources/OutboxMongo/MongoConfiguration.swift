@@ -1,5 +1,5 @@
-public import Foundation
-public import Outbox
+import Foundation
+import Outbox
 
 /// How to reach a MongoDB server (a replica set or sharded cluster: transactions need one).
 ///

@@ -1,5 +1,5 @@
-public import Foundation
-public import Outbox
+import Foundation
+import Outbox
 
 /// How to reach a MySQL or MariaDB server.
 ///

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// A value bound to a `?` placeholder or read from a result column.
 ///

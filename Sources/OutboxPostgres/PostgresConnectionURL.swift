@@ -1,6 +1,6 @@
-public import Foundation
+import Foundation
 public import Logging
-public import Outbox
+import Outbox
 public import PostgresNIO
 
 /// A `postgres://user:password@host:port/database?sslmode=…` URL, parsed for postgres-nio.

@@ -11,7 +11,7 @@ extension PostgresOutboxStore {
             try? await gracefulShutdown()
             return
         }
-        try? await cancelWhenGracefulShutdown {
+        await cancelWhenGracefulShutdown {
             var connectionID = 0
             while !Task.isCancelled {
                 connectionID += 1

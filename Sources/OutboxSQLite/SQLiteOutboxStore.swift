@@ -161,7 +161,7 @@ public final class SQLiteOutboxStore: OutboxStore, Sendable {
             throw OutboxError(code: .invalidConfiguration, operation: "migrate", message: "The partition count must be between 1 and 4096.")
         }
         try await perform("migrate") { [writer, configuration] in
-            try await SQLiteSchema.migrator(partitionCount: configuration.partitionCount).migrate(writer)
+            try SQLiteSchema.migrator(partitionCount: configuration.partitionCount).migrate(writer)
         }
     }
 

@@ -1,6 +1,6 @@
-public import Foundation
+import Foundation
 public import Logging
-public import Outbox
+import Outbox
 
 /// The outbox's guarantees as seen through one publisher: each check runs a real
 /// ``OutboxRelay`` over an ``InMemoryOutboxStore`` against the broker under test, makes the broker

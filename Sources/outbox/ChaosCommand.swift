@@ -59,7 +59,7 @@ struct ChaosCommand: AsyncParsableCommand {
         let folder = workDirectory ?? FileManager.default.temporaryDirectory.appendingPathComponent("outbox-chaos-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let ledgerPath = "\(folder)/ledger.txt"
-        FileManager.default.createFile(atPath: ledgerPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: ledgerPath, contents: nil)
         let progress: @Sendable (String) -> Void = { text in FileHandle.standardError.write(Data("chaos \(storeName): \(text)\n".utf8)) }
 
         // An empty store: the final counts are this run's.
@@ -203,7 +203,7 @@ struct ChaosCommand: AsyncParsableCommand {
         print(report.summary(store: storeName, kills: relayKills, restarts: databaseRestarts, writerKills: writerKills))
         if !report.lostIDs.isEmpty {
             // For the post-mortem: grep the relay logs and the store for these ids.
-            FileManager.default.createFile(atPath: "\(folder)/lost.txt", contents: Data(report.lostIDs.map { "\($0.uuidString)\n" }.joined().utf8))
+            _ = FileManager.default.createFile(atPath: "\(folder)/lost.txt", contents: Data(report.lostIDs.map { "\($0.uuidString)\n" }.joined().utf8))
         }
         guard report.isClean else {
             throw ChaosFailure("The chaos run found problems (see the line above); logs and the ledger are in \(folder).")

@@ -21,7 +21,7 @@ final class ChaosProcess: @unchecked Sendable {
 
     /// Starts (or restarts) the process.
     func start(withInput: Bool = false) throws {
-        if !FileManager.default.fileExists(atPath: logPath) { FileManager.default.createFile(atPath: logPath, contents: nil) }
+        if !FileManager.default.fileExists(atPath: logPath) { _ = FileManager.default.createFile(atPath: logPath, contents: nil) }
         guard let log = FileHandle(forWritingAtPath: logPath) else {
             throw ChaosFailure("Cannot write the log \(logPath).")
         }

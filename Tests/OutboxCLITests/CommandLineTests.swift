@@ -61,7 +61,7 @@ struct CommandLineTests {
 
     @Test func damagedOrForeignDatabaseIsNamed() async throws {
         let folder = try TemporaryFolder()
-        FileManager.default.createFile(atPath: folder.path("garbage.sqlite"), contents: Data(repeating: 0x42, count: 8192))
+        _ = FileManager.default.createFile(atPath: folder.path("garbage.sqlite"), contents: Data(repeating: 0x42, count: 8192))
         let garbage = try await OutboxProcess.run(["status", "--store", "sqlite://\(folder.path("garbage.sqlite"))"])
         #expect(garbage.status != 0)
         #expect(garbage.error.contains("not an SQLite database"), "\(garbage.error)")

@@ -13,7 +13,7 @@ struct MySQLConnectionTests {
         try await pool.query("CREATE TABLE \(table) (id BIGINT PRIMARY KEY, note VARCHAR(50) NOT NULL)")
         defer { Task { _ = try? await pool.query("DROP TABLE \(table)"); await pool.close() } }
 
-        try await pool.withTransaction { connection in
+        _ = try await pool.withTransaction { connection in
             try await connection.query("INSERT INTO \(table) VALUES (?, ?)", [1, "committed"])
         }
         struct Abort: Error {}

@@ -96,7 +96,7 @@ final class PostgresStoreUnderTest: OutboxStoreUnderTestWithOpenTransactions {
     }
 
     func close() async throws {
-        try? await client.query(PostgresQuery(unsafeSQL: "DROP SCHEMA \(schema) CASCADE"), logger: logger)
+        _ = try? await client.query(PostgresQuery(unsafeSQL: "DROP SCHEMA \(schema) CASCADE"), logger: logger)
         await group.triggerGracefulShutdown()
         try? await running.value
     }
