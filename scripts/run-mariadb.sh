@@ -2,9 +2,9 @@
 # Runs mariadbd on the data folder scripts/start-mariadb.sh created for port $1 and waits until it
 # answers. Used by start-mariadb.sh and restart-mariadb.sh; not meant to be called on its own.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/lib/common.sh"
 port="$1"
-root="$(pwd)/.test-servers/mariadb-$port"
+root=$(server_root mariadb "$port")
 PATH="/usr/sbin:$PATH"
 # The server outlives this script: detach it fully (setsid, no inherited output), so callers that
 # wait for the script's output to close are not held up by the daemon.
@@ -12,11 +12,4 @@ setsid mariadbd --no-defaults --user=root --datadir="$root/data" --port="$port" 
   --socket="$root/mariadb.sock" --pid-file="$root/server.pid" --log-error="$root/server.log" \
   --innodb-flush-log-at-trx-commit=2 --innodb-buffer-pool-size="${OUTBOX_MARIADB_BUFFER_POOL:-256M}" --max-connections=300 \
   --max-allowed-packet=16M --skip-name-resolve </dev/null >/dev/null 2>&1 &
-for _ in $(seq 1 300); do
-  if mariadb-admin --no-defaults --protocol=tcp -h 127.0.0.1 -P "$port" -u root ping >/dev/null 2>&1; then
-    exit 0
-  fi
-  sleep 0.1
-done
-echo "MariaDB did not start on port $port; see $root/server.log" >&2
-exit 1
+wait_for "mariadb-admin --no-defaults --protocol=tcp -h 127.0.0.1 -P $port -u root ping" 30 "MariaDB on port $port" "$root/server.log"

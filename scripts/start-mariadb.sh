@@ -4,30 +4,18 @@
 # The data folder lives under .test-servers/ and is recreated on each start.
 # Environment: OUTBOX_MYSQL_PORT (default 53306).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/lib/common.sh"
+cd "$OUTBOX_ROOT"
 
 port="${OUTBOX_MYSQL_PORT:-53306}"
-root="$(pwd)/.test-servers/mariadb-$port"
+root=$(server_root mariadb "$port")
 
-if ! command -v mariadbd >/dev/null 2>&1 && [ ! -x /usr/sbin/mariadbd ]; then
-  echo "Installing MariaDB" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >&2
-  apt-get install -y -qq mariadb-server >/dev/null
-fi
+command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || apt_install mariadb-server
 PATH="/usr/sbin:$PATH"
 
 # Stop a server left over from an earlier run on this folder.
-if [ -f "$root/server.pid" ]; then
-  kill "$(cat "$root/server.pid")" 2>/dev/null || true
-  for _ in $(seq 1 100); do kill -0 "$(cat "$root/server.pid")" 2>/dev/null || break; sleep 0.1; done
-  kill -9 "$(cat "$root/server.pid")" 2>/dev/null || true
-  for _ in $(seq 1 50); do kill -0 "$(cat "$root/server.pid")" 2>/dev/null || break; sleep 0.1; done
-fi
-if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-  echo "Port $port is taken by another program; set OUTBOX_MYSQL_PORT to a free port." >&2
-  exit 1
-fi
+stop_pid_file "$root/server.pid" TERM 10
+require_free_port "$port" OUTBOX_MYSQL_PORT
 rm -rf "$root"
 mkdir -p "$root/data"
 

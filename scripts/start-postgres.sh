@@ -4,18 +4,16 @@
 # The data folder lives under .test-servers/ and is recreated on each start.
 # Environment: OUTBOX_POSTGRES_PORT (default 55432).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/lib/common.sh"
+cd "$OUTBOX_ROOT"
 
 port="${OUTBOX_POSTGRES_PORT:-55432}"
-root="$(pwd)/.test-servers/postgres-$port"
+root=$(server_root postgres "$port")
 
-bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
+bin=$(postgres_bin)
 if [ -z "$bin" ] || [ ! -x "$bin/initdb" ]; then
-  echo "Installing PostgreSQL" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >&2
-  apt-get install -y -qq postgresql >/dev/null
-  bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+  apt_install postgresql
+  bin=$(postgres_bin)
 fi
 id postgres >/dev/null 2>&1 || useradd --system --home-dir /var/lib/postgresql postgres
 
@@ -23,10 +21,7 @@ id postgres >/dev/null 2>&1 || useradd --system --home-dir /var/lib/postgresql p
 if [ -f "$root/data/postmaster.pid" ]; then
   runuser -u postgres -- "$bin/pg_ctl" -D "$root/data" -m immediate stop >/dev/null 2>&1 || true
 fi
-if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-  echo "Port $port is taken by another program; set OUTBOX_POSTGRES_PORT to a free port." >&2
-  exit 1
-fi
+require_free_port "$port" OUTBOX_POSTGRES_PORT
 rm -rf "$root"
 mkdir -p "$root"
 chown postgres "$root"

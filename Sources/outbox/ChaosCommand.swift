@@ -166,6 +166,7 @@ struct ChaosCommand: AsyncParsableCommand {
         for partition in 0..<6 { kafka.command("leader chaos \(partition) \(Int.random(in: 2...3))") }
         progress("\(elapsed()) writer stopped; draining")
         let runningRelays = relayProcesses
+        let brokers = bootstrap
         let report = try await location.withStore(logger: logger) { store -> (ChaosReport, Int) in
             let drainDeadline = ContinuousClock.now + .seconds(240)
             var lastPending = -1
@@ -196,15 +197,21 @@ struct ChaosCommand: AsyncParsableCommand {
             progress("\(elapsed()) drained: \(status.deliveredRetained) delivered, \(status.dead) dead; consuming the topic")
             let received = try await consumer.finish(count: status.deliveredRetained, timeout: .seconds(90))
             let ledger = try ChaosLedger(path: ledgerPath)
-            return (ChaosReport(ledger: ledger, deliveredIDs: received.messages.compactMap(\.outboxID), deadLetters: deadLetters,
-                                storeDeliveredCount: status.deliveredRetained, trimmedOffsets: received.trimmedOffsets), status.dead)
+            let report = ChaosReport(ledger: ledger, deliveredIDs: received.messages.compactMap(\.outboxID), deadLetters: deadLetters,
+                                     storeDeliveredCount: status.deliveredRetained, trimmedOffsets: received.trimmedOffsets)
+            if !report.lostIDs.isEmpty {
+                // A second reader from offset 0 tells a message the broker never had from one the
+                // follower missed; the key's neighbours show where in the partition the gap lies.
+                let reread = try? await KafkaTopicReader(bootstrapServers: brokers, properties: ["log_level": "0"])
+                    .readReporting(topic: "chaos", count: status.deliveredRetained, timeout: .seconds(60))
+                let postMortem = ChaosPostMortem(ledger: ledger, lostIDs: report.lostIDs, followed: received.messages, reread: reread?.messages)
+                try? postMortem.text.write(toFile: "\(folder)/lost.txt", atomically: true, encoding: .utf8)
+                progress("lost messages described in \(folder)/lost.txt")
+            }
+            return (report, status.dead)
         }.0
         await kafka.stop(grace: .seconds(5))
         print(report.summary(store: storeName, kills: relayKills, restarts: databaseRestarts, writerKills: writerKills))
-        if !report.lostIDs.isEmpty {
-            // For the post-mortem: grep the relay logs and the store for these ids.
-            _ = FileManager.default.createFile(atPath: "\(folder)/lost.txt", contents: Data(report.lostIDs.map { "\($0.uuidString)\n" }.joined().utf8))
-        }
         guard report.isClean else {
             throw ChaosFailure("The chaos run found problems (see the line above); logs and the ledger are in \(folder).")
         }

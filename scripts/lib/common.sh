@@ -1,0 +1,67 @@
+# Shared by the scripts in scripts/: sourced, never run. Each function does one thing the
+# server scripts would otherwise repeat.
+
+# The repository root; scripts source this file and then work from there.
+OUTBOX_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+
+# apt_install PACKAGE...: installs the Debian packages that are missing (nothing when all are
+# present), with sudo when not root.
+apt_install() {
+  local missing=() package sudo=
+  for package in "$@"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "Installing system packages: ${missing[*]}" >&2
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq >&2
+  $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+# port_answers PORT: true when something accepts TCP connections on 127.0.0.1:PORT.
+port_answers() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# require_free_port PORT VARIABLE: fails with a sentence naming VARIABLE when PORT is taken.
+require_free_port() {
+  if port_answers "$1"; then
+    echo "Port $1 is taken by another program; set $2 to a free port." >&2
+    exit 1
+  fi
+}
+
+# wait_for PROBE SECONDS WHAT LOG: runs PROBE every 0.1 s until it succeeds; after SECONDS it
+# fails with a sentence naming WHAT and the LOG to read.
+wait_for() {
+  local probe="$1" seconds="$2" what="$3" log="$4" _
+  for _ in $(seq 1 $((seconds * 10))); do
+    if eval "$probe" >/dev/null 2>&1; then return 0; fi
+    sleep 0.1
+  done
+  echo "$what did not start within $seconds s; see $log" >&2
+  return 1
+}
+
+# stop_pid_file FILE SIGNAL SECONDS: sends SIGNAL (TERM, KILL) to the process whose pid FILE
+# holds and waits up to SECONDS for it to exit, then SIGKILLs it. Quiet when it is not running.
+stop_pid_file() {
+  local file="$1" signal="$2" seconds="$3" pid _
+  [ -f "$file" ] || return 0
+  pid=$(cat "$file")
+  kill "-$signal" "$pid" 2>/dev/null || return 0
+  for _ in $(seq 1 $((seconds * 10))); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+  for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+}
+
+# postgres_bin: the newest installed PostgreSQL's bin folder (empty when none is installed).
+postgres_bin() {
+  ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true
+}
+
+# server_root KIND PORT: the data folder of a test server under .test-servers/.
+server_root() {
+  echo "$OUTBOX_ROOT/.test-servers/$1-$2"
+}
