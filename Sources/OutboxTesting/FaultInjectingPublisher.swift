@@ -51,6 +51,7 @@ public final class FaultInjectingPublisher: OutboxPublisher, Sendable {
     private let batchFault: @Sendable ([OutboxRecord]) -> BatchFault?
     private let delay: Duration?
     private let crashed = Mutex<[[OutboxRecord]]>([])
+    private let fired = Mutex<(messages: Int, unavailable: Int)>((0, 0))
 
     /// Creates a publisher.
     ///
@@ -74,10 +75,18 @@ public final class FaultInjectingPublisher: OutboxPublisher, Sendable {
     /// Batches that were cut short by a `.crash` fault.
     public var crashedBatches: [[OutboxRecord]] { crashed.withLock { $0 } }
 
+    /// How many times a message fault fired (a message reported failed). A test asserts it, so a
+    /// fault that never fired cannot pass for a fault survived.
+    public var injectedMessageFailures: Int { fired.withLock { $0.messages } }
+
+    /// How many batches found the broker unreachable (`.unavailable` fired).
+    public var injectedOutages: Int { fired.withLock { $0.unavailable } }
+
     public func publish(_ records: [OutboxRecord]) async throws -> [OutboxPublishOutcome] {
         if let delay { try await Task.sleep(for: delay) }
         switch batchFault(records)?.kind {
         case .unavailable:
+            fired.withLock { $0.unavailable += 1 }
             throw OutboxError(code: .publisherUnavailable, operation: "publish",
                               message: "The injected broker is unreachable.", isRetriable: true)
         case .crash(let delivered):
@@ -99,6 +108,7 @@ public final class FaultInjectingPublisher: OutboxPublisher, Sendable {
                 continue
             }
             if let fault = messageFault(record) {
+                fired.withLock { $0.messages += 1 }
                 if let key = record.message.key { failedKeys.insert(key) }
                 outcomes.append(.failed(fault.reason, isRetriable: fault.kind == .failRetriable))
             } else {

@@ -81,6 +81,7 @@ extension OutboxStoreConformance {
             Set(recorder.deliveries.map(\.message.id)).count >= total
         }
         for running in relays { try await running.stop() }
+        try expect(publisher.injectedMessageFailures > 0, "the random failures must have fired")
         let audit = Self.audit(perKey, recorder)
         try expect(audit.isClean, "3 relays: \(audit)")
         try expect(audit.duplicates == 0, "no relay died, so there must be no duplicates: \(audit)")
@@ -134,6 +135,8 @@ extension OutboxStoreConformance {
             return dead == poison.count && Set(recorder.deliveries.map(\.message.id)).count >= total - poison.count
         }
         try await running.stop()
+        try expect(publisher.injectedMessageFailures == 2 * poison.count,
+                   "each poison message fails twice (maximumPermanentFailureAttempts), fired \(publisher.injectedMessageFailures)")
         let letters = try await subject.store.deadLetters(limit: 100, afterSequence: nil)
         try expect(Set(letters.map(\.record.message.id)) == poison, "the dead letters should be exactly the poison messages")
         for letter in letters {
@@ -156,6 +159,7 @@ extension OutboxStoreConformance {
         let running = relay(subject, publisher)
         try await waitUntil("all 55 messages are published") { recorder.deliveryCount >= 55 }
         try await running.stop()
+        try expect(publisher.injectedMessageFailures == 3, "the head of the slow key fails three times, fired \(publisher.injectedMessageFailures)")
         let order = recorder.deliveries.map(\.message.id)
         let slowOrder = order.filter { id in slow.contains { $0.id == id } }
         try expect(slowOrder == slow.map(\.id), "the retried key must arrive in commit order, once each")

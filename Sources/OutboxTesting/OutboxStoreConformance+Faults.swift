@@ -47,6 +47,7 @@ extension OutboxStoreConformance {
         }
         try await waitUntil("the healthy messages are published") { recorder.deliveryCount >= healthy.count }
         try await running.stop()
+        try expect(publisher.injectedMessageFailures >= 1, "the huge failure reason must have been reported")
         let letters = try await subject.store.deadLetters(limit: 10, afterSequence: nil)
         let stored = letters.first?.record.lastError ?? ""
         try expect(stored.hasPrefix("broker says: "), "the stored reason keeps its beginning")
@@ -70,6 +71,7 @@ extension OutboxStoreConformance {
             recorder.deliveries.contains { $0.message.id == second.id }
         }
         try await running.stop()
+        try expect(publisher.injectedMessageFailures == 1, "the first message is rejected once, fired \(publisher.injectedMessageFailures)")
         let letters = try await subject.store.deadLetters(limit: 10, afterSequence: nil)
         try expect(letters.map(\.record.message.id) == [first.id], "the first message is the one dead letter")
         // A third message of the key arrives while the first is still dead; then the first is sent back.

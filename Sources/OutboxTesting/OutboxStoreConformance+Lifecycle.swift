@@ -17,6 +17,7 @@ extension OutboxStoreConformance {
         let took = ContinuousClock.now - started
         try expect(took < .seconds(5), "graceful shutdown took \(took), more than the grace period allows")
         let status = try await subject.store.status(now: Date())
+        try expect(failing.injectedMessageFailures > 0, "the failures must have fired")
         try expect(recorder.deliveryCount == 0, "the broker took nothing")
         try expect(status.pending == 200, "nothing the broker did not take may leave the outbox: pending \(status.pending) of 200")
         try expect(status.relays.isEmpty, "the relay should have released its partitions on shutdown")
@@ -41,6 +42,7 @@ extension OutboxStoreConformance {
         let during = try await subject.store.status(now: Date())
         try expect(recorder.deliveryCount == 0 && during.pending == 100, "nothing may be published or lost while the broker is down")
         try expect(during.retrying == 0 && during.dead == 0, "an unreachable broker must not use up attempts (retrying \(during.retrying), dead \(during.dead))")
+        try expect(publisher.injectedOutages > 0, "the relay must have met the outage")
         outage.isDown = false
         try await waitUntil("the backlog drains after the outage") { Set(recorder.deliveries.map(\.message.id)).count >= 100 }
         try await running.stop()

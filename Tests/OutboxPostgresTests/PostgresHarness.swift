@@ -42,9 +42,9 @@ final class PostgresStoreUnderTest: OutboxStoreUnderTestWithOpenTransactions {
     private let running: Task<Void, any Error>
 
     init(partitionCount: Int, schema: String = "t_\(UUID().uuidString.prefix(8).lowercased())", tablePrefix: String = "outbox",
-         url: PostgresConnectionURL? = nil) async throws {
+         url: PostgresConnectionURL? = nil, logger: Logger = OutboxStoreConformance.defaultLogger) async throws {
         let url = try url ?? PostgresTestServer.requireURL()
-        logger = OutboxStoreConformance.defaultLogger
+        self.logger = logger
         client = PostgresClient(configuration: url.clientConfiguration, backgroundLogger: logger)
         self.schema = schema
         postgres = try PostgresOutboxStore(

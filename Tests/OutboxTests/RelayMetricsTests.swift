@@ -24,6 +24,7 @@ import Testing
             try await store.status(now: Date()).dead == 1 && recorder.deliveryCount == 9
         }
         try await running.stop()
+        #expect(publisher.injectedMessageFailures == 2)
         #expect(try metrics.expectCounter("outbox_messages_published_total").totalValue == 9)
         #expect(try metrics.expectCounter("outbox_messages_dead_lettered_total").totalValue == 1)
         #expect(try metrics.expectCounter("outbox_messages_failed_total", [("retriable", "false")]).totalValue == 2)
