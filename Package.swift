@@ -101,6 +101,14 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // What the project's own tests share (servers from the environment, the repository's
+        // scripts); not a product: users get OutboxTesting.
+        .target(
+            name: "OutboxTestSupport",
+            dependencies: ["OutboxTesting"],
+            path: "Tests/OutboxTestSupport",
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "OutboxTests",
             dependencies: ["Outbox", "OutboxTesting", .product(name: "MetricsTestKit", package: "swift-metrics"), .product(name: "Tracing", package: "swift-distributed-tracing")],
@@ -108,32 +116,32 @@ let package = Package(
         ),
         .testTarget(
             name: "OutboxPostgresTests",
-            dependencies: ["Outbox", "OutboxTesting", "OutboxPostgres", .product(name: "PostgresNIO", package: "postgres-nio")],
+            dependencies: ["Outbox", "OutboxTesting", "OutboxTestSupport", "OutboxPostgres", .product(name: "PostgresNIO", package: "postgres-nio")],
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "OutboxMySQLTests",
-            dependencies: ["Outbox", "OutboxTesting", "OutboxMySQL"],
+            dependencies: ["Outbox", "OutboxTesting", "OutboxTestSupport", "OutboxMySQL"],
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "OutboxMongoTests",
-            dependencies: ["Outbox", "OutboxTesting", "OutboxMongo", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
+            dependencies: ["Outbox", "OutboxTesting", "OutboxTestSupport", "OutboxMongo", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "OutboxKafkaTests",
-            dependencies: ["Outbox", "OutboxTesting", "OutboxKafka", "OutboxSQLite"],
+            dependencies: ["Outbox", "OutboxTesting", "OutboxTestSupport", "OutboxKafka", "OutboxSQLite"],
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "OutboxCLITests",
-            dependencies: ["Outbox", "OutboxTesting", "OutboxSQLite", "OutboxKafka", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["Outbox", "OutboxTesting", "OutboxTestSupport", "OutboxSQLite", "OutboxKafka", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "OutboxSQLiteTests",
-            dependencies: ["Outbox", "OutboxTesting", "OutboxSQLite", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["Outbox", "OutboxTesting", "OutboxTestSupport", "OutboxSQLite", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strictSettings
         ),
     ]

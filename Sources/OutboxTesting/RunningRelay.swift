@@ -62,7 +62,10 @@ public struct ConformanceFailure: Error, CustomStringConvertible {
 }
 
 /// Polls `condition` every 20 ms until it holds, or throws after `timeout` with `what` in the message.
-public func waitUntil(
+///
+/// Package access: the conformance suites and the project's own tests use it; it is not part of
+/// what OutboxTesting offers users.
+package func waitUntil(
     _ what: @autoclosure () -> String, timeout: Duration = .seconds(30),
     _ condition: () async throws -> Bool
 ) async throws {

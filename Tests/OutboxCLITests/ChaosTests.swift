@@ -1,11 +1,12 @@
 import Foundation
+import OutboxTestSupport
 import OutboxTesting
 import Testing
 
 /// `outbox chaos` on every store: real processes (writer, three relays, mock Kafka), crashed and
 /// broken while they work; every committed message must be accounted for. Each store gets a
 /// server of its own, so the restarts do not disturb other suites.
-@Suite("Chaos", .serialized, .enabled(if: ChaosServers.available, "set OUTBOX_REQUIRE_SERVERS=1 or the OUTBOX_*_URL variables (scripts/test.sh does)"))
+@Suite("Chaos", .serialized, .enabled(if: TestServer.serversRequired || TestServer.postgres.url != nil, "set OUTBOX_REQUIRE_SERVERS=1 or the OUTBOX_*_URL variables (scripts/test.sh does)"))
 struct ChaosTests {
     @Test func sqliteWithTheApplicationKilledMidTransaction() async throws {
         let folder = try TemporaryFolder()
@@ -41,14 +42,5 @@ struct ChaosTests {
         #expect(committed > 500, "the writer committed too little to prove anything: \(summary)")
         let kills = summary.split(separator: " ").first { $0.hasPrefix("relay_kills=") }.flatMap { Int($0.dropFirst("relay_kills=".count)) } ?? 0
         #expect(kills > 0, "no relay was killed: \(summary)")
-    }
-}
-
-/// The chaos suite starts servers of its own with the project's scripts; it runs where the test
-/// command runs servers (scripts/test.sh sets the URLs; CI sets OUTBOX_REQUIRE_SERVERS=1).
-enum ChaosServers {
-    static var available: Bool {
-        let environment = ProcessInfo.processInfo.environment
-        return environment["OUTBOX_REQUIRE_SERVERS"] == "1" || environment["OUTBOX_POSTGRES_URL"] != nil
     }
 }

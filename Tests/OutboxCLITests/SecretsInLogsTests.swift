@@ -1,13 +1,14 @@
 import Foundation
+import OutboxTestSupport
 import OutboxTesting
 import Testing
 
 /// Passwords and payloads never reach a log line or an error, even at trace level, through
 /// migrate, a writer, a relay and a failed login (MariaDB, whose test user has a password).
-@Suite("CLI secrets", .enabled(if: SecretsServer.available, "set OUTBOX_MYSQL_URL (scripts/test.sh does)"))
+@Suite("CLI secrets", .enabled(if: TestServer.mariadb.shouldRun, "set OUTBOX_MYSQL_URL (scripts/test.sh does)"))
 struct SecretsInLogsTests {
     @Test func passwordsAndPayloadsStayOutOfLogs() async throws {
-        guard let url = SecretsServer.url else { throw ConformanceFailure("OUTBOX_MYSQL_URL is not set and OUTBOX_REQUIRE_SERVERS=1.") }
+        let url = try TestServer.mariadb.requireURL()
         let password = try #require(URLComponents(string: url)?.password)
         let folder = try TemporaryFolder()
         var logs = ""
@@ -43,9 +44,4 @@ struct SecretsInLogsTests {
         #expect(!logs.contains("chaos 1 key-"), "a payload reached the logs")
         #expect(logs.contains("trace") || logs.contains("debug"), "the run really logged at trace level")
     }
-}
-
-enum SecretsServer {
-    static var url: String? { ProcessInfo.processInfo.environment["OUTBOX_MYSQL_URL"].flatMap { $0.isEmpty ? nil : $0 } }
-    static var available: Bool { url != nil || ProcessInfo.processInfo.environment["OUTBOX_REQUIRE_SERVERS"] == "1" }
 }

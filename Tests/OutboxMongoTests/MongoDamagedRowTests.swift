@@ -1,11 +1,12 @@
 import Foundation
 import Outbox
 @testable import OutboxMongo
+import OutboxTestSupport
 import OutboxTesting
 import Testing
 
 /// Documents damaged by a foreign writer are dead-lettered with their reason; the rest flow.
-@Suite("MongoDB damaged documents", .serialized, .enabled(if: MongoTestServer.shouldRun, "set OUTBOX_MONGO_URL (scripts/test.sh does)"))
+@Suite("MongoDB damaged documents", .serialized, .enabled(if: TestServer.mongo.shouldRun, "set OUTBOX_MONGO_URL (scripts/test.sh does)"))
 struct MongoDamagedRowTests {
     /// A field of the wrong BSON type or a missing field (id, topic, payload, creation time, key,
     /// headers) is damage; the document is still read, so it can be dead-lettered.

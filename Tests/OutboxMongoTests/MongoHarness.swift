@@ -2,23 +2,13 @@ import Foundation
 import Logging
 import Outbox
 import OutboxMongo
+import OutboxTestSupport
 import OutboxTesting
 import ServiceLifecycle
 
-/// The server the MongoDB suites use: `OUTBOX_MONGO_URL`, set by scripts/test.sh after it started
-/// one. With `OUTBOX_REQUIRE_SERVERS=1` a missing URL fails the suite instead of skipping it.
-enum MongoTestServer {
-    static var url: String? { ProcessInfo.processInfo.environment["OUTBOX_MONGO_URL"].flatMap { $0.isEmpty ? nil : $0 } }
-    static var isRequired: Bool { ProcessInfo.processInfo.environment["OUTBOX_REQUIRE_SERVERS"] == "1" }
-    /// Run the suite when a server is configured, or when one is required (it then fails loudly).
-    static var shouldRun: Bool { url != nil || isRequired }
-
-    static func requireConfiguration() throws -> MongoConfiguration {
-        guard let url else {
-            throw ConformanceFailure("OUTBOX_MONGO_URL is not set and OUTBOX_REQUIRE_SERVERS=1: start a server with scripts/start-mongo.sh (scripts/test.sh does).")
-        }
-        return try MongoConfiguration(url: url)
-    }
+extension TestServer {
+    /// The suites' server, parsed; fails naming the variable and the script when it is missing.
+    static func requireConfiguration() throws -> MongoConfiguration { try MongoConfiguration(url: TestServer.mongo.requireURL()) }
 }
 
 /// Each check gets its own collection prefix, a client and the store with its change stream.
@@ -42,7 +32,7 @@ final class MongoStoreUnderTest: OutboxStoreUnderTestWithOpenTransactions {
 
     init(partitionCount: Int, prefix: String = "t_\(UUID().uuidString.prefix(8).lowercased())",
          configuration: MongoConfiguration? = nil, messageLimits: OutboxMessageLimits? = nil) async throws {
-        let configuration = try configuration ?? MongoTestServer.requireConfiguration()
+        let configuration = try configuration ?? TestServer.requireConfiguration()
         logger = OutboxStoreConformance.defaultLogger
         client = try MongoClient(configuration: configuration)
         self.prefix = prefix

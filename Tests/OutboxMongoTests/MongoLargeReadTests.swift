@@ -1,17 +1,18 @@
 import Foundation
 import Outbox
 @testable import OutboxMongo
+import OutboxTestSupport
 import OutboxTesting
 import Testing
 
 /// A real mongod answers a `find` with at most 101 documents in its first batch: every read the
 /// store makes must follow the cursor (or say its limit), or leases, retries and status are cut short.
-@Suite("MongoDB large reads", .serialized, .enabled(if: MongoTestServer.shouldRun, "set OUTBOX_MONGO_URL (scripts/test.sh does)"))
+@Suite("MongoDB large reads", .serialized, .enabled(if: TestServer.mongo.shouldRun, "set OUTBOX_MONGO_URL (scripts/test.sh does)"))
 struct MongoLargeReadTests {
     @Test func twoHundredFiftySixPartitionsAndManyRetriesAreReadWhole() async throws {
         // Batches of 40, so every read that is not followed to the cursor's end is cut short here
         // as mongod's first batch of 101 cuts it there.
-        var configuration = try MongoTestServer.requireConfiguration()
+        var configuration = try TestServer.requireConfiguration()
         configuration.batchSize = 40
         let subject = try await MongoStoreUnderTest(partitionCount: 256, configuration: configuration)
         defer { Task { try? await subject.close() } }

@@ -1,10 +1,11 @@
 import Foundation
 import Outbox
 @testable import OutboxMongo
+import OutboxTestSupport
 import OutboxTesting
 import Testing
 
-@Suite("MongoDB store", .serialized, .enabled(if: MongoTestServer.shouldRun, "set OUTBOX_MONGO_URL (scripts/test.sh does)"))
+@Suite("MongoDB store", .serialized, .enabled(if: TestServer.mongo.shouldRun, "set OUTBOX_MONGO_URL (scripts/test.sh does)"))
 struct MongoStoreTests {
     /// Hostile text in every field and every byte value in the payload come back byte-exact, and
     /// the application's own documents take the same text.
@@ -67,7 +68,7 @@ struct MongoStoreTests {
     }
 
     @Test func hostilePrefixIsRefused() throws {
-        let client = try MongoClient(configuration: try MongoTestServer.requireConfiguration())
+        let client = try MongoClient(configuration: try TestServer.requireConfiguration())
         for prefix in ["x.$cmd", "", "a b", "1abc", "{\"$gt\":1}"] {
             #expect(throws: OutboxError.self) { _ = try MongoOutboxStore(client: client, configuration: .init(collectionPrefix: prefix), logger: .init(label: "test")) }
         }

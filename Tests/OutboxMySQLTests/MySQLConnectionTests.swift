@@ -1,14 +1,15 @@
 import Foundation
 import Outbox
 import OutboxMySQL
+import OutboxTestSupport
 import OutboxTesting
 import Testing
 
 /// The application-facing connection API on its own: bound values, transactions, errors.
-@Suite("MySQL/MariaDB connection", .enabled(if: MySQLTestServer.shouldRun, "set OUTBOX_MYSQL_URL (scripts/test.sh does)"))
+@Suite("MySQL/MariaDB connection", .enabled(if: TestServer.mariadb.shouldRun, "set OUTBOX_MYSQL_URL (scripts/test.sh does)"))
 struct MySQLConnectionTests {
     @Test func transactionCommitsOrRollsBack() async throws {
-        let pool = MySQLConnectionPool(configuration: try MySQLTestServer.requireConfiguration(), maximumConnections: 2)
+        let pool = MySQLConnectionPool(configuration: try TestServer.requireConfiguration(), maximumConnections: 2)
         let table = "`c_\(UUID().uuidString.prefix(8).lowercased())`"
         try await pool.query("CREATE TABLE \(table) (id BIGINT PRIMARY KEY, note VARCHAR(50) NOT NULL)")
         defer { Task { _ = try? await pool.query("DROP TABLE \(table)"); await pool.close() } }
@@ -29,7 +30,7 @@ struct MySQLConnectionTests {
     }
 
     @Test func serverErrorsCarryTheirCodes() async throws {
-        let pool = MySQLConnectionPool(configuration: try MySQLTestServer.requireConfiguration(), maximumConnections: 1)
+        let pool = MySQLConnectionPool(configuration: try TestServer.requireConfiguration(), maximumConnections: 1)
         defer { Task { await pool.close() } }
         do {
             try await pool.query("SELECT * FROM no_such_table_here")
@@ -49,7 +50,7 @@ struct MySQLConnectionTests {
     }
 
     @Test func wrongPasswordAndClosedPortAreNamed() async throws {
-        var configuration = try MySQLTestServer.requireConfiguration()
+        var configuration = try TestServer.requireConfiguration()
         configuration.password = "not-the-password-\(UUID())"
         do {
             _ = try await MySQLConnection.connect(configuration)
@@ -58,7 +59,7 @@ struct MySQLConnectionTests {
             #expect(error.code == 1045)
             #expect(!error.description.contains(configuration.password!), "the password is not in the error")
         }
-        var closed = try MySQLTestServer.requireConfiguration()
+        var closed = try TestServer.requireConfiguration()
         closed.port = 1
         do {
             _ = try await MySQLConnection.connect(closed)
@@ -83,7 +84,7 @@ struct MySQLConnectionTests {
     /// A user and password are percent-decoded exactly once: a password with a literal "%41"
     /// (written %2541 in the URL) logs in, and one with "@" (%40) too.
     @Test func percentEncodedPasswordsLogIn() async throws {
-        let base = try MySQLTestServer.requireConfiguration()
+        let base = try TestServer.requireConfiguration()
         let admin = MySQLConnectionPool(configuration: base, maximumConnections: 1)
         defer { Task { await admin.close() } }
         let user = "pct_\(UUID().uuidString.prefix(8).lowercased())"
@@ -101,7 +102,7 @@ struct MySQLConnectionTests {
 
     /// The pool hands each connection to one task at a time and opens no more than its maximum.
     @Test func poolBoundsConnections() async throws {
-        let pool = MySQLConnectionPool(configuration: try MySQLTestServer.requireConfiguration(), maximumConnections: 3)
+        let pool = MySQLConnectionPool(configuration: try TestServer.requireConfiguration(), maximumConnections: 3)
         defer { Task { await pool.close() } }
         let ids = try await withThrowingTaskGroup(of: Int64.self) { group in
             for _ in 0..<30 {

@@ -1,11 +1,12 @@
 import Foundation
 import Outbox
 @testable import OutboxMySQL
+import OutboxTestSupport
 import OutboxTesting
 import Testing
 
 /// Rows damaged by a foreign writer are dead-lettered with their reason; the rest flow.
-@Suite("MySQL/MariaDB damaged rows", .enabled(if: MySQLTestServer.shouldRun, "set OUTBOX_MYSQL_URL (scripts/test.sh does)"))
+@Suite("MySQL/MariaDB damaged rows", .enabled(if: TestServer.mariadb.shouldRun, "set OUTBOX_MYSQL_URL (scripts/test.sh does)"))
 struct MySQLDamagedRowTests {
     /// The text columns are binary here, so bytes that are not UTF-8 are what a foreign writer can
     /// leave in them; the headers can hold any bytes.

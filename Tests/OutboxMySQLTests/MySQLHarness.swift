@@ -2,22 +2,12 @@ import Foundation
 import Logging
 import Outbox
 import OutboxMySQL
+import OutboxTestSupport
 import OutboxTesting
 
-/// The server the MySQL/MariaDB suites use: `OUTBOX_MYSQL_URL`, set by scripts/test.sh after it
-/// started MariaDB. With `OUTBOX_REQUIRE_SERVERS=1` a missing URL fails the suite instead of skipping it.
-enum MySQLTestServer {
-    static var url: String? { ProcessInfo.processInfo.environment["OUTBOX_MYSQL_URL"].flatMap { $0.isEmpty ? nil : $0 } }
-    static var isRequired: Bool { ProcessInfo.processInfo.environment["OUTBOX_REQUIRE_SERVERS"] == "1" }
-    /// Run the suite when a server is configured, or when one is required (it then fails loudly).
-    static var shouldRun: Bool { url != nil || isRequired }
-
-    static func requireConfiguration() throws -> MySQLConfiguration {
-        guard let url else {
-            throw ConformanceFailure("OUTBOX_MYSQL_URL is not set and OUTBOX_REQUIRE_SERVERS=1: start MariaDB with scripts/start-mariadb.sh (scripts/test.sh does).")
-        }
-        return try MySQLConfiguration(url: url)
-    }
+extension TestServer {
+    /// The suites' server, parsed; fails naming the variable and the script when it is missing.
+    static func requireConfiguration() throws -> MySQLConfiguration { try MySQLConfiguration(url: TestServer.mariadb.requireURL()) }
 }
 
 /// Each check gets its own table prefix in the test database, an application pool and the store.
@@ -40,7 +30,7 @@ final class MySQLStoreUnderTest: OutboxStoreUnderTestWithOpenTransactions {
 
     init(partitionCount: Int, prefix: String = "t_\(UUID().uuidString.prefix(8).lowercased())",
          configuration: MySQLConfiguration? = nil, messageLimits: OutboxMessageLimits = OutboxStoreConformance.messageLimits) async throws {
-        let configuration = try configuration ?? MySQLTestServer.requireConfiguration()
+        let configuration = try configuration ?? TestServer.requireConfiguration()
         logger = OutboxStoreConformance.defaultLogger
         application = MySQLConnectionPool(configuration: configuration, maximumConnections: 8)
         self.prefix = prefix

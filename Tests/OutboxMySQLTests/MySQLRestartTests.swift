@@ -1,11 +1,12 @@
 import Foundation
 import Outbox
 import OutboxMySQL
+import OutboxTestSupport
 import OutboxTesting
 import Testing
 
 /// A database crash, on a server of its own so the other suites keep theirs.
-@Suite("MySQL/MariaDB restart", .enabled(if: MySQLTestServer.shouldRun, "set OUTBOX_MYSQL_URL (scripts/test.sh does)"))
+@Suite("MySQL/MariaDB restart", .enabled(if: TestServer.mariadb.shouldRun, "set OUTBOX_MYSQL_URL (scripts/test.sh does)"))
 struct MySQLRestartTests {
     static let port = 53_307
 

@@ -1,10 +1,11 @@
 import Foundation
 import Outbox
 @testable import OutboxMySQL
+import OutboxTestSupport
 import OutboxTesting
 import Testing
 
-@Suite("MySQL/MariaDB store", .enabled(if: MySQLTestServer.shouldRun, "set OUTBOX_MYSQL_URL (scripts/test.sh does)"))
+@Suite("MySQL/MariaDB store", .enabled(if: TestServer.mariadb.shouldRun, "set OUTBOX_MYSQL_URL (scripts/test.sh does)"))
 struct MySQLStoreTests {
     /// SQL metacharacters and 4-byte UTF-8 in every text field, and every byte value in the
     /// payload, come back byte-exact: values are bound, never spliced into SQL.
@@ -34,7 +35,7 @@ struct MySQLStoreTests {
 
     /// A hostile table prefix is refused before any SQL is built.
     @Test func hostilePrefixIsRefused() throws {
-        let configuration = try MySQLTestServer.requireConfiguration()
+        let configuration = try TestServer.requireConfiguration()
         for prefix in ["x`; DROP TABLE t; --", "", "1abc", String(repeating: "a", count: 41), "a b"] {
             #expect(throws: OutboxError.self) {
                 _ = try MySQLOutboxStore(connection: configuration, configuration: .init(tablePrefix: prefix), logger: .init(label: "test"))
@@ -79,7 +80,7 @@ struct MySQLStoreTests {
 
     /// A store limit wider than the schema's columns is refused at configuration time.
     @Test func limitsWiderThanColumnsAreRefused() throws {
-        let configuration = try MySQLTestServer.requireConfiguration()
+        let configuration = try TestServer.requireConfiguration()
         #expect(throws: OutboxError.self) {
             _ = try MySQLOutboxStore(connection: configuration,
                                      configuration: .init(messageLimits: OutboxMessageLimits(maximumKeyBytes: 4096)), logger: .init(label: "test"))
@@ -113,7 +114,7 @@ struct MySQLStoreTests {
 
     /// Store operations on a database where `migrate` never ran say so in one sentence.
     @Test func missingSchemaIsNamed() async throws {
-        let configuration = try MySQLTestServer.requireConfiguration()
+        let configuration = try TestServer.requireConfiguration()
         let store = try MySQLOutboxStore(connection: configuration, configuration: .init(tablePrefix: "never_migrated"), logger: .init(label: "test"))
         defer { Task { await store.close() } }
         do {

@@ -2,25 +2,15 @@ import Foundation
 import Logging
 import Outbox
 import OutboxPostgres
+import OutboxTestSupport
 import OutboxTesting
 import PostgresNIO
 import ServiceLifecycle
 import Synchronization
 
-/// The server the PostgreSQL suites use: `OUTBOX_POSTGRES_URL`, set by scripts/test.sh after it
-/// started one. With `OUTBOX_REQUIRE_SERVERS=1` a missing URL fails the suite instead of skipping it.
-enum PostgresTestServer {
-    static var url: String? { ProcessInfo.processInfo.environment["OUTBOX_POSTGRES_URL"].flatMap { $0.isEmpty ? nil : $0 } }
-    static var isRequired: Bool { ProcessInfo.processInfo.environment["OUTBOX_REQUIRE_SERVERS"] == "1" }
-    /// Run the suite when a server is configured, or when one is required (it then fails loudly).
-    static var shouldRun: Bool { url != nil || isRequired }
-
-    static func requireURL() throws -> PostgresConnectionURL {
-        guard let url else {
-            throw ConformanceFailure("OUTBOX_POSTGRES_URL is not set and OUTBOX_REQUIRE_SERVERS=1: start PostgreSQL with scripts/start-postgres.sh (scripts/test.sh does).")
-        }
-        return try PostgresConnectionURL(url)
-    }
+extension TestServer {
+    /// The suites' server, parsed; fails naming the variable and the script when it is missing.
+    static func requireURL() throws -> PostgresConnectionURL { try PostgresConnectionURL(TestServer.postgres.requireURL()) }
 }
 
 /// Each check gets its own schema on the test server, with the store, a client and the listener running.
@@ -43,7 +33,7 @@ final class PostgresStoreUnderTest: OutboxStoreUnderTestWithOpenTransactions {
 
     init(partitionCount: Int, schema: String = "t_\(UUID().uuidString.prefix(8).lowercased())", tablePrefix: String = "outbox",
          url: PostgresConnectionURL? = nil, logger: Logger = OutboxStoreConformance.defaultLogger) async throws {
-        let url = try url ?? PostgresTestServer.requireURL()
+        let url = try url ?? TestServer.requireURL()
         self.logger = logger
         client = PostgresClient(configuration: url.clientConfiguration, backgroundLogger: logger)
         self.schema = schema

@@ -1,11 +1,12 @@
 import Foundation
 import Outbox
 import OutboxPostgres
+import OutboxTestSupport
 import OutboxTesting
 import Testing
 
 /// A database restart, on a server of its own so the other suites keep theirs.
-@Suite("PostgreSQL restart", .enabled(if: PostgresTestServer.shouldRun, "set OUTBOX_POSTGRES_URL (scripts/test.sh does)"))
+@Suite("PostgreSQL restart", .enabled(if: TestServer.postgres.shouldRun, "set OUTBOX_POSTGRES_URL (scripts/test.sh does)"))
 struct PostgresRestartTests {
     static let port = 55_433
 

@@ -2,12 +2,13 @@ import Foundation
 import Logging
 import Outbox
 @testable import OutboxPostgres
+import OutboxTestSupport
 import OutboxTesting
 import PostgresNIO
 import Synchronization
 import Testing
 
-@Suite("PostgreSQL store", .enabled(if: PostgresTestServer.shouldRun, "set OUTBOX_POSTGRES_URL (scripts/test.sh does)"))
+@Suite("PostgreSQL store", .enabled(if: TestServer.postgres.shouldRun, "set OUTBOX_POSTGRES_URL (scripts/test.sh does)"))
 struct PostgresStoreTests {
     /// Every statement the relay runs walks an index; none scans the table, whatever the backlog.
     ///
@@ -17,7 +18,7 @@ struct PostgresStoreTests {
     /// back with `pg_read_file` (PostgresNIO drops notices, so they cannot come to the client).
     /// The log is the one scripts/start-postgres.sh gives the server, beside its data folder.
     @Test func relayStatementsUseIndexes() async throws {
-        let url = try PostgresTestServer.requireURL()
+        let url = try TestServer.requireURL()
         let admin = try await PostgresStoreUnderTest(partitionCount: 16)
         let role = "explain_\(UUID().uuidString.prefix(8).lowercased())"
         for statement in [

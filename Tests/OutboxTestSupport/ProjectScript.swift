@@ -1,4 +1,5 @@
 import Foundation
+import OutboxTesting
 
 /// Runs the project's own scripts (`scripts/…`) from tests: starting, restarting and stopping
 /// test servers.
