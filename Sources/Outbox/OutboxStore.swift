@@ -1,16 +1,31 @@
 public import Foundation
+public import ServiceLifecycle
 
 /// The storage side of the outbox, as the relay and the CLI see it.
 ///
-/// Enqueueing is not part of this protocol: each store offers an `enqueue` that takes the
-/// application's own transaction type (a GRDB `Database`, a postgres-nio connection, …), because
-/// atomicity with the business write is the whole point.
+/// Every store has the same shape (see "One store contract" in docs/ARCHITECTURE.md):
+/// - `enqueue(_:in:)`, for one message or an array, inside the application's own transaction
+///   type (a GRDB `Database`, a postgres-nio `PostgresConnection`, a `MySQLConnection`, a
+///   `MongoSession`), because atomicity with the business write is the whole point; async where
+///   the driver is.
+/// - A `Configuration` with the same names: the schema or database, a table (or collection)
+///   prefix, the partition count, the message limits.
+/// - Construction from the application's own client or pool where the driver has one.
+/// - It is a `Service`: ``run()`` keeps the store's wake-up going (a notification listener,
+///   a change stream, a change watcher) and returns at graceful shutdown. Add it to the
+///   application's `ServiceGroup` after the client it uses and before the relay; without it,
+///   relays in the process still work, by polling.
 ///
 /// Every method is one short transaction (a constant number of round trips), whatever the backlog.
 /// Times come from the caller so that relays on one store agree on "now" as far as their clocks do.
-public protocol OutboxStore: Sendable {
+public protocol OutboxStore: Service, Sendable {
     /// Creates or upgrades the schema; safe to run again.
     func migrate() async throws
+
+    /// Whether the store's push wake-up (PostgreSQL LISTEN, the MongoDB change stream) is
+    /// connected; while it is not, relays find new messages by polling. Stores that need no
+    /// connection for it answer `true`.
+    var isWakeUpConnected: Bool { get }
 
     /// Registers the relay, renews its leases, releases what it gives up and takes free or expired
     /// partitions up to its fair share. See ``OutboxLeasePlanner`` for the rules.
@@ -56,6 +71,14 @@ public protocol OutboxStore: Sendable {
 }
 
 extension OutboxStore {
+    /// A store without a wake-up of its own: always "connected".
+    public var isWakeUpConnected: Bool { true }
+
+    /// A store without anything to run waits for graceful shutdown.
+    public func run() async throws {
+        try? await gracefulShutdown()
+    }
+
     /// Due, pending messages of the given partitions, in sequence order, at most `limit`.
     public func claim(partitions: [Int], limit: Int, now: Date) async throws -> [OutboxRecord] {
         try await claim(partitions: partitions, limit: limit, maximumBytes: .max, now: now, excluding: [])

@@ -22,24 +22,16 @@ extension MongoOutboxStore {
                     "delivered": ["$sum": ["$cond": [["$eq": ["$state", 2]], 1, 0]]],
                 ]],
             ]).first ?? [:]
-            let oldest = try await messages.find(["state": 0], sort: ["state": 1, "_id": 1], projection: ["createdAt": 1], limit: 1)
-                .first?["createdAt"]?.int64Value.map(MongoTime.date)
-            let leaseDocuments = try await leases.find([:], sort: ["_id": 1])
-            var owners: [String: [Int]] = [:]
-            for lease in leaseDocuments {
-                if let owner = lease["owner"]?.stringValue { owners[owner, default: []].append(Int(lease["_id"]?.int64Value ?? 0)) }
-            }
-            let relayInfos = try await relays.find(["expiresAt": ["$gt": .int64(MongoTime.microseconds(now))]], sort: ["_id": 1]).map { relay in
-                let relayID = relay["_id"]?.stringValue ?? ""
-                return OutboxRelayInfo(relayID: relayID, partitions: owners[relayID] ?? [], inFlight: Int(relay["inFlight"]?.int64Value ?? 0),
-                                       expiresAt: MongoTime.date(relay["expiresAt"]?.int64Value ?? 0))
-            }
             func count(_ name: String) -> Int { Int(counts[name]?.int64Value ?? 0) }
-            return OutboxStatus(
-                pending: count("pending"), retrying: count("retrying"), inFlight: relayInfos.reduce(0) { $0 + $1.inFlight },
-                dead: count("dead"), deliveredRetained: count("delivered"),
-                oldestPendingAge: oldest.map { .milliseconds(Int64(max(0, now.timeIntervalSince($0)) * 1000)) },
-                partitionCount: leaseDocuments.count, relays: relayInfos)
+            var parts = OutboxStatusParts()
+            (parts.pending, parts.retrying, parts.dead, parts.delivered) = (count("pending"), count("retrying"), count("dead"), count("delivered"))
+            parts.oldestPending = try await messages.find(["state": 0], sort: ["state": 1, "_id": 1], projection: ["createdAt": 1], limit: 1)
+                .first?["createdAt"]?.int64Value.map(MongoTime.date)
+            parts.owners = try await leases.find([:]).map { (Int($0["_id"]?.int64Value ?? 0), $0["owner"]?.stringValue) }
+            parts.relays = try await relays.find(["expiresAt": ["$gt": .int64(MongoTime.microseconds(now))]]).map {
+                ($0["_id"]?.stringValue ?? "", MongoTime.date($0["expiresAt"]?.int64Value ?? 0), Int($0["inFlight"]?.int64Value ?? 0))
+            }
+            return parts.status(now: now)
         }
     }
 

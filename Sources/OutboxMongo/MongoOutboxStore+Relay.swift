@@ -3,9 +3,7 @@ public import Outbox
 
 extension MongoOutboxStore {
     public func migrate() async throws {
-        guard (1...4096).contains(configuration.partitionCount) else {
-            throw OutboxError(code: .invalidConfiguration, operation: "migrate", message: "The partition count must be between 1 and 4096.")
-        }
+        try OutboxStoreSupport.checkPartitionCount(configuration.partitionCount)
         try await perform("migrate") {
             try await client.checkTransactionSupport()
             // Indexes first: createIndexes also creates the collections, which transactions on

@@ -80,18 +80,14 @@ public final class MongoOutboxStore: OutboxStore, Service, Sendable {
     let commits = OutboxSignal()
     let poller: OutboxChangePoller
     let watcher: MongoChangeWatcher
-    private let partitionCountCache = Mutex<Int?>(nil)
+    private let partitionCountCache = OutboxPartitionCountCache(storeName: "MongoDB")
 
     /// Creates the store on a client the application also uses for its transactions.
     ///
     /// - Throws: ``OutboxError`` with code `.invalidConfiguration` for an invalid prefix, database
     ///   or partition count.
     public init(client: MongoClient, configuration: Configuration = .init(), logger: Logger) throws {
-        let prefix = configuration.collectionPrefix
-        guard OutboxStoreSupport.isValidIdentifier(prefix) else {
-            throw OutboxError(code: .invalidConfiguration, operation: "configure MongoDB store",
-                              message: "The collection prefix '\(prefix)' is not a valid name; use letters, digits and underscores (at most 40, not starting with a digit).")
-        }
+        let prefix = try OutboxStoreSupport.requireIdentifier(configuration.collectionPrefix, what: "collection prefix", store: "MongoDB")
         let database = configuration.database ?? client.configuration.database
         guard !database.isEmpty, database.utf8.count < 64, !database.contains(where: { "/\\. \"$".contains($0) }) else {
             throw OutboxError(code: .invalidConfiguration, operation: "configure MongoDB store",
@@ -110,7 +106,7 @@ public final class MongoOutboxStore: OutboxStore, Service, Sendable {
     }
 
     /// Whether the change stream is open; while it is not, relays poll.
-    public var isWatching: Bool { watcher.isWatching }
+    public var isWakeUpConnected: Bool { watcher.isWatching }
 
     /// Keeps the change stream open (reopening it after errors) until shutdown.
     public func run() async throws {
@@ -128,7 +124,14 @@ public final class MongoOutboxStore: OutboxStore, Service, Sendable {
 
     // MARK: - Enqueue
 
-    /// Adds messages to the outbox inside the application's transaction.
+    /// Adds a message to the outbox inside the application's transaction.
+    ///
+    /// See ``enqueue(_:in:)-([OutboxMessage],_)``.
+    public func enqueue(_ message: OutboxMessage, in session: MongoSession) async throws {
+        try await enqueue([message], in: session)
+    }
+
+    /// Adds messages to the outbox inside the application's transaction, in order.
     ///
     /// If the transaction aborts, the messages were never there; relays in this process wake at
     /// commit. Costs one round trip per distinct partition plus one insert.
@@ -138,13 +141,10 @@ public final class MongoOutboxStore: OutboxStore, Service, Sendable {
     ///   ``MongoClient/withTransaction(retryTimeout:_:)`` answers by running the transaction again.
     public func enqueue(_ messages: [OutboxMessage], in session: MongoSession) async throws {
         guard !messages.isEmpty else { return }
-        let prepared = try messages.map { message -> OutboxMessage in
-            try message.validate(limits: configuration.messageLimits)
-            return message.capturingTraceContext()
-        }
         try await performInTransaction("enqueue") {
             let partitionCount = try await self.partitionCount()
-            let partitionOf = prepared.map { OutboxPartitioning.partition(key: $0.key, id: $0.id, partitionCount: partitionCount) }
+            let prepared = try OutboxPreparedMessage.prepare(messages, limits: configuration.messageLimits, partitionCount: partitionCount)
+            let partitionOf = prepared.map(\.partition)
             // Writing the partitions' documents first is what orders commits per partition (see
             // above); the write also returns each partition's last sequence.
             let touched = Array(Set(partitionOf)).sorted()
@@ -164,7 +164,8 @@ public final class MongoOutboxStore: OutboxStore, Service, Sendable {
             let first = max(last + 1, MongoTime.microseconds(Date()) - Self.counterEpoch)
             var documents: [BSONDocument] = []
             var lastOfPartition: [Int: Int64] = [:]
-            for (index, (message, partition)) in zip(prepared, partitionOf).enumerated() {
+            for (index, item) in prepared.enumerated() {
+                let (message, partition) = (item.message, item.partition)
                 let counter = first + Int64(index)
                 lastOfPartition[partition] = counter
                 let created = MongoTime.microseconds(message.createdAt)
@@ -172,9 +173,9 @@ public final class MongoOutboxStore: OutboxStore, Service, Sendable {
                     "_id": .int64(counter << Self.partitionBits | Int64(partition)),
                     "id": .uuid(message.id), "topic": .string(message.topic),
                     "key": message.key.map { .string($0) } ?? .null, "type": message.type.map { .string($0) } ?? .null,
-                    "payload": .bytes(message.payload), "headers": .bytes(OutboxHeaderCoding.encode(message.headers)),
+                    "payload": .bytes(message.payload), "headers": .bytes(item.encodedHeaders),
                     "partition": .int64(Int64(partition)), "createdAt": .int64(created), "availableAt": .int64(OutboxStoreSupport.dueAtOnceMicroseconds),
-                    "attempts": 0, "lastError": .null, "state": 0, "finishedAt": .null,
+                    "attempts": 0, "lastError": .null, "state": .int64(Int64(OutboxRowState.pending.rawValue)), "finishedAt": .null,
                 ])
             }
             try await partitions.update(lastOfPartition.map { partition, counter in
@@ -191,13 +192,9 @@ public final class MongoOutboxStore: OutboxStore, Service, Sendable {
     }
 
     func partitionCount() async throws -> Int {
-        if let cached = partitionCountCache.withLock({ $0 }) { return cached }
-        let schema = try await meta.find(["_id": "schema"], limit: 1).first
-        guard let count = schema?["partitions"]?.int64Value, count > 0 else {
-            throw OutboxError(code: .schemaMismatch, operation: "enqueue", message: "The MongoDB outbox is not set up; run `outbox migrate` first.")
+        try await partitionCountCache.value {
+            Int(try await meta.find(["_id": "schema"], limit: 1).first?["partitions"]?.int64Value ?? 0)
         }
-        partitionCountCache.withLock { $0 = Int(count) }
-        return Int(count)
     }
 
     // MARK: - Wake-up
@@ -206,19 +203,16 @@ public final class MongoOutboxStore: OutboxStore, Service, Sendable {
     public var pollQueries: Int { poller.probeCount }
 
     public func waitForNewMessages(timeout: Duration) async {
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.poller.wakeUpCursor.wait(on: self.commits, timeout: timeout) }
-            if !watcher.isWatching {
-                group.addTask {
-                    await self.poller.waitForChange(timeout: timeout) {
-                        let total = try? await self.partitions.aggregate([["$group": ["_id": nil, "total": ["$sum": "$next"]]]])
-                        return total?.first?["total"]?.int64Value
-                    }
+        var waits: [@Sendable () async -> Void] = [{ await self.poller.wakeUpCursor.wait(on: self.commits, timeout: timeout) }]
+        if !watcher.isWatching {
+            waits.append {
+                await self.poller.waitForChange(timeout: timeout) {
+                    let total = try? await self.partitions.aggregate([["$group": ["_id": nil, "total": ["$sum": "$next"]]]])
+                    return total?.first?["total"]?.int64Value
                 }
             }
-            await group.next()
-            group.cancelAll()
         }
+        await OutboxWakeUp.first(of: waits)
     }
 
     // MARK: - Errors

@@ -11,7 +11,7 @@ import Synchronization
 /// let pool = MySQLConnectionPool(configuration: try MySQLConfiguration(url: url))
 /// try await pool.withTransaction { connection in
 ///     try await connection.query("INSERT INTO orders (id, total) VALUES (?, ?)", [.text(id), .integer(total)])
-///     try await store.enqueue([message], on: connection)
+///     try await store.enqueue(message, in: connection)
 /// }
 /// ```
 public final class MySQLConnectionPool: Sendable {

@@ -18,24 +18,17 @@ extension MySQLOutboxStore {
                            COALESCE(SUM(state = 2), 0), MIN(CASE WHEN state = 0 THEN created_at END)
                     FROM \(names.messages)
                     """).rows.first ?? MySQLRow(values: [0, 0, 0, 0, nil])
-                var owners: [String: [Int]] = [:]
-                let leases = try await connection.query("SELECT partition_no, owner FROM \(names.leases) ORDER BY partition_no").rows
-                for lease in leases {
-                    if let owner = lease[1].string { owners[owner, default: []].append(Int(lease[0].int64 ?? 0)) }
+                var parts = OutboxStatusParts()
+                (parts.pending, parts.retrying, parts.dead, parts.delivered) =
+                    (Int(counts[0].int64 ?? 0), Int(counts[1].int64 ?? 0), Int(counts[2].int64 ?? 0), Int(counts[3].int64 ?? 0))
+                parts.oldestPending = counts[4].int64.map(MySQLTime.date)
+                parts.owners = try await connection.query("SELECT partition_no, owner FROM \(names.leases)").rows.map {
+                    (Int($0[0].int64 ?? 0), $0[1].string)
                 }
-                let relays = try await connection.query(
-                    "SELECT relay_id, expires_at, in_flight FROM \(names.relays) WHERE expires_at > ? ORDER BY relay_id",
-                    [.integer(MySQLTime.microseconds(now))]).rows.map { row in
-                        let relay = row[0].string ?? ""
-                        return OutboxRelayInfo(relayID: relay, partitions: owners[relay] ?? [], inFlight: Int(row[2].int64 ?? 0),
-                                               expiresAt: MySQLTime.date(row[1].int64 ?? 0))
-                    }
-                let oldest = counts[4].int64.map(MySQLTime.date)
-                return OutboxStatus(
-                    pending: Int(counts[0].int64 ?? 0), retrying: Int(counts[1].int64 ?? 0), inFlight: relays.reduce(0) { $0 + $1.inFlight },
-                    dead: Int(counts[2].int64 ?? 0), deliveredRetained: Int(counts[3].int64 ?? 0),
-                    oldestPendingAge: oldest.map { .milliseconds(Int64(max(0, now.timeIntervalSince($0)) * 1000)) },
-                    partitionCount: leases.count, relays: relays)
+                parts.relays = try await connection.query(
+                    "SELECT relay_id, expires_at, in_flight FROM \(names.relays) WHERE expires_at > ?",
+                    [.integer(MySQLTime.microseconds(now))]).rows.map { ($0[0].string ?? "", MySQLTime.date($0[1].int64 ?? 0), Int($0[2].int64 ?? 0)) }
+                return parts.status(now: now)
             }
         }
     }
@@ -85,7 +78,7 @@ extension MySQLOutboxStore {
             let (sql, leading) = statement(MySQLValueList.placeholders(slice.count))
             return (sql, leading + MySQLValueList.padded(slice))
         }
-        return try await pool.withTransaction { connection in
+        return try await transaction { connection in
             var count = 0
             for (sql, values) in statements { count += try await connection.query(sql, values).affectedRows }
             return count

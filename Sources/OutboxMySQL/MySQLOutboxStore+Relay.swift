@@ -3,9 +3,7 @@ public import Outbox
 
 extension MySQLOutboxStore {
     public func migrate() async throws {
-        guard (1...4096).contains(configuration.partitionCount) else {
-            throw OutboxError(code: .invalidConfiguration, operation: "migrate", message: "The partition count must be between 1 and 4096.")
-        }
+        try OutboxStoreSupport.checkPartitionCount(configuration.partitionCount)
         try await perform("migrate") {
             try await pool.withConnection { connection in
                 try await MySQLSchema.migrate(connection, names: names, partitionCount: configuration.partitionCount)
@@ -15,7 +13,7 @@ extension MySQLOutboxStore {
 
     public func heartbeat(_ request: OutboxHeartbeat) async throws -> OutboxLeaseGrant {
         try await perform("heartbeat") {
-            try await pool.withTransaction { connection in
+            try await transaction { connection in
                 // FOR UPDATE serialises heartbeats, so two relays never plan from the same snapshot.
                 let leaseRows = try await connection.query(
                     "SELECT partition_no, owner, expires_at FROM \(names.leases) ORDER BY partition_no FOR UPDATE").rows
@@ -55,7 +53,7 @@ extension MySQLOutboxStore {
 
     public func resign(relayID: String) async throws {
         try await perform("resign") {
-            try await pool.withTransaction { connection in
+            try await transaction { connection in
                 try await connection.query("UPDATE \(names.leases) SET owner = NULL, expires_at = 0 WHERE owner = ?", [.text(relayID)])
                 try await connection.query("DELETE FROM \(names.relays) WHERE relay_id = ?", [.text(relayID)])
             }
@@ -67,7 +65,7 @@ extension MySQLOutboxStore {
         let wanted = partitions.sorted().map { MySQLValue.int($0) }
         let starved = starvation.starved(among: partitions).map { MySQLValue.int($0) }
         return try await perform("claim") {
-            try await pool.withTransaction { connection in
+            try await transaction { connection in
                 if !starved.isEmpty { try await waitForStarvedPartitions(starved, on: connection) }
                 // A partition is readable only when no enqueueing transaction on it is open (their
                 // shared locks make SKIP LOCKED leave its guard row out). The read is a second
@@ -177,7 +175,7 @@ extension MySQLOutboxStore {
     public func acknowledge(_ acknowledgement: OutboxAcknowledgement) async throws -> OutboxAcknowledgementResult {
         guard !acknowledgement.isEmpty else { return OutboxAcknowledgementResult(applied: 0, fenced: 0) }
         return try await perform("acknowledge") {
-            try await pool.withTransaction { connection in
+            try await transaction { connection in
                 // A shared lock keeps the leases ours until commit: a heartbeat of another relay
                 // cannot take them between this check and the writes (fencing).
                 let owned = Set(try await connection.query(

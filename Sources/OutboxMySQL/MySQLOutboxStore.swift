@@ -1,23 +1,27 @@
 import Foundation
 public import Logging
 public import Outbox
-public import ServiceLifecycle
+
 import Synchronization
 
 /// The MySQL/MariaDB outbox store, over libmariadb.
 ///
-/// Enqueue on the application's own connection, inside its transaction:
+/// Built on the application's own connection pool, and enqueued on the application's
+/// connection, inside its transaction:
 ///
 /// ```swift
+/// let store = try MySQLOutboxStore(pool: pool, logger: logger)
 /// try await pool.withTransaction { connection in
 ///     try await connection.query("INSERT INTO orders (id, total) VALUES (?, ?)", [.text(id), .integer(total)])
-///     try await store.enqueue([message], on: connection)
+///     try await store.enqueue(message, in: connection)
 /// }
 /// ```
 ///
-/// The store's own sessions (heartbeats, claims, acknowledgements) run at READ COMMITTED: under
-/// InnoDB's default REPEATABLE READ, the gap locks of a relay's locking reads blocked the
-/// application's INSERTs until the lock-wait timeout.
+/// The store's own transactions (heartbeats, claims, acknowledgements) run at READ COMMITTED:
+/// under InnoDB's default REPEATABLE READ, the gap locks of a relay's locking reads blocked the
+/// application's INSERTs until the lock-wait timeout. On a pool whose sessions are READ COMMITTED
+/// already (`MySQLConnectionPool(…, isolation: .readCommitted)`) that costs nothing; otherwise
+/// one `SET TRANSACTION` statement per store transaction.
 ///
 /// Commit order: sequences are handed out at insert, but transactions commit in another order. An
 /// enqueueing transaction first takes a shared lock on one row per partition it writes to (the
@@ -25,13 +29,13 @@ import Synchronization
 /// partitions where no enqueueing transaction is open, and a long transaction holds back only its
 /// own partitions. Per partition, and so per key, publish order is sequence order.
 ///
-/// Wake-up: an enqueue through ``enqueue(_:on:)`` inside ``MySQLConnection/withTransaction(isolation:_:)``
+/// Wake-up: an enqueue through ``enqueue(_:in:)-([OutboxMessage],_)`` inside ``MySQLConnection/withTransaction(isolation:_:)``
 /// wakes relays in the same process at commit; other processes are noticed by adaptive polling of
 /// the highest sequence, every ``Configuration/minimumPollInterval`` while messages flow, backing
 /// off to ``Configuration/maximumPollInterval`` when idle. A claim that finds messages counts as
 /// activity, so the first commit after a quiet spell (found by the relay's own poll, within its
 /// poll interval) brings the probe back to full speed.
-public final class MySQLOutboxStore: OutboxStore, Service, Sendable {
+public final class MySQLOutboxStore: OutboxStore, Sendable {
     /// Settings of the MySQL store; every value has a default.
     public struct Configuration: Sendable {
         /// Prefix of the table names (`<prefix>_messages`, …); validated as an identifier. Default `outbox`.
@@ -40,8 +44,6 @@ public final class MySQLOutboxStore: OutboxStore, Service, Sendable {
         public var partitionCount: Int
         /// Size limits checked at enqueue. Topic, key and type may not exceed 1,024 bytes here.
         public var messageLimits: OutboxMessageLimits
-        /// Connections the store's own pool may open. Default 4.
-        public var maximumConnections: Int
         /// Poll interval right after a change was seen. Default 10 ms.
         public var minimumPollInterval: Duration
         /// Poll interval when nothing changes for a while. Default 10 s: an idle relay's own poll
@@ -53,14 +55,12 @@ public final class MySQLOutboxStore: OutboxStore, Service, Sendable {
             tablePrefix: String = "outbox",
             partitionCount: Int = 32,
             messageLimits: OutboxMessageLimits = .init(),
-            maximumConnections: Int = 4,
             minimumPollInterval: Duration = .milliseconds(10),
             maximumPollInterval: Duration = .seconds(10)
         ) {
             self.tablePrefix = tablePrefix
             self.partitionCount = partitionCount
             self.messageLimits = messageLimits
-            self.maximumConnections = maximumConnections
             self.minimumPollInterval = minimumPollInterval
             self.maximumPollInterval = maximumPollInterval
         }
@@ -76,16 +76,16 @@ public final class MySQLOutboxStore: OutboxStore, Service, Sendable {
     let commits = OutboxSignal()
     let poller: OutboxChangePoller
     let pollQuery: String
-    private let partitionCountCache = Mutex<Int?>(nil)
+    private let partitionCountCache = OutboxPartitionCountCache(storeName: "MySQL")
     /// Partitions the claims keep finding held by enqueue transactions (see the claim).
     let starvation = OutboxPartitionStarvation()
 
-    /// Creates the store. It opens its own pool (at READ COMMITTED) to the server `connection`
-    /// names; the application keeps its own pool for its transactions.
+    /// Creates the store on the application's connection pool, which it shares (it opens none of
+    /// its own; close the pool when the application stops).
     ///
     /// - Throws: ``OutboxError`` with code `.invalidConfiguration` for an invalid prefix or limits
     ///   the columns cannot hold.
-    public init(connection: MySQLConfiguration, configuration: Configuration = .init(), logger: Logger) throws {
+    public init(pool: MySQLConnectionPool, configuration: Configuration = .init(), logger: Logger) throws {
         let names = try MySQLOutboxNames(tablePrefix: configuration.tablePrefix)
         let limits = configuration.messageLimits
         guard max(limits.maximumTopicBytes, limits.maximumKeyBytes, limits.maximumTypeBytes) <= Self.maximumTextColumnBytes else {
@@ -95,27 +95,27 @@ public final class MySQLOutboxStore: OutboxStore, Service, Sendable {
         self.names = names
         self.configuration = configuration
         self.logger = logger
-        pool = MySQLConnectionPool(configuration: connection, maximumConnections: configuration.maximumConnections, isolation: .readCommitted)
+        self.pool = pool
         // The highest sequence: an index end lookup, and it moves with every insert.
         pollQuery = "SELECT COALESCE(MAX(sequence), 0) FROM \(names.messages)"
         poller = OutboxChangePoller(minimumInterval: configuration.minimumPollInterval, maximumInterval: configuration.maximumPollInterval)
     }
 
-    /// Closes the store's connections.
-    public func close() async {
-        await pool.close()
-    }
-
-    /// Waits for shutdown, then closes the store's connections: add the store to your
-    /// `ServiceGroup` after the relay, or call ``close()`` yourself.
-    public func run() async throws {
-        try? await gracefulShutdown()
-        await close()
+    /// Runs `body` in a store transaction on the shared pool, at READ COMMITTED.
+    func transaction<T: Sendable>(_ body: (MySQLConnection) async throws -> T) async throws -> T {
+        try await pool.withTransaction(isolation: pool.isolation == .readCommitted ? nil : .readCommitted, body)
     }
 
     // MARK: - Enqueue
 
-    /// Adds messages to the outbox on the application's connection, inside its transaction.
+    /// Adds a message to the outbox on the application's connection, inside its transaction.
+    ///
+    /// See ``enqueue(_:in:)-([OutboxMessage],_)``.
+    public func enqueue(_ message: OutboxMessage, in connection: MySQLConnection) async throws {
+        try await enqueue([message], in: connection)
+    }
+
+    /// Adds messages to the outbox on the application's connection, inside its transaction, in order.
     ///
     /// Call it inside ``MySQLConnection/withTransaction(isolation:_:)``: if the transaction rolls
     /// back, the messages were never there; relays in this process wake at commit. Costs two round
@@ -123,7 +123,7 @@ public final class MySQLOutboxStore: OutboxStore, Service, Sendable {
     ///
     /// - Throws: ``OutboxError`` with code `.invalidMessage` for a message that breaks the limits
     ///   or the server's `max_allowed_packet`; `.schemaMismatch` when `migrate()` has not run.
-    public func enqueue(_ messages: [OutboxMessage], on connection: MySQLConnection) async throws {
+    public func enqueue(_ messages: [OutboxMessage], in connection: MySQLConnection) async throws {
         // Outside a transaction each statement would commit alone: a batch could be half written,
         // and the message would not be atomic with the application's data.
         guard connection.isInTransaction else {
@@ -131,19 +131,15 @@ public final class MySQLOutboxStore: OutboxStore, Service, Sendable {
                               message: "enqueue must run inside a transaction (connection.withTransaction { connection in … }), or the messages would not be atomic with your data.")
         }
         guard !messages.isEmpty else { return }
-        let prepared = try messages.map { message -> OutboxMessage in
-            try message.validate(limits: configuration.messageLimits)
-            return message.capturingTraceContext()
-        }
         try await perform("enqueue") {
             let partitionCount = try await self.partitionCount(connection)
+            let prepared = try OutboxPreparedMessage.prepare(messages, limits: configuration.messageLimits, partitionCount: partitionCount)
             let packetLimit = try await connection.maximumPacketBytes()
             var rows: [(values: [MySQLValue], bytes: Int)] = []
             var partitions: Set<Int> = []
-            for message in prepared {
-                let partition = OutboxPartitioning.partition(key: message.key, id: message.id, partitionCount: partitionCount)
+            for item in prepared {
+                let (message, partition, headers) = (item.message, item.partition, item.encodedHeaders)
                 partitions.insert(partition)
-                let headers = OutboxHeaderCoding.encode(message.headers)
                 let created = MySQLTime.microseconds(message.createdAt)
                 let values: [MySQLValue] = [
                     .bytes(message.id.bytes), .bytes(Array(message.topic.utf8)), message.key.map { .bytes(Array($0.utf8)) } ?? .null,
@@ -196,14 +192,9 @@ public final class MySQLOutboxStore: OutboxStore, Service, Sendable {
     }
 
     func partitionCount(_ connection: MySQLConnection) async throws -> Int {
-        if let cached = partitionCountCache.withLock({ $0 }) { return cached }
-        let count = Int(try await connection.query("SELECT COUNT(*) FROM \(names.leases)").rows.first?[0].int64 ?? 0)
-        guard count > 0 else {
-            throw OutboxError(code: .schemaMismatch, operation: "enqueue",
-                              message: "The MySQL outbox has no partitions; run `outbox migrate` first.")
+        try await partitionCountCache.value {
+            Int(try await connection.query("SELECT COUNT(*) FROM \(names.leases)").rows.first?[0].int64 ?? 0)
         }
-        partitionCountCache.withLock { $0 = count }
-        return count
     }
 
     // MARK: - Wake-up
@@ -212,25 +203,19 @@ public final class MySQLOutboxStore: OutboxStore, Service, Sendable {
     public var pollQueries: Int { poller.probeCount }
 
     public func waitForNewMessages(timeout: Duration) async {
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.poller.wakeUpCursor.wait(on: self.commits, timeout: timeout) }
-            group.addTask {
-                await self.poller.waitForChange(timeout: timeout) { try? await self.pool.query(self.pollQuery).rows.first?[0].int64 }
-            }
-            await group.next()
-            group.cancelAll()
-        }
+        await OutboxWakeUp.first(of: [
+            { await self.poller.wakeUpCursor.wait(on: self.commits, timeout: timeout) },
+            { await self.poller.waitForChange(timeout: timeout) { try? await self.pool.query(self.pollQuery).rows.first?[0].int64 } },
+        ])
     }
 
     /// Runs `body`, turning MySQL errors into ``OutboxError``s that name what to fix and contain
     /// no bound values.
     func perform<T>(_ operation: String, _ body: () async throws -> T) async throws -> T {
-        do {
-            return try await body()
-        } catch {
-            throw MySQLStoreErrors.map(error, operation: operation)
-        }
+        try await Self.errors.perform(operation, body)
     }
+
+    static let errors = OutboxStoreOperation(map: MySQLStoreErrors.map)
 }
 
 extension UUID {

@@ -17,33 +17,22 @@ extension PostgresOutboxStore {
 
     public func status(now: Date) async throws -> OutboxStatus {
         try await perform("status") {
-            var counts = (pending: 0, retrying: 0, dead: 0, delivered: 0, oldest: Date?.none)
+            var parts = OutboxStatusParts()
             let countRows = try await client.query("""
                 SELECT count(*) FILTER (WHERE state = 0)::int, count(*) FILTER (WHERE state = 0 AND attempts > 0)::int,
                        count(*) FILTER (WHERE state = 1)::int, count(*) FILTER (WHERE state = 2)::int,
                        min(created_at) FILTER (WHERE state = 0)
                 FROM \(unescaped: names.messages)
                 """, logger: logger)
-            for try await row in countRows.decode((Int, Int, Int, Int, Date?).self) { counts = row }
-            var partitionCount = 0
-            var owners: [String: [Int]] = [:]
-            let leaseRows = try await client.query("SELECT partition, owner FROM \(unescaped: names.leases) ORDER BY partition", logger: logger)
-            for try await (partition, owner) in leaseRows.decode((Int, String?).self) {
-                partitionCount += 1
-                if let owner { owners[owner, default: []].append(partition) }
+            for try await row in countRows.decode((Int, Int, Int, Int, Date?).self) {
+                (parts.pending, parts.retrying, parts.dead, parts.delivered, parts.oldestPending) = row
             }
-            var relays: [OutboxRelayInfo] = []
-            let relayRows = try await client.query("""
-                SELECT relay_id, expires_at, in_flight FROM \(unescaped: names.relays) WHERE expires_at > \(now) ORDER BY relay_id
-                """, logger: logger)
-            for try await (relay, expires, inFlight) in relayRows.decode((String, Date, Int).self) {
-                relays.append(OutboxRelayInfo(relayID: relay, partitions: owners[relay] ?? [], inFlight: inFlight, expiresAt: expires))
-            }
-            return OutboxStatus(
-                pending: counts.pending, retrying: counts.retrying, inFlight: relays.reduce(0) { $0 + $1.inFlight },
-                dead: counts.dead, deliveredRetained: counts.delivered,
-                oldestPendingAge: counts.oldest.map { .milliseconds(Int64(max(0, now.timeIntervalSince($0)) * 1000)) },
-                partitionCount: partitionCount, relays: relays)
+            let leaseRows = try await client.query("SELECT partition, owner FROM \(unescaped: names.leases)", logger: logger)
+            for try await lease in leaseRows.decode((Int, String?).self) { parts.owners.append(lease) }
+            let relayRows = try await client.query(
+                "SELECT relay_id, expires_at, in_flight FROM \(unescaped: names.relays) WHERE expires_at > \(now)", logger: logger)
+            for try await relay in relayRows.decode((String, Date, Int).self) { parts.relays.append(relay) }
+            return parts.status(now: now)
         }
     }
 

@@ -4,32 +4,24 @@ import PostgresNIO
 import ServiceLifecycle
 
 extension PostgresOutboxStore {
-    /// Listens for the outbox's notifications on a dedicated connection until graceful shutdown,
-    /// reconnecting after the server restarts; meanwhile relays fall back to polling.
+    /// Listens for the outbox's notifications on a connection of the client's pool until graceful
+    /// shutdown, leasing a new one after the server restarts; meanwhile relays fall back to polling.
     public func run() async throws {
-        guard let connectionConfiguration = configuration.listenerConnection else {
+        guard configuration.listensForNotifications else {
             try? await gracefulShutdown()
             return
         }
         await cancelWhenGracefulShutdown {
-            var connectionID = 0
             while !Task.isCancelled {
-                connectionID += 1
                 do {
-                    let connection = try await PostgresConnection.connect(
-                        configuration: connectionConfiguration, id: connectionID, logger: self.logger)
-                    do {
+                    try await self.client.withConnection { connection in
                         try await connection.listen(on: self.names.channel) { notifications in
                             self.listening.store(true, ordering: .releasing)
                             // Anything committed while we were away: look now.
                             self.notifications.signal()
                             for try await _ in notifications { self.notifications.signal() }
                         }
-                    } catch {
-                        try? await connection.close()
-                        throw error
                     }
-                    try? await connection.close()
                 } catch {
                     self.listening.store(false, ordering: .releasing)
                     if Task.isCancelled { return }

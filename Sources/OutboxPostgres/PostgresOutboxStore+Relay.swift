@@ -5,9 +5,7 @@ import PostgresNIO
 
 extension PostgresOutboxStore {
     public func migrate() async throws {
-        guard (1...4096).contains(configuration.partitionCount) else {
-            throw OutboxError(code: .invalidConfiguration, operation: "migrate", message: "The partition count must be between 1 and 4096.")
-        }
+        try OutboxStoreSupport.checkPartitionCount(configuration.partitionCount)
         try await perform("migrate") {
             try await PostgresSchema.migrate(client, names: names, partitionCount: configuration.partitionCount, logger: logger)
         }

@@ -7,12 +7,14 @@ import Synchronization
 
 /// The PostgreSQL outbox store, on postgres-nio.
 ///
-/// Enqueue on the application's own connection, inside its transaction:
+/// Built on the application's own `PostgresClient`, and enqueued on the application's
+/// connection, inside its transaction:
 ///
 /// ```swift
+/// let store = try PostgresOutboxStore(client: client, logger: logger)
 /// try await client.withTransaction(logger: logger) { connection in
 ///     try await connection.query("INSERT INTO orders (id, total) VALUES (\(id), \(total))", logger: logger)
-///     try await store.enqueue([message], on: connection, logger: logger)
+///     try await store.enqueue(message, in: connection)
 /// }
 /// ```
 ///
@@ -25,8 +27,8 @@ import Synchronization
 /// only its own partitions.
 ///
 /// Wake-up: `pg_notify` inside the enqueue transaction (delivered at commit) and a listening
-/// connection run by ``PostgresOutboxStore/run()``; add the store to your `ServiceGroup`. Without
-/// it the relay polls.
+/// connection, leased from the client's pool for as long as ``PostgresOutboxStore/run()`` runs;
+/// add the store to your `ServiceGroup` after the client. Without it relays poll.
 public final class PostgresOutboxStore: OutboxStore, Service, Sendable {
     /// Settings of the PostgreSQL store; every value has a default.
     public struct Configuration: Sendable {
@@ -38,9 +40,9 @@ public final class PostgresOutboxStore: OutboxStore, Service, Sendable {
         public var partitionCount: Int
         /// Size limits checked at enqueue.
         public var messageLimits: OutboxMessageLimits
-        /// How the listening connection reaches the server (the same server as the client);
-        /// `nil` disables LISTEN/NOTIFY and the relay polls.
-        public var listenerConnection: PostgresConnection.Configuration?
+        /// Whether ``PostgresOutboxStore/run()`` listens for the enqueue notifications on a
+        /// connection of the client's pool (which it then holds). `false`: relays poll. Default `true`.
+        public var listensForNotifications: Bool
         /// Pause before the listener reconnects after losing its connection. Default 1 s.
         public var listenerReconnectDelay: Duration
 
@@ -50,14 +52,14 @@ public final class PostgresOutboxStore: OutboxStore, Service, Sendable {
             tablePrefix: String = "outbox",
             partitionCount: Int = 32,
             messageLimits: OutboxMessageLimits = .init(),
-            listenerConnection: PostgresConnection.Configuration? = nil,
+            listensForNotifications: Bool = true,
             listenerReconnectDelay: Duration = .seconds(1)
         ) {
             self.schema = schema
             self.tablePrefix = tablePrefix
             self.partitionCount = partitionCount
             self.messageLimits = messageLimits
-            self.listenerConnection = listenerConnection
+            self.listensForNotifications = listensForNotifications
             self.listenerReconnectDelay = listenerReconnectDelay
         }
     }
@@ -66,18 +68,19 @@ public final class PostgresOutboxStore: OutboxStore, Service, Sendable {
     let names: PostgresOutboxNames
     let configuration: Configuration
     let logger: Logger
-    private let partitionCountCache = Mutex<Int?>(nil)
+    private let partitionCountCache = OutboxPartitionCountCache(storeName: "PostgreSQL")
     /// Partitions the claims keep finding locked by enqueue transactions (see the claim).
     let starvation = OutboxPartitionStarvation()
     let notifications = OutboxSignal()
     let listening = Atomic<Bool>(false)
 
     /// Whether the notification listener is connected; while it is not, relays poll.
-    public var isListening: Bool { listening.load(ordering: .acquiring) }
+    public var isWakeUpConnected: Bool { listening.load(ordering: .acquiring) }
     /// A notification that arrives between two waits wakes the next one at once.
     let wakeUpCursor = OutboxSignalCursor()
 
-    /// Creates the store on a client the application runs (`PostgresClient` is a `Service`).
+    /// Creates the store on the client the application runs for its own transactions
+    /// (`PostgresClient` is a `Service`: run it in the same `ServiceGroup`, before the store).
     ///
     /// - Throws: ``OutboxError`` with code `.invalidConfiguration` for an invalid schema or prefix.
     public init(client: PostgresClient, configuration: Configuration = .init(), logger: Logger) throws {
@@ -89,7 +92,14 @@ public final class PostgresOutboxStore: OutboxStore, Service, Sendable {
 
     // MARK: - Enqueue
 
-    /// Adds messages to the outbox on the application's connection, inside its transaction.
+    /// Adds a message to the outbox on the application's connection, inside its transaction.
+    ///
+    /// See ``enqueue(_:in:)-([OutboxMessage],_)``.
+    public func enqueue(_ message: OutboxMessage, in connection: PostgresConnection) async throws {
+        try await enqueue([message], in: connection)
+    }
+
+    /// Adds messages to the outbox on the application's connection, inside its transaction, in order.
     ///
     /// Call it inside `withTransaction`: if the transaction rolls back, the messages were never
     /// there. The relay is notified at commit. Costs two round trips whatever the number of
@@ -99,12 +109,8 @@ public final class PostgresOutboxStore: OutboxStore, Service, Sendable {
     ///
     /// - Throws: ``OutboxError`` with code `.invalidMessage` for a message that breaks the limits;
     ///   `.schemaMismatch` when `migrate()` has not run.
-    public func enqueue(_ messages: [OutboxMessage], on connection: PostgresConnection, logger: Logger) async throws {
+    public func enqueue(_ messages: [OutboxMessage], in connection: PostgresConnection) async throws {
         guard !messages.isEmpty else { return }
-        let prepared = try messages.map { message -> OutboxMessage in
-            try message.validate(limits: configuration.messageLimits)
-            return message.capturingTraceContext()
-        }
         try await perform("enqueue") {
             // Outside a transaction block the insert would commit alone, not with the application's
             // data. postgres-nio does not tell whether the connection is in one, and no single
@@ -114,12 +120,14 @@ public final class PostgresOutboxStore: OutboxStore, Service, Sendable {
             // subtransaction, which would slow every transaction with many enqueues.
             try await connection.query("LOCK TABLE \(unescaped: names.leases) IN ACCESS SHARE MODE", logger: logger)
             let partitionCount = try await self.partitionCount(connection)
-            let partitions = prepared.map { OutboxPartitioning.partition(key: $0.key, id: $0.id, partitionCount: partitionCount) }
+            let prepared = try OutboxPreparedMessage.prepare(messages, limits: configuration.messageLimits, partitionCount: partitionCount)
+            let partitions = prepared.map(\.partition)
             let distinct = Array(Set(partitions)).sorted().map(Int32.init)
             var ids: [UUID] = [], topics: [String] = [], keys: [String] = [], hasKeys: [Bool] = []
             var types: [String] = [], hasTypes: [Bool] = [], payloads: [ByteBuffer] = [], headers: [ByteBuffer] = []
             var created: [Date] = []
-            for message in prepared {
+            for item in prepared {
+                let message = item.message
                 ids.append(message.id)
                 topics.append(message.topic)
                 keys.append(message.key ?? "")
@@ -127,7 +135,7 @@ public final class PostgresOutboxStore: OutboxStore, Service, Sendable {
                 types.append(message.type ?? "")
                 hasTypes.append(message.type != nil)
                 payloads.append(ByteBuffer(bytes: message.payload))
-                headers.append(ByteBuffer(bytes: OutboxHeaderCoding.encode(message.headers)))
+                headers.append(ByteBuffer(bytes: item.encodedHeaders))
                 created.append(message.createdAt)
             }
             let partitionValues = partitions.map(Int32.init)
@@ -154,25 +162,19 @@ public final class PostgresOutboxStore: OutboxStore, Service, Sendable {
     }
 
     func partitionCount(_ connection: PostgresConnection) async throws -> Int {
-        if let cached = partitionCountCache.withLock({ $0 }) { return cached }
-        let rows = try await connection.query("SELECT count(*)::int FROM \(unescaped: names.leases)", logger: logger)
-        var count = 0
-        for try await value in rows.decode(Int.self) { count = value }
-        guard count > 0 else {
-            throw OutboxError(code: .schemaMismatch, operation: "enqueue",
-                              message: "The PostgreSQL outbox has no partitions; run `outbox migrate` first.")
+        try await partitionCountCache.value {
+            let rows = try await connection.query("SELECT count(*)::int FROM \(unescaped: names.leases)", logger: logger)
+            var count = 0
+            for try await value in rows.decode(Int.self) { count = value }
+            return count
         }
-        partitionCountCache.withLock { $0 = count }
-        return count
     }
 
     /// Runs `body`, turning PostgreSQL errors into ``OutboxError``s that name what to fix and
     /// contain no bound values.
     func perform<T>(_ operation: String, _ body: () async throws -> T) async throws -> T {
-        do {
-            return try await body()
-        } catch {
-            throw PostgresErrors.map(error, operation: operation)
-        }
+        try await Self.errors.perform(operation, body)
     }
+
+    static let errors = OutboxStoreOperation(map: PostgresErrors.map)
 }

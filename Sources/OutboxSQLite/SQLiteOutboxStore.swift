@@ -22,6 +22,8 @@ import Synchronization
 public final class SQLiteOutboxStore: OutboxStore, Sendable {
     /// Settings of the SQLite store; every value has a default.
     public struct Configuration: Sendable {
+        /// Prefix of the table names (`<prefix>_messages`, …); validated as an identifier. Default `outbox`.
+        public var tablePrefix: String
         /// Virtual partitions created by the first migration (later changes have no effect). Default 32.
         public var partitionCount: Int
         /// How often a waiting relay checks for commits made by other processes. Default 10 ms.
@@ -33,11 +35,13 @@ public final class SQLiteOutboxStore: OutboxStore, Sendable {
 
         /// Creates a configuration.
         public init(
+            tablePrefix: String = "outbox",
             partitionCount: Int = 32,
             changeCheckInterval: Duration = .milliseconds(10),
             busyTimeout: Duration = .seconds(10),
             messageLimits: OutboxMessageLimits = .init()
         ) {
+            self.tablePrefix = tablePrefix
             self.partitionCount = partitionCount
             self.changeCheckInterval = changeCheckInterval
             self.busyTimeout = busyTimeout
@@ -48,8 +52,10 @@ public final class SQLiteOutboxStore: OutboxStore, Sendable {
     /// The database the outbox lives in; use it for your own transactions.
     public let writer: any DatabaseWriter
     let configuration: Configuration
+    /// The statements, with this store's table names.
+    let statements: SQLiteStatements
     let path: String
-    private let partitionCountCache = Mutex<Int?>(nil)
+    private let partitionCountCache = OutboxPartitionCountCache(storeName: "SQLite")
     private let commits: OutboxSignal
     private let wakeUpCursor = OutboxSignalCursor()
     private let changeWatcher: SQLiteChangeWatcher?
@@ -70,14 +76,18 @@ public final class SQLiteOutboxStore: OutboxStore, Sendable {
         } catch {
             throw SQLiteErrors.map(error, operation: "open", path: path)
         }
-        self.init(writer: pool, configuration: configuration)
+        try self.init(writer: pool, configuration: configuration)
     }
 
-    /// Uses a database you opened yourself. Give it a busy timeout (`busyMode = .timeout(…)`) when
-    /// other processes write to the same file.
-    public init(writer: any DatabaseWriter, configuration: Configuration = .init()) {
+    /// Uses a database you opened yourself (the application's own `DatabasePool` or queue). Give
+    /// it a busy timeout (`busyMode = .timeout(…)`) when other processes write to the same file.
+    ///
+    /// - Throws: ``OutboxError`` with code `.invalidConfiguration` for an invalid table prefix.
+    public init(writer: any DatabaseWriter, configuration: Configuration = .init()) throws {
+        _ = try OutboxStoreSupport.requireIdentifier(configuration.tablePrefix, what: "table prefix", store: "SQLite")
         self.writer = writer
         self.configuration = configuration
+        self.statements = SQLiteStatements(prefix: configuration.tablePrefix)
         self.path = writer.path
         self.commits = SQLiteCommitSignals.signal(for: writer.path)
         self.changeWatcher = SQLiteChangeWatcher(writer: writer)
@@ -103,25 +113,18 @@ public final class SQLiteOutboxStore: OutboxStore, Sendable {
                               message: "enqueue must run inside a transaction (writer.write { db in … }), or the message would not be atomic with your data.")
         }
         do {
-            let partitionCount = try self.partitionCount(db)
-            let statement = try db.cachedStatement(sql: """
-                INSERT INTO outbox_messages
-                    (id, topic, message_key, message_type, payload, headers, partition, created_at, available_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """)
-            var count = 0
-            for original in messages {
-                try original.validate(limits: configuration.messageLimits)
-                let message = original.capturingTraceContext()
-                let created = SQLiteTime.microseconds(message.createdAt)
+            let partitionCount = try partitionCountCache.value { try Int.fetchOne(db, sql: self.statements.named("SELECT count(*) FROM outbox_leases")) ?? 0 }
+            let prepared = try OutboxPreparedMessage.prepare(messages, limits: configuration.messageLimits, partitionCount: partitionCount)
+            let statement = try db.cachedStatement(sql: self.statements.insert)
+            for item in prepared {
+                let message = item.message
                 try statement.execute(arguments: [
                     OutboxUUIDText.string(message.id), message.topic, message.key, message.type,
-                    Data(message.payload), Data(OutboxHeaderCoding.encode(message.headers)),
-                    OutboxPartitioning.partition(key: message.key, id: message.id, partitionCount: partitionCount),
-                    created, OutboxStoreSupport.dueAtOnceMicroseconds,
+                    Data(message.payload), Data(item.encodedHeaders), item.partition,
+                    SQLiteTime.microseconds(message.createdAt), OutboxStoreSupport.dueAtOnceMicroseconds,
                 ])
-                count += 1
             }
+            let count = prepared.count
             if count > 0 {
                 let commits = self.commits
                 db.afterNextTransaction { _ in commits.signal() }
@@ -143,51 +146,38 @@ public final class SQLiteOutboxStore: OutboxStore, Sendable {
         db.configuration.readonly || ((try? Bool.fetchOne(db, sql: "PRAGMA query_only")) ?? false) == true
     }
 
-    private func partitionCount(_ db: Database) throws -> Int {
-        if let cached = partitionCountCache.withLock({ $0 }) { return cached }
-        let count = try Int.fetchOne(db, sql: "SELECT count(*) FROM outbox_leases") ?? 0
-        guard count > 0 else {
-            throw OutboxError(code: .schemaMismatch, operation: "enqueue",
-                              message: "The outbox in \(path) has no partitions; run `outbox migrate` first.")
-        }
-        partitionCountCache.withLock { $0 = count }
-        return count
-    }
-
     // MARK: - OutboxStore
 
     public func migrate() async throws {
-        guard configuration.partitionCount > 0 && configuration.partitionCount <= 4096 else {
-            throw OutboxError(code: .invalidConfiguration, operation: "migrate", message: "The partition count must be between 1 and 4096.")
-        }
+        try OutboxStoreSupport.checkPartitionCount(configuration.partitionCount)
         try await perform("migrate") { [writer, configuration] in
-            try SQLiteSchema.migrator(partitionCount: configuration.partitionCount).migrate(writer)
+            try SQLiteSchema.migrator(prefix: configuration.tablePrefix, partitionCount: configuration.partitionCount).migrate(writer)
         }
     }
 
     public func heartbeat(_ request: OutboxHeartbeat) async throws -> OutboxLeaseGrant {
         try await write("heartbeat") { db in
-            let leases = try Row.fetchAll(db, sql: "SELECT partition, owner, expires_at FROM outbox_leases ORDER BY partition").map {
+            let leases = try Row.fetchAll(db, sql: self.statements.named("SELECT partition, owner, expires_at FROM outbox_leases ORDER BY partition")).map {
                 OutboxLeasePlanner.Lease(partition: $0["partition"], owner: $0["owner"], expiresAt: SQLiteTime.date($0["expires_at"]))
             }
-            let registrations = try Row.fetchAll(db, sql: "SELECT relay_id, expires_at, instance FROM outbox_relays").map {
+            let registrations = try Row.fetchAll(db, sql: self.statements.named("SELECT relay_id, expires_at, instance FROM outbox_relays")).map {
                 OutboxLeasePlanner.Registration(relayID: $0["relay_id"], expiresAt: SQLiteTime.date($0["expires_at"]), instanceID: $0["instance"])
             }
             let plan = OutboxLeasePlanner.plan(request, leases: leases, registrations: registrations)
-            let update = try db.cachedStatement(sql: "UPDATE outbox_leases SET owner = ?, expires_at = ? WHERE partition = ?")
+            let update = try db.cachedStatement(sql: self.statements.named("UPDATE outbox_leases SET owner = ?, expires_at = ? WHERE partition = ?"))
             for lease in plan.changedLeases {
                 try update.execute(arguments: [lease.owner, SQLiteTime.microseconds(lease.expiresAt), lease.partition])
             }
             if !plan.grant.relayIDInUse {
-                try db.execute(sql: """
+                try db.execute(sql: self.statements.named("""
                     INSERT INTO outbox_relays (relay_id, expires_at, in_flight, instance) VALUES (?, ?, ?, ?)
                     ON CONFLICT (relay_id) DO UPDATE SET expires_at = excluded.expires_at, in_flight = excluded.in_flight,
                                                          instance = excluded.instance
-                    """, arguments: [request.relayID, SQLiteTime.microseconds(plan.registration.expiresAt), request.inFlight,
+                    """), arguments: [request.relayID, SQLiteTime.microseconds(plan.registration.expiresAt), request.inFlight,
                                     plan.registration.instanceID])
             }
             for relay in plan.lapsedRelays {
-                try db.execute(sql: "DELETE FROM outbox_relays WHERE relay_id = ?", arguments: [relay])
+                try db.execute(sql: self.statements.named("DELETE FROM outbox_relays WHERE relay_id = ?"), arguments: [relay])
             }
             return plan.grant
         }
@@ -195,8 +185,8 @@ public final class SQLiteOutboxStore: OutboxStore, Sendable {
 
     public func resign(relayID: String) async throws {
         try await write("resign") { db in
-            try db.execute(sql: "UPDATE outbox_leases SET owner = NULL, expires_at = 0 WHERE owner = ?", arguments: [relayID])
-            try db.execute(sql: "DELETE FROM outbox_relays WHERE relay_id = ?", arguments: [relayID])
+            try db.execute(sql: self.statements.named("UPDATE outbox_leases SET owner = NULL, expires_at = 0 WHERE owner = ?"), arguments: [relayID])
+            try db.execute(sql: self.statements.named("DELETE FROM outbox_relays WHERE relay_id = ?"), arguments: [relayID])
         }
     }
 
@@ -207,7 +197,7 @@ public final class SQLiteOutboxStore: OutboxStore, Sendable {
         return try await read("claim") { db in
             // The scan walks pending rows in commit order through the partial index; the NOT EXISTS
             // probe only touches rows waiting for a retry (a second, small partial index).
-            let rows = try Row.fetchCursor(db, sql: Self.claimSQL,
+            let rows = try Row.fetchCursor(db, sql: self.statements.claim,
                                            arguments: ["now": SQLiteTime.microseconds(now), "partitions": list, "skipped": skipped, "limit": limit])
             var records: [OutboxRecord] = []
             records.reserveCapacity(limit)
@@ -225,26 +215,26 @@ public final class SQLiteOutboxStore: OutboxStore, Sendable {
     public func acknowledge(_ acknowledgement: OutboxAcknowledgement) async throws -> OutboxAcknowledgementResult {
         guard !acknowledgement.isEmpty else { return OutboxAcknowledgementResult(applied: 0, fenced: 0) }
         return try await write("acknowledge") { db in
-            let owned = try Set(Int.fetchAll(db, sql: Self.ownedPartitionsSQL,
+            let owned = try Set(Int.fetchAll(db, sql: self.statements.ownedPartitions,
                                              arguments: [acknowledgement.relayID]))
             var applied = 0
             var fenced = 0
             let now = SQLiteTime.microseconds(acknowledgement.now)
             let deliver = acknowledgement.retainDelivered
-                ? try db.cachedStatement(sql: Self.markDeliveredSQL)
-                : try db.cachedStatement(sql: Self.deleteDeliveredSQL)
+                ? try db.cachedStatement(sql: self.statements.markDelivered)
+                : try db.cachedStatement(sql: self.statements.deleteDelivered)
             for reference in acknowledgement.delivered {
                 guard owned.contains(reference.partition) else { fenced += 1; continue }
                 try deliver.execute(arguments: acknowledgement.retainDelivered ? [now, reference.sequence] : [reference.sequence])
                 applied += db.changesCount
             }
-            let retry = try db.cachedStatement(sql: Self.rescheduleSQL)
+            let retry = try db.cachedStatement(sql: self.statements.reschedule)
             for item in acknowledgement.retries {
                 guard owned.contains(item.partition) else { fenced += 1; continue }
                 try retry.execute(arguments: [SQLiteTime.microseconds(item.availableAt), item.error, item.sequence])
                 applied += db.changesCount
             }
-            let bury = try db.cachedStatement(sql: Self.deadLetterSQL)
+            let bury = try db.cachedStatement(sql: self.statements.deadLetter)
             for item in acknowledgement.deadLetters {
                 guard owned.contains(item.partition) else { fenced += 1; continue }
                 try bury.execute(arguments: [item.error, now, item.sequence])
@@ -255,60 +245,45 @@ public final class SQLiteOutboxStore: OutboxStore, Sendable {
     }
 
     public func waitForNewMessages(timeout: Duration) async {
-        guard let changeWatcher else {
-            await wakeUpCursor.wait(on: commits, timeout: timeout)
-            return
+        var waits: [@Sendable () async -> Void] = [{ await self.wakeUpCursor.wait(on: self.commits, timeout: timeout) }]
+        if let changeWatcher {
+            waits.append { await changeWatcher.waitForChange(checkEvery: self.configuration.changeCheckInterval, timeout: timeout) }
         }
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.wakeUpCursor.wait(on: self.commits, timeout: timeout) }
-            group.addTask {
-                await changeWatcher.waitForChange(checkEvery: self.configuration.changeCheckInterval, timeout: timeout)
-            }
-            await group.next()
-            group.cancelAll()
-        }
+        await OutboxWakeUp.first(of: waits)
     }
 
     public func removeDelivered(finishedBefore cutoff: Date, limit: Int) async throws -> Int {
         try await write("remove delivered") { db in
-            try db.execute(sql: Self.removeDeliveredSQL, arguments: [SQLiteTime.microseconds(cutoff), limit])
+            try db.execute(sql: self.statements.removeDelivered, arguments: [SQLiteTime.microseconds(cutoff), limit])
             return db.changesCount
         }
     }
 
     public func status(now: Date) async throws -> OutboxStatus {
         try await read("status") { db in
-            let counts = try Row.fetchOne(db, sql: """
+            let counts = try Row.fetchOne(db, sql: self.statements.named("""
                 SELECT count(*) FILTER (WHERE state = 0) AS pending,
                        count(*) FILTER (WHERE state = 0 AND attempts > 0) AS retrying,
                        count(*) FILTER (WHERE state = 1) AS dead,
                        count(*) FILTER (WHERE state = 2) AS delivered,
                        min(created_at) FILTER (WHERE state = 0) AS oldest
                 FROM outbox_messages
-                """)!
-            let partitionCount = try Int.fetchOne(db, sql: "SELECT count(*) FROM outbox_leases") ?? 0
-            let microseconds = SQLiteTime.microseconds(now)
-            var owners: [String: [Int]] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT partition, owner FROM outbox_leases WHERE owner IS NOT NULL ORDER BY partition") {
-                owners[row["owner"], default: []].append(row["partition"])
+                """))!
+            var parts = OutboxStatusParts()
+            (parts.pending, parts.retrying, parts.dead, parts.delivered) = (counts["pending"], counts["retrying"], counts["dead"], counts["delivered"])
+            parts.oldestPending = (counts["oldest"] as Int64?).map(SQLiteTime.date)
+            parts.owners = try Row.fetchAll(db, sql: self.statements.named("SELECT partition, owner FROM outbox_leases")).map { ($0["partition"], $0["owner"]) }
+            parts.relays = try Row.fetchAll(db, sql: self.statements.named("SELECT relay_id, expires_at, in_flight FROM outbox_relays WHERE expires_at > ?"),
+                                            arguments: [SQLiteTime.microseconds(now)]).map {
+                ($0["relay_id"], SQLiteTime.date($0["expires_at"]), $0["in_flight"])
             }
-            let relays = try Row.fetchAll(db, sql: "SELECT relay_id, expires_at, in_flight FROM outbox_relays WHERE expires_at > ? ORDER BY relay_id",
-                                          arguments: [microseconds]).map { row in
-                OutboxRelayInfo(relayID: row["relay_id"], partitions: owners[row["relay_id"]] ?? [],
-                                inFlight: row["in_flight"], expiresAt: SQLiteTime.date(row["expires_at"]))
-            }
-            let oldest: Int64? = counts["oldest"]
-            return OutboxStatus(
-                pending: counts["pending"], retrying: counts["retrying"], inFlight: relays.reduce(0) { $0 + $1.inFlight },
-                dead: counts["dead"], deliveredRetained: counts["delivered"],
-                oldestPendingAge: oldest.map { .microseconds(max(0, microseconds - $0)) },
-                partitionCount: partitionCount, relays: relays)
+            return parts.status(now: now)
         }
     }
 
     public func deadLetters(limit: Int, afterSequence: Int64?) async throws -> [OutboxDeadLetter] {
         try await read("list dead letters") { db in
-            try Row.fetchAll(db, sql: Self.deadLettersSQL, arguments: [afterSequence ?? 0, limit]).map {
+            try Row.fetchAll(db, sql: self.statements.deadLetters, arguments: [afterSequence ?? 0, limit]).map {
                 OutboxDeadLetter(record: try Self.record($0), failedAt: SQLiteTime.date($0["finished_at"] ?? 0))
             }
         }
@@ -317,10 +292,10 @@ public final class SQLiteOutboxStore: OutboxStore, Sendable {
     public func retryDeadLetters(sequences: [Int64], now: Date) async throws -> Int {
         let count = try await write("retry dead letters") { db in
             var count = 0
-            let statement = try db.cachedStatement(sql: """
+            let statement = try db.cachedStatement(sql: self.statements.named("""
                 UPDATE outbox_messages SET state = 0, attempts = 0, available_at = ?, finished_at = NULL
                 WHERE sequence = ? AND state = 1
-                """)
+                """))
             for sequence in sequences {
                 try statement.execute(arguments: [OutboxStoreSupport.dueAtOnceMicroseconds, sequence])
                 count += db.changesCount
@@ -334,7 +309,7 @@ public final class SQLiteOutboxStore: OutboxStore, Sendable {
     public func discardDeadLetters(sequences: [Int64]) async throws -> Int {
         try await write("discard dead letters") { db in
             var count = 0
-            let statement = try db.cachedStatement(sql: "DELETE FROM outbox_messages WHERE sequence = ? AND state = 1")
+            let statement = try db.cachedStatement(sql: self.statements.named("DELETE FROM outbox_messages WHERE sequence = ? AND state = 1"))
             for sequence in sequences {
                 try statement.execute(arguments: [sequence])
                 count += db.changesCount
@@ -344,62 +319,6 @@ public final class SQLiteOutboxStore: OutboxStore, Sendable {
     }
 
     // MARK: - Plumbing
-
-    /// The claim: pending, due rows of the given partitions in commit order, except the relay's
-    /// rows in flight and keys held back by a message waiting for its retry.
-    ///
-    /// The scan walks pending rows through the partial index `outbox_messages_pending`; the NOT
-    /// EXISTS probe only touches rows waiting for a retry, through `outbox_messages_retrying`. Cost
-    /// follows the batch size (and the number of rows waiting for a retry), not the backlog.
-    static let claimSQL = """
-                SELECT m.sequence, m.id, m.topic, m.message_key, m.message_type, m.payload, m.headers,
-                       m.partition, m.created_at, m.attempts, m.last_error
-                FROM outbox_messages AS m INDEXED BY outbox_messages_pending
-                WHERE m.state = 0 AND m.available_at <= :now
-                  AND m.partition IN (SELECT value FROM json_each(:partitions))
-                  AND m.sequence NOT IN (SELECT value FROM json_each(:skipped))
-                  AND NOT EXISTS (
-                      SELECT 1 FROM outbox_messages AS e INDEXED BY outbox_messages_retrying
-                      WHERE e.state = 0 AND e.attempts > 0 AND e.partition = m.partition
-                        AND e.message_key = m.message_key AND e.sequence < m.sequence AND e.available_at > :now)
-                ORDER BY m.sequence
-                LIMIT :limit
-        """
-
-    static let deleteDeliveredSQL = "DELETE FROM outbox_messages WHERE sequence = ? AND state = 0"
-    static let markDeliveredSQL = "UPDATE outbox_messages SET state = 2, finished_at = ? WHERE sequence = ? AND state = 0"
-    static let rescheduleSQL = """
-        UPDATE outbox_messages SET attempts = attempts + 1, available_at = ?, last_error = ?
-        WHERE sequence = ? AND state = 0
-        """
-    static let deadLetterSQL = """
-        UPDATE outbox_messages SET attempts = attempts + 1, state = 1, last_error = ?, finished_at = ?
-        WHERE sequence = ? AND state = 0
-        """
-    static let deadLettersSQL = """
-        SELECT sequence, id, topic, message_key, message_type, payload, headers, partition, created_at,
-               attempts, last_error, finished_at
-        FROM outbox_messages WHERE state = 1 AND sequence > ? ORDER BY sequence LIMIT ?
-        """
-    static let ownedPartitionsSQL = "SELECT partition FROM outbox_leases WHERE owner = ?"
-    static let removeDeliveredSQL = """
-        DELETE FROM outbox_messages WHERE sequence IN (
-            SELECT sequence FROM outbox_messages WHERE state = 2 AND finished_at < ? ORDER BY finished_at LIMIT ?)
-        """
-
-    /// The relay's hot queries with sample arguments, for plan checks in tests.
-    static var relayQueries: [(text: String, arguments: StatementArguments)] {
-        [
-            (claimSQL, ["now": 0, "partitions": "[0,1]", "skipped": "[1,2]", "limit": 10]),
-            (deleteDeliveredSQL, [1]),
-            (markDeliveredSQL, [1, 1]),
-            (rescheduleSQL, [1, "x", 1]),
-            (deadLetterSQL, ["x", 1, 1]),
-            (ownedPartitionsSQL, ["relay"]),
-            (removeDeliveredSQL, [1, 10]),
-            (deadLettersSQL, [0, 10]),
-        ]
-    }
 
     /// Reads a row leniently: SQLite keeps any type in any column, and GRDB stops the process when
     /// a column cannot be converted to the type asked for, so every column is read as a

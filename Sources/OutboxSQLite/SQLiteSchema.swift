@@ -1,20 +1,16 @@
 import GRDB
 
 /// The outbox tables, created by named, ordered migrations (never edit a shipped one; add the next).
+///
+/// The SQL is written with the default prefix `outbox` and renamed for another one
+/// (``SQLiteStatements/named(_:prefix:)``); the migrations are named `<prefix>.v1`, … so outboxes
+/// with different prefixes in one file migrate apart (the default names are the ones shipped).
 enum SQLiteSchema {
-    static let messages = "outbox_messages"
-
-    /// States of a message row.
-    enum State: Int {
-        case pending = 0
-        case dead = 1
-        case delivered = 2
-    }
-
-    static func migrator(partitionCount: Int) -> DatabaseMigrator {
+    static func migrator(prefix: String, partitionCount: Int) -> DatabaseMigrator {
+        @Sendable func named(_ text: String) -> String { SQLiteStatements.named(text, prefix: prefix) }
         var migrator = DatabaseMigrator()
-        migrator.registerMigration("outbox.v1") { db in
-            try db.execute(sql: """
+        migrator.registerMigration("\(prefix).v1") { db in
+            try db.execute(sql: named("""
                 CREATE TABLE outbox_messages (
                     sequence INTEGER PRIMARY KEY AUTOINCREMENT,
                     id TEXT NOT NULL UNIQUE,
@@ -50,14 +46,14 @@ enum SQLiteSchema {
                     expires_at INTEGER NOT NULL,
                     in_flight INTEGER NOT NULL DEFAULT 0
                 );
-                """)
+                """))
             for partition in 0..<partitionCount {
-                try db.execute(sql: "INSERT INTO outbox_leases (partition) VALUES (?)", arguments: [partition])
+                try db.execute(sql: named("INSERT INTO outbox_leases (partition) VALUES (?)"), arguments: [partition])
             }
         }
-        migrator.registerMigration("outbox.v2.relay-instance") { db in
+        migrator.registerMigration("\(prefix).v2.relay-instance") { db in
             // Which run of a relay holds its registration: two relays with one id never share leases.
-            try db.execute(sql: "ALTER TABLE outbox_relays ADD COLUMN instance TEXT NOT NULL DEFAULT ''")
+            try db.execute(sql: named("ALTER TABLE outbox_relays ADD COLUMN instance TEXT NOT NULL DEFAULT ''"))
         }
         return migrator
     }

@@ -38,11 +38,11 @@ extension OutboxStoreConformance {
         let outage = OutageSwitch()
         let publisher = FaultInjectingPublisher(recorder: recorder, batchFault: { _ in outage.isDown ? .unavailable : nil })
         let running = relay(subject, publisher)
-        try await Task.sleep(for: .seconds(1))
+        // The relay must meet the outage, and keep meeting it, before the counts prove anything.
+        try await waitUntil("the relay meets the outage three times") { publisher.injectedOutages >= 3 }
         let during = try await subject.store.status(now: Date())
         try expect(recorder.deliveryCount == 0 && during.pending == 100, "nothing may be published or lost while the broker is down")
         try expect(during.retrying == 0 && during.dead == 0, "an unreachable broker must not use up attempts (retrying \(during.retrying), dead \(during.dead))")
-        try expect(publisher.injectedOutages > 0, "the relay must have met the outage")
         outage.isDown = false
         try await waitUntil("the backlog drains after the outage") { Set(recorder.deliveries.map(\.message.id)).count >= 100 }
         try await running.stop()

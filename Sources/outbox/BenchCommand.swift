@@ -1,10 +1,8 @@
 import ArgumentParser
 import Foundation
-import GRDB
 import Logging
 import Outbox
 import OutboxKafka
-import OutboxSQLite
 import ServiceLifecycle
 
 /// Throughput, latency and scaling of the relay, each against the raw limits measured in the same

@@ -53,7 +53,9 @@ struct ChaosWriterCommand: AsyncParsableCommand {
         // Poison is larger than Kafka's message.max.bytes on purpose, so it must pass enqueue.
         let location = try options.location()
         let open: @Sendable () async throws -> ApplicationWriter = {
-            try await ApplicationWriter.open(location, messageLimits: OutboxMessageLimits(maximumPayloadBytes: 2_000_000), logger: logger)
+            let opened = try await OpenedStore.open(
+                location, settings: StoreSettings(messageLimits: OutboxMessageLimits(maximumPayloadBytes: 2_000_000)), logger: logger)
+            return ApplicationWriter(started: opened.start())
         }
         let application = ReopeningWriter(try await open(), open: open)
         let stop = StopFlag()
@@ -108,6 +110,15 @@ struct ChaosWriterCommand: AsyncParsableCommand {
         }
         await application.current.writer.close()
     }
+}
+
+/// The application: enqueues in transactions of the store's own kind, through the store's
+/// clients, which run in the background.
+private struct ApplicationWriter: Sendable {
+    let started: StartedStore
+
+    func write(_ messages: [OutboxMessage]) async throws { try await started.opened.enqueue(messages) }
+    func close() async { await started.stop() }
 }
 
 /// The application's writer, replaced by a new one (a new client and pool) when a transaction hung.

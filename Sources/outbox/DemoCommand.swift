@@ -1,10 +1,8 @@
 import ArgumentParser
 import Foundation
-import GRDB
 import Logging
 import Outbox
 import OutboxKafka
-import OutboxSQLite
 import OutboxTesting
 import ServiceLifecycle
 
@@ -67,12 +65,12 @@ struct DemoCommand: AsyncParsableCommand {
 
         print("outbox demo: \(messages) orders from \(writers) writers for \(customers) customers, \(relays) relays, embedded SQLite → \(sink == .kafka ? "Kafka (in-process mock cluster)" : "JSON lines")")
         print("folder: \(workspace.folder.path)")
-        let store = try SQLiteOutboxStore(path: workspace.databasePath)
-        try await store.migrate()
-        try await store.writer.write { db in
-            try db.execute(sql: "CREATE TABLE IF NOT EXISTS orders (id TEXT PRIMARY KEY, customer TEXT NOT NULL, total_cents INTEGER NOT NULL)")
-        }
-        let existing = try await store.status(now: Date()).pending
+        // Opened as every command opens a store; the embedded default is a SQLite file.
+        let location = try StoreLocation(url: "sqlite://\(workspace.databasePath)")
+        let application = try await OpenedStore.open(location, settings: StoreSettings(creating: true), logger: logger)
+        try await application.store.migrate()
+        try await application.createBusinessTable()
+        let existing = try await application.store.status(now: Date()).pending
         guard existing == 0 else {
             throw OutboxError(code: .invalidConfiguration, operation: "demo",
                               message: "The demo store already has \(existing) pending messages; use an empty --folder.")
@@ -81,20 +79,24 @@ struct DemoCommand: AsyncParsableCommand {
         let destination = try DemoDestination(sink: sink, workspace: workspace, logger: logger)
         if let bootstrap = destination.kafkaBootstrap { print("kafka: \(bootstrap), topic \(DemoDestination.topic)") }
         let publisher = CountingPublisher(destination.publisher)
-        let relayServices = try (0..<relays).map { index in
-            OutboxRelay(
-                store: try SQLiteOutboxStore(path: workspace.databasePath),
+        // Each relay opens the store on its own, as relays in other processes would.
+        var relayServices: [any Service] = []
+        for index in 0..<relays {
+            let opened = try await OpenedStore.open(location, settings: StoreSettings(wakeUps: true), logger: logger)
+            relayServices += opened.services
+            relayServices.append(OutboxRelay(
+                store: opened.store,
                 publisher: publisher,
                 configuration: OutboxRelayConfiguration(relayID: "demo-relay-\(index + 1)", leaseDuration: .seconds(5),
                                                         heartbeatInterval: .seconds(1)),
-                logger: logger)
+                logger: logger))
         }
         // The publisher comes first: services stop in reverse order, so the relays finish before it flushes.
         let group = ServiceGroup(services: destination.services + relayServices, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         let started = ContinuousClock.now
         let relaying = Task { try await group.run() }
 
-        let writer = DemoWriter(store: store, messages: messages, writers: writers, customers: customers)
+        let writer = DemoWriter(store: application, messages: messages, writers: writers, customers: customers)
         let progress = Task { await showProgress(writer: writer, publisher: publisher) }
         let written: DemoWriter.Written
         do {

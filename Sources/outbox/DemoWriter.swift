@@ -1,7 +1,5 @@
 import Foundation
-import GRDB
 import Outbox
-import OutboxSQLite
 import Synchronization
 
 /// The demo's application: writers that place orders, each order row and its `OrderPlaced`
@@ -15,13 +13,13 @@ final class DemoWriter: Sendable {
         var payloads: [UUID: [UInt8]]
     }
 
-    private let store: SQLiteOutboxStore
+    private let store: OpenedStore
     private let messages: Int
     private let writers: Int
     private let customers: Int
     private let count = Atomic<Int>(0)
 
-    init(store: SQLiteOutboxStore, messages: Int, writers: Int, customers: Int) {
+    init(store: OpenedStore, messages: Int, writers: Int, customers: Int) {
         self.store = store
         self.messages = messages
         self.writers = writers
@@ -61,11 +59,8 @@ final class DemoWriter: Sendable {
             let payload = Array(#"{"order":"\#(orderID)","customer":"\#(customerID)","seq":\#(sequence),"total_cents":\#(total)}"#.utf8)
             let message = OutboxMessage(topic: "orders", key: customerID, type: "OrderPlaced", payload: payload,
                                         headers: [OutboxHeader("content-type", "application/json")])
-            try await store.writer.write { [store] db in
-                try db.execute(sql: "INSERT INTO orders (id, customer, total_cents) VALUES (?, ?, ?)",
-                               arguments: [orderID, customerID, total])
-                try store.enqueue(message, in: db)
-            }
+            // The order row (its JSON as the note) and its message, in one transaction.
+            try await store.write([message], [String(decoding: payload, as: UTF8.self)])
             written.idsByCustomer[customerID, default: []].append(message.id)
             written.payloads[message.id] = payload
             count.add(1, ordering: .relaxed)

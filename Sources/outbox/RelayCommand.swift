@@ -81,7 +81,7 @@ struct RelayCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = try options.makeLogger()
         let location = try options.location()
-        let opened = try await location.open(logger: logger)
+        let opened = try await OpenedStore.open(location, settings: StoreSettings(wakeUps: true), logger: logger)
         let store = opened.store
         // Fail now, in one sentence, rather than log heartbeat errors forever.
         try await location.withStore(logger: logger) { _ = try await $0.status(now: Date()) }

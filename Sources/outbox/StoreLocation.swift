@@ -4,9 +4,6 @@ import Outbox
 import OutboxMongo
 import OutboxMySQL
 import OutboxPostgres
-import OutboxSQLite
-import PostgresNIO
-import ServiceLifecycle
 
 /// Where the outbox lives, parsed from a store URL (`--store` or `OUTBOX_STORE_URL`).
 ///
@@ -80,66 +77,14 @@ struct StoreLocation: CustomStringConvertible {
         }
     }
 
-    /// A store and the services it needs running (a PostgreSQL client pool and listener).
-    struct Opened {
-        let store: any OutboxStore
-        let services: [any Service]
-    }
-
-    /// Opens the store, runs its services while `body` runs, and stops them afterwards.
+    /// Opens the store (see ``OpenedStore``), runs its connection services while `body` runs, and
+    /// stops them afterwards. Only `migrate` (and the demo, bench and chaos on their own folders)
+    /// may create a SQLite file: for every other command a missing file is a mistyped path.
     func withStore<T: Sendable>(
         partitionCount: Int = 32, creating: Bool = false, logger: Logger = Logger(label: "outbox"),
         _ body: @Sendable (any OutboxStore) async throws -> T
     ) async throws -> T {
-        let opened = try await open(partitionCount: partitionCount, creating: creating, logger: logger)
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            // One-shot commands need the connection pool, not the relay's notification listener.
-            for service in opened.services where !(service is PostgresOutboxStore || service is MongoOutboxStore) { group.addTask { try await service.run() } }
-            defer { group.cancelAll() }
-            return try await body(opened.store)
-        }
-    }
-
-    /// Opens the store (without migrating it). Only `migrate` may create it: for every other
-    /// command a missing file is a mistyped path, not a wish for an empty outbox.
-    func open(partitionCount: Int = 32, creating: Bool = false, logger: Logger) async throws -> Opened {
-        switch kind {
-        case .postgres(let url):
-            try await url.checkConnection(logger: logger)
-            var quiet = logger
-            quiet.logLevel = max(logger.logLevel, .warning)
-            let client = PostgresClient(configuration: url.clientConfiguration, backgroundLogger: quiet)
-            let store = try PostgresOutboxStore(
-                client: client,
-                configuration: .init(partitionCount: partitionCount, listenerConnection: try url.makeConnectionConfiguration()),
-                logger: logger)
-            return Opened(store: store, services: [client, store])
-        case .mysql(let configuration):
-            try await configuration.checkConnection()
-            let store = try MySQLOutboxStore(connection: configuration, configuration: .init(partitionCount: partitionCount), logger: logger)
-            return Opened(store: store, services: [store])
-        case .mongo(let configuration):
-            let client = try MongoClient(configuration: configuration)
-            try await checkMongo(client)
-            let store = try MongoOutboxStore(client: client, configuration: .init(partitionCount: partitionCount), logger: logger)
-            return Opened(store: store, services: [store])
-        case .sqlite(let path):
-            if !creating && !FileManager.default.fileExists(atPath: path) {
-                throw OutboxError(code: .invalidConfiguration, operation: "open store",
-                                  message: "There is no outbox at \(path); check the path, or create it with `outbox migrate --store \(self)`.")
-            }
-            return Opened(store: try SQLiteOutboxStore(path: path, configuration: .init(partitionCount: partitionCount)), services: [])
-        }
-    }
-}
-
-/// Connects once, so a wrong host or a standalone server fails now, in one sentence.
-func checkMongo(_ client: MongoClient) async throws {
-    do {
-        try await client.checkTransactionSupport()
-    } catch let error as MongoError {
-        throw OutboxError(code: .storeUnavailable, operation: "connect",
-                          message: "Cannot reach MongoDB at \(client.configuration); check the hosts and that the server is up.",
-                          isRetriable: true, underlying: error)
+        let opened = try await OpenedStore.open(self, settings: StoreSettings(partitionCount: partitionCount, creating: creating), logger: logger)
+        return try await opened.withServices { try await body($0.store) }
     }
 }

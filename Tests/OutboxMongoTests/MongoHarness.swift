@@ -43,7 +43,7 @@ final class MongoStoreUnderTest: OutboxStoreUnderTestWithOpenTransactions {
         let group = ServiceGroup(services: [mongo], logger: logger)
         self.group = group
         running = Task { try await group.run() }
-        try await waitUntil("the change stream is open", timeout: .seconds(30)) { self.mongo.isWatching }
+        try await waitUntil("the change stream is open", timeout: .seconds(30)) { self.mongo.isWakeUpConnected }
     }
 
     var store: any OutboxStore { mongo }

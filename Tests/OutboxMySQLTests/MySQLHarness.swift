@@ -32,10 +32,12 @@ final class MySQLStoreUnderTest: OutboxStoreUnderTestWithOpenTransactions {
          configuration: MySQLConfiguration? = nil, messageLimits: OutboxMessageLimits = OutboxStoreConformance.messageLimits) async throws {
         let configuration = try configuration ?? TestServer.requireConfiguration()
         logger = OutboxStoreConformance.defaultLogger
-        application = MySQLConnectionPool(configuration: configuration, maximumConnections: 8)
+        // One pool for the application and the store, as the store is meant to be used; its
+        // sessions keep the server's REPEATABLE READ, so the store's transactions set their own level.
+        application = MySQLConnectionPool(configuration: configuration, maximumConnections: 16)
         self.prefix = prefix
         mysql = try MySQLOutboxStore(
-            connection: configuration,
+            pool: application,
             configuration: .init(tablePrefix: prefix, partitionCount: partitionCount, messageLimits: messageLimits,
                                  maximumPollInterval: .milliseconds(500)),
             logger: logger)
@@ -48,7 +50,7 @@ final class MySQLStoreUnderTest: OutboxStoreUnderTestWithOpenTransactions {
     func enqueueCommitted(_ messages: [OutboxMessage]) async throws {
         try await application.withTransaction { connection in
             try await connection.query("INSERT INTO \(self.ordersTable) (note) VALUES (?)", ["order"])
-            try await self.mysql.enqueue(messages, on: connection)
+            try await self.mysql.enqueue(messages, in: connection)
         }
     }
 
@@ -58,7 +60,7 @@ final class MySQLStoreUnderTest: OutboxStoreUnderTestWithOpenTransactions {
     func enqueueHeldOpen(_ messages: [OutboxMessage], enqueued: @Sendable () -> Void, mayCommit: @Sendable () -> Bool) async throws {
         try await application.withTransaction { connection in
             try await connection.query("INSERT INTO \(self.ordersTable) (note) VALUES (?)", ["order"])
-            try await self.mysql.enqueue(messages, on: connection)
+            try await self.mysql.enqueue(messages, in: connection)
             enqueued()
             while !mayCommit() { try await Task.sleep(for: .milliseconds(10)) }
         }
@@ -69,7 +71,7 @@ final class MySQLStoreUnderTest: OutboxStoreUnderTestWithOpenTransactions {
         do {
             try await application.withTransaction { connection in
                 try await connection.query("INSERT INTO \(self.ordersTable) (note) VALUES (?)", ["order"])
-                try await self.mysql.enqueue(messages, on: connection)
+                try await self.mysql.enqueue(messages, in: connection)
                 throw Rollback()
             }
         } catch is Rollback {}
@@ -80,6 +82,5 @@ final class MySQLStoreUnderTest: OutboxStoreUnderTestWithOpenTransactions {
             _ = try? await application.query("DROP TABLE IF EXISTS `\(prefix)_\(table)`")
         }
         await application.close()
-        await mysql.close()
     }
 }

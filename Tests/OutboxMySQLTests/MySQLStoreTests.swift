@@ -35,10 +35,10 @@ struct MySQLStoreTests {
 
     /// A hostile table prefix is refused before any SQL is built.
     @Test func hostilePrefixIsRefused() throws {
-        let configuration = try TestServer.requireConfiguration()
+        let pool = MySQLConnectionPool(configuration: try TestServer.requireConfiguration())
         for prefix in ["x`; DROP TABLE t; --", "", "1abc", String(repeating: "a", count: 41), "a b"] {
             #expect(throws: OutboxError.self) {
-                _ = try MySQLOutboxStore(connection: configuration, configuration: .init(tablePrefix: prefix), logger: .init(label: "test"))
+                _ = try MySQLOutboxStore(pool: pool, configuration: .init(tablePrefix: prefix), logger: .init(label: "test"))
             }
         }
     }
@@ -62,7 +62,7 @@ struct MySQLStoreTests {
         try await subject.application.withTransaction { connection in
             try await connection.query("INSERT INTO \(subject.ordersTable) (note) VALUES (?)", ["kept"])
             do {
-                try await subject.mysql.enqueue([tooLarge], on: connection)
+                try await subject.mysql.enqueue([tooLarge], in: connection)
             } catch let error as OutboxError {
                 refusal = error
             }
@@ -80,9 +80,9 @@ struct MySQLStoreTests {
 
     /// A store limit wider than the schema's columns is refused at configuration time.
     @Test func limitsWiderThanColumnsAreRefused() throws {
-        let configuration = try TestServer.requireConfiguration()
+        let pool = MySQLConnectionPool(configuration: try TestServer.requireConfiguration())
         #expect(throws: OutboxError.self) {
-            _ = try MySQLOutboxStore(connection: configuration,
+            _ = try MySQLOutboxStore(pool: pool,
                                      configuration: .init(messageLimits: OutboxMessageLimits(maximumKeyBytes: 4096)), logger: .init(label: "test"))
         }
     }
@@ -114,9 +114,9 @@ struct MySQLStoreTests {
 
     /// Store operations on a database where `migrate` never ran say so in one sentence.
     @Test func missingSchemaIsNamed() async throws {
-        let configuration = try TestServer.requireConfiguration()
-        let store = try MySQLOutboxStore(connection: configuration, configuration: .init(tablePrefix: "never_migrated"), logger: .init(label: "test"))
-        defer { Task { await store.close() } }
+        let pool = MySQLConnectionPool(configuration: try TestServer.requireConfiguration())
+        let store = try MySQLOutboxStore(pool: pool, configuration: .init(tablePrefix: "never_migrated"), logger: .init(label: "test"))
+        defer { Task { await pool.close() } }
         do {
             _ = try await store.claim(partitions: [0], limit: 1, now: Date())
             Issue.record("claim on a missing schema succeeded")
@@ -133,7 +133,7 @@ struct MySQLStoreTests {
         defer { Task { try? await subject.close() } }
         let messages = (0..<600).map { OutboxMessage(topic: "t", key: "k\($0 % 7)", text: "\($0)") }
         let error = await #expect(throws: OutboxError.self) {
-            try await subject.application.withConnection { connection in try await subject.mysql.enqueue(messages, on: connection) }
+            try await subject.application.withConnection { connection in try await subject.mysql.enqueue(messages, in: connection) }
         }
         #expect(error?.description.contains("must run inside a transaction") == true, "\(String(describing: error))")
         let status = try await subject.store.status(now: Date())

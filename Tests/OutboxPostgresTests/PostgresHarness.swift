@@ -40,7 +40,7 @@ final class PostgresStoreUnderTest: OutboxStoreUnderTestWithOpenTransactions {
         postgres = try PostgresOutboxStore(
             client: client,
             configuration: .init(schema: schema, tablePrefix: tablePrefix, partitionCount: partitionCount,
-                                 messageLimits: OutboxStoreConformance.messageLimits, listenerConnection: try url.makeConnectionConfiguration(),
+                                 messageLimits: OutboxStoreConformance.messageLimits,
                                  listenerReconnectDelay: .milliseconds(200)),
             logger: logger)
         let group = ServiceGroup(services: [client, postgres], logger: logger)
@@ -49,7 +49,7 @@ final class PostgresStoreUnderTest: OutboxStoreUnderTestWithOpenTransactions {
         try await postgres.migrate()
         // Until the listener is connected a commit's notification would be missed and the relay
         // would find the message only at its next poll.
-        try await waitUntil("the outbox listener is connected", timeout: .seconds(30)) { self.postgres.isListening }
+        try await waitUntil("the outbox listener is connected", timeout: .seconds(30)) { self.postgres.isWakeUpConnected }
         try await client.query(PostgresQuery(unsafeSQL: "CREATE TABLE \(schema).orders (id UUID PRIMARY KEY, note TEXT NOT NULL)"), logger: logger)
     }
 
@@ -58,7 +58,7 @@ final class PostgresStoreUnderTest: OutboxStoreUnderTestWithOpenTransactions {
     func enqueueCommitted(_ messages: [OutboxMessage]) async throws {
         try await client.withTransaction(logger: logger) { connection in
             try await connection.query(PostgresQuery(unsafeSQL: "INSERT INTO \(self.schema).orders (id, note) VALUES (gen_random_uuid(), 'order')"), logger: logger)
-            try await self.postgres.enqueue(messages, on: connection, logger: logger)
+            try await self.postgres.enqueue(messages, in: connection)
         }
     }
 
@@ -68,7 +68,7 @@ final class PostgresStoreUnderTest: OutboxStoreUnderTestWithOpenTransactions {
     func enqueueHeldOpen(_ messages: [OutboxMessage], enqueued: @Sendable () -> Void, mayCommit: @Sendable () -> Bool) async throws {
         try await client.withTransaction(logger: logger) { connection in
             try await connection.query(PostgresQuery(unsafeSQL: "INSERT INTO \(self.schema).orders (id, note) VALUES (gen_random_uuid(), 'order')"), logger: logger)
-            try await self.postgres.enqueue(messages, on: connection, logger: logger)
+            try await self.postgres.enqueue(messages, in: connection)
             enqueued()
             while !mayCommit() { try await Task.sleep(for: .milliseconds(10)) }
         }
@@ -79,7 +79,7 @@ final class PostgresStoreUnderTest: OutboxStoreUnderTestWithOpenTransactions {
         do {
             try await client.withTransaction(logger: logger) { connection in
                 try await connection.query(PostgresQuery(unsafeSQL: "INSERT INTO \(self.schema).orders (id, note) VALUES (gen_random_uuid(), 'order')"), logger: logger)
-                try await self.postgres.enqueue(messages, on: connection, logger: logger)
+                try await self.postgres.enqueue(messages, in: connection)
                 throw Rollback()
             }
         } catch let error as PostgresTransactionError where error.closureError is Rollback {}

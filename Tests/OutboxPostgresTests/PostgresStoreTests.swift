@@ -148,7 +148,7 @@ struct PostgresStoreTests {
         defer { Task { try? await subject.close() } }
         let error = await #expect(throws: OutboxError.self) {
             try await subject.client.withConnection { connection in
-                try await subject.postgres.enqueue([OutboxMessage(topic: "t", text: "alone")], on: connection, logger: subject.logger)
+                try await subject.postgres.enqueue([OutboxMessage(topic: "t", text: "alone")], in: connection)
             }
         }
         #expect(error?.code == .invalidConfiguration)

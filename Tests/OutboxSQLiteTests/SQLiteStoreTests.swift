@@ -54,7 +54,7 @@ import Testing
         let (store, folder) = try await makeStore()
         defer { try? FileManager.default.removeItem(at: folder) }
         try await store.writer.write { db in try db.execute(sql: "CREATE TABLE orders (id INTEGER PRIMARY KEY)") }
-        let limited = SQLiteOutboxStore(writer: store.writer, configuration: .init(messageLimits: .init(maximumPayloadBytes: 1024)))
+        let limited = try SQLiteOutboxStore(writer: store.writer, configuration: .init(messageLimits: .init(maximumPayloadBytes: 1024)))
         let error = await #expect(throws: OutboxError.self) {
             try await limited.writer.write { db in
                 try db.execute(sql: "INSERT INTO orders DEFAULT VALUES")
@@ -69,17 +69,20 @@ import Testing
     @Test func migratingTwiceKeepsTheFirstPartitionCount() async throws {
         let (store, folder) = try await makeStore(partitions: 8)
         defer { try? FileManager.default.removeItem(at: folder) }
-        let again = SQLiteOutboxStore(writer: store.writer, configuration: .init(partitionCount: 64))
+        let again = try SQLiteOutboxStore(writer: store.writer, configuration: .init(partitionCount: 64))
         try await again.migrate()
         #expect(try await again.status(now: Date()).partitionCount == 8)
     }
 
-    /// The relay's queries walk indexes only: their cost depends on the batch, not on the backlog.
-    @Test func relayQueriesUseIndexesNotScans() async throws {
-        let (store, folder) = try await makeStore()
+    /// The relay's queries walk indexes only: their cost depends on the batch, not on the backlog;
+    /// with the default table names and with a prefix of the application's.
+    @Test(arguments: ["outbox", "shop"]) func relayQueriesUseIndexesNotScans(prefix: String) async throws {
+        let (defaultStore, folder) = try await makeStore()
         defer { try? FileManager.default.removeItem(at: folder) }
+        let store = try SQLiteOutboxStore(writer: defaultStore.writer, configuration: .init(tablePrefix: prefix))
+        try await store.migrate()
         let plans = try await store.writer.read { db in
-            try SQLiteOutboxStore.relayQueries.map { sql in
+            try store.statements.relayQueries.map { sql in
                 try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql.text, arguments: sql.arguments)
                     .map { $0["detail"] as String }.joined(separator: " | ")
             }
@@ -88,14 +91,38 @@ import Testing
             // "SCAN t USING INDEX i" is an ordered index walk that LIMIT stops early; a bare
             // "SCAN t" reads the whole table.
             let steps = plan.components(separatedBy: " | ")
-            // outbox_leases has one row per partition (at most 4,096), whatever the backlog.
+            // <prefix>_leases has one row per partition (at most 4,096), whatever the backlog.
             let scans = steps.filter {
-                $0.hasPrefix("SCAN ") && !$0.contains("USING") && !$0.contains("json_each") && !$0.contains("outbox_leases")
+                $0.hasPrefix("SCAN ") && !$0.contains("USING") && !$0.contains("json_each") && !$0.contains("\(prefix)_leases")
             }
             #expect(scans.isEmpty, "full scan in: \(plan)")
             #expect(!plan.contains("TEMP B-TREE"), "sort of the whole result in: \(plan)")
         }
-        #expect(plans[0].contains("outbox_messages_pending"), "claim walks the pending index: \(plans[0])")
-        #expect(plans[0].contains("outbox_messages_retrying"), "the key check probes the retrying index: \(plans[0])")
+        #expect(plans[0].contains("\(prefix)_messages_pending"), "claim walks the pending index: \(plans[0])")
+        #expect(plans[0].contains("\(prefix)_messages_retrying"), "the key check probes the retrying index: \(plans[0])")
+    }
+
+    /// Two outboxes with different table prefixes share one file without seeing each other's
+    /// messages, partitions or relays.
+    @Test func tablePrefixesKeepOutboxesApart() async throws {
+        let (shop, folder) = try await makeStore(partitions: 4)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let billing = try SQLiteOutboxStore(writer: shop.writer, configuration: .init(tablePrefix: "billing", partitionCount: 8))
+        try await billing.migrate()
+        try await shop.writer.write { db in
+            try shop.enqueue(OutboxMessage(topic: "orders", key: "a", text: "shop"), in: db)
+            try billing.enqueue([OutboxMessage(topic: "invoices", key: "a", text: "1"), OutboxMessage(topic: "invoices", key: "b", text: "2")], in: db)
+        }
+        let (shopStatus, billingStatus) = (try await shop.status(now: Date()), try await billing.status(now: Date()))
+        #expect(shopStatus.pending == 1 && shopStatus.partitionCount == 4)
+        #expect(billingStatus.pending == 2 && billingStatus.partitionCount == 8)
+        let tables = try await shop.writer.read { db in
+            try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'billing_%' ORDER BY name")
+        }
+        #expect(tables == ["billing_leases", "billing_messages", "billing_relays"])
+        let invalid = #expect(throws: OutboxError.self) {
+            try SQLiteOutboxStore(writer: shop.writer, configuration: .init(tablePrefix: "x; DROP TABLE outbox_messages"))
+        }
+        #expect(invalid?.code == .invalidConfiguration)
     }
 }

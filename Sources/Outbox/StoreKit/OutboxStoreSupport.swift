@@ -12,6 +12,31 @@ package enum OutboxStoreSupport {
             && name.unicodeScalars.allSatisfy { isLetter($0) || ("0"..."9").contains($0) || $0 == "_" }
     }
 
+    /// `name` when it is a valid identifier (see ``isValidIdentifier(_:)``).
+    ///
+    /// - Throws: ``OutboxError`` with code `.invalidConfiguration` naming `what` ("table prefix",
+    ///   "schema", …) and how to fix it.
+    package static func requireIdentifier(_ name: String, what: String, store: String) throws -> String {
+        guard isValidIdentifier(name) else {
+            throw OutboxError(code: .invalidConfiguration, operation: "configure \(store) store",
+                              message: "The \(what) '\(name)' is not a valid name; use letters, digits and underscores (at most 40, not starting with a digit).")
+        }
+        return name
+    }
+
+    /// The partition counts `migrate` accepts.
+    package static let partitionCounts = 1...4096
+
+    /// Refuses a partition count `migrate` cannot create.
+    ///
+    /// - Throws: ``OutboxError`` with code `.invalidConfiguration`.
+    package static func checkPartitionCount(_ count: Int) throws {
+        guard partitionCounts.contains(count) else {
+            throw OutboxError(code: .invalidConfiguration, operation: "migrate",
+                              message: "The partition count must be between \(partitionCounts.lowerBound) and \(partitionCounts.upperBound).")
+        }
+    }
+
     /// `available_at` of a message that may go at once: a new message, or a dead letter sent back.
     ///
     /// Only a failed attempt makes a message wait (its `available_at` is then in the future, and

@@ -1,0 +1,35 @@
+package import Foundation
+
+/// What a store reads for ``OutboxStore/status(now:)``, assembled into an ``OutboxStatus`` the
+/// same way by every store: counts by state, the lease table's owners, the live relays.
+package struct OutboxStatusParts: Sendable {
+    package var pending = 0
+    package var retrying = 0
+    package var dead = 0
+    package var delivered = 0
+    /// When the oldest pending message was created.
+    package var oldestPending: Date?
+    /// Every partition's owner (`nil`: free), one entry per partition.
+    package var owners: [(partition: Int, owner: String?)] = []
+    /// Relays whose registration has not lapsed.
+    package var relays: [(relayID: String, expiresAt: Date, inFlight: Int)] = []
+
+    package init() {}
+
+    /// The status as of `now`.
+    package func status(now: Date) -> OutboxStatus {
+        var partitionsByOwner: [String: [Int]] = [:]
+        for lease in owners.sorted(by: { $0.partition < $1.partition }) {
+            if let owner = lease.owner { partitionsByOwner[owner, default: []].append(lease.partition) }
+        }
+        let live = relays.sorted { $0.relayID < $1.relayID }.map {
+            OutboxRelayInfo(relayID: $0.relayID, partitions: partitionsByOwner[$0.relayID] ?? [], inFlight: $0.inFlight,
+                            expiresAt: $0.expiresAt)
+        }
+        return OutboxStatus(
+            pending: pending, retrying: retrying, inFlight: live.reduce(0) { $0 + $1.inFlight },
+            dead: dead, deliveredRetained: delivered,
+            oldestPendingAge: oldestPending.map { .microseconds(max(0, OutboxStoreSupport.microseconds(now) - OutboxStoreSupport.microseconds($0))) },
+            partitionCount: owners.count, relays: live)
+    }
+}

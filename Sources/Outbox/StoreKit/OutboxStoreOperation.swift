@@ -1,0 +1,27 @@
+/// Runs one store operation and turns whatever the driver threw into an ``OutboxError`` that
+/// names what to fix and holds no bound values: every store wraps every call this way.
+package struct OutboxStoreOperation: Sendable {
+    /// Turns a driver error of `operation` into the store's ``OutboxError``.
+    package let map: @Sendable (_ error: any Error, _ operation: String) -> any Error
+
+    package init(map: @escaping @Sendable (_ error: any Error, _ operation: String) -> any Error) {
+        self.map = map
+    }
+
+    package func perform<T>(_ operation: String, _ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch {
+            throw map(error, operation)
+        }
+    }
+
+    /// The synchronous form, for drivers that are (SQLite inside a transaction).
+    package func performNow<T>(_ operation: String, _ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch {
+            throw map(error, operation)
+        }
+    }
+}

@@ -1,0 +1,255 @@
+import Foundation
+import GRDB
+import Logging
+import Outbox
+import OutboxMongo
+import OutboxMySQL
+import OutboxPostgres
+import OutboxSQLite
+import PostgresNIO
+import ServiceLifecycle
+
+/// How a command wants its store opened.
+struct StoreSettings: Sendable {
+    /// Partitions a first `migrate` creates.
+    var partitionCount = 32
+    /// Whether a missing SQLite file may be created (only `migrate`, the demo, bench and chaos:
+    /// for every other command a missing file is a mistyped path).
+    var creating = false
+    /// A separate outbox beside the default one — PostgreSQL schema, table or collection prefix —
+    /// for runs that must not touch an existing outbox (bench). `nil`: the default names.
+    var namespace: String?
+    /// Size limits checked at enqueue.
+    var messageLimits = OutboxMessageLimits()
+    /// Whether relays of this process need the store's wake-up (PostgreSQL's listener, MongoDB's
+    /// change stream). One-shot commands and writers do not.
+    var wakeUps = false
+}
+
+/// A store opened from a URL, what must run beside it, and the application's side of it: one
+/// transaction of the store's own kind that writes business rows and enqueues messages.
+///
+/// Every command opens its store here; nothing else switches over the four stores.
+struct OpenedStore: Sendable {
+    /// The outbox store.
+    let store: any OutboxStore
+    /// The URL (password redacted), with the namespace when one was asked for.
+    let name: String
+    /// Clients the application and the store share (PostgreSQL's pool): run once, for as long as
+    /// the store is used.
+    let connections: [any Service]
+    /// The store itself as a service (its wake-up), when ``StoreSettings/wakeUps`` asked for it:
+    /// may run again after it stopped (bench scenarios each run it with their relays).
+    let wakeUps: [any Service]
+    /// Everything to run while the store is used, in start order.
+    var services: [any Service] { connections + wakeUps }
+    /// Creates the application's table `orders (id, note)` of this outbox's namespace, if missing.
+    let createBusinessTable: @Sendable () async throws -> Void
+    /// One application transaction: inserts a row into the business table for each note, enqueues
+    /// the messages, commits.
+    let write: @Sendable (_ messages: [OutboxMessage], _ businessRows: [String]) async throws -> Void
+    /// Drops the namespace's tables or collections, the business table included (bench cleanup);
+    /// does nothing on the default names, which may hold an application's outbox.
+    let dropNamespace: @Sendable () async -> Void
+    /// Queries the store's wake-up poller made so far (0 for stores that are notified).
+    let pollQueries: @Sendable () -> Int
+    /// Releases what was opened outside the services.
+    let close: @Sendable () async -> Void
+
+    /// Enqueues the messages in one application transaction.
+    func enqueue(_ messages: [OutboxMessage]) async throws { try await write(messages, []) }
+
+    /// Opens the store of `location`.
+    static func open(_ location: StoreLocation, settings: StoreSettings = .init(), logger: Logger) async throws -> OpenedStore {
+        switch location.kind {
+        case .sqlite(let path): try openSQLite(path: path, location: location, settings: settings)
+        case .postgres(let url): try await openPostgres(url, location: location, settings: settings, logger: logger)
+        case .mysql(let configuration): try await openMySQL(configuration, location: location, settings: settings, logger: logger)
+        case .mongo(let configuration): try await openMongo(configuration, location: location, settings: settings, logger: logger)
+        }
+    }
+
+    /// Runs the services while `body` runs, then stops them and closes the store.
+    func withServices<T: Sendable>(_ body: @Sendable (OpenedStore) async throws -> T) async throws -> T {
+        do {
+            let result = try await withThrowingTaskGroup(of: Void.self) { group in
+                for service in services { group.addTask { try await service.run() } }
+                defer { group.cancelAll() }
+                return try await body(self)
+            }
+            await close()
+            return result
+        } catch {
+            await close()
+            throw error
+        }
+    }
+
+    /// Starts the services in the background, for a store used beyond one call (a writer).
+    func start(_ services: [any Service]? = nil) -> StartedStore {
+        let services = services ?? self.services
+        let running = Task {
+            await withTaskGroup(of: Void.self) { group in
+                for service in services { group.addTask { try? await service.run() } }
+            }
+        }
+        return StartedStore(opened: self, running: running)
+    }
+
+    private static func named(_ location: StoreLocation, _ settings: StoreSettings, _ what: String) -> String {
+        settings.namespace.map { "\(location) (\(what) \($0))" } ?? location.description
+    }
+
+    private static func openSQLite(path: String, location: StoreLocation, settings: StoreSettings) throws -> OpenedStore {
+        if !settings.creating && !FileManager.default.fileExists(atPath: path) {
+            throw OutboxError(code: .invalidConfiguration, operation: "open store",
+                              message: "There is no outbox at \(path); check the path, or create it with `outbox migrate --store \(location)`.")
+        }
+        let prefix = settings.namespace ?? "outbox"
+        let configuration = SQLiteOutboxStore.Configuration(tablePrefix: prefix, partitionCount: settings.partitionCount,
+                                                            messageLimits: settings.messageLimits)
+        let sqlite = try SQLiteOutboxStore(path: path, configuration: configuration)
+        let orders = "\(prefix)_orders"
+        return OpenedStore(
+            store: sqlite, name: named(location, settings, "prefix"), connections: [], wakeUps: settings.wakeUps ? [sqlite] : [],
+            createBusinessTable: {
+                try await sqlite.writer.write { db in
+                    try db.execute(sql: "CREATE TABLE IF NOT EXISTS \"\(orders)\" (id INTEGER PRIMARY KEY, note TEXT NOT NULL)")
+                }
+            },
+            write: { messages, notes in
+                try await sqlite.writer.write { db in
+                    for note in notes { try db.execute(sql: "INSERT INTO \"\(orders)\" (note) VALUES (?)", arguments: [note]) }
+                    try sqlite.enqueue(messages, in: db)
+                }
+            },
+            dropNamespace: {
+                guard settings.namespace != nil else { return }
+                try? await sqlite.writer.write { db in
+                    for table in ["messages", "leases", "relays", "orders"] { try db.execute(sql: "DROP TABLE IF EXISTS \"\(prefix)_\(table)\"") }
+                    try db.execute(sql: "DELETE FROM grdb_migrations WHERE identifier LIKE ?", arguments: ["\(prefix).v%"])
+                }
+            },
+            pollQueries: { 0 }, close: {})
+    }
+
+    private static func openPostgres(_ url: PostgresConnectionURL, location: StoreLocation, settings: StoreSettings,
+                                     logger: Logger) async throws -> OpenedStore {
+        try await url.checkConnection(logger: logger)
+        var quiet = logger
+        quiet.logLevel = max(logger.logLevel, .warning)
+        let client = PostgresClient(configuration: url.clientConfiguration, backgroundLogger: quiet)
+        let schema = settings.namespace ?? "public"
+        let postgres = try PostgresOutboxStore(
+            client: client,
+            configuration: .init(schema: schema, partitionCount: settings.partitionCount, messageLimits: settings.messageLimits),
+            logger: logger)
+        let orders = "\"\(schema)\".\"outbox_orders\""
+        return OpenedStore(
+            store: postgres, name: named(location, settings, "schema"),
+            connections: [client], wakeUps: settings.wakeUps ? [postgres] : [],
+            createBusinessTable: {
+                try await client.query(PostgresQuery(unsafeSQL: "CREATE TABLE IF NOT EXISTS \(orders) (id BIGSERIAL PRIMARY KEY, note TEXT NOT NULL)"),
+                                       logger: logger)
+            },
+            write: { messages, notes in
+                try await client.withTransaction(logger: logger) { connection in
+                    for note in notes {
+                        var insert = PostgresQuery(unsafeSQL: "INSERT INTO \(orders) (note) VALUES ($1)")
+                        insert.binds.append(note)
+                        try await connection.query(insert, logger: logger)
+                    }
+                    try await postgres.enqueue(messages, in: connection)
+                }
+            },
+            dropNamespace: {
+                guard settings.namespace != nil else { return }
+                _ = try? await client.query(PostgresQuery(unsafeSQL: "DROP SCHEMA \"\(schema)\" CASCADE"), logger: logger)
+            },
+            pollQueries: { 0 }, close: {})
+    }
+
+    private static func openMySQL(_ connection: MySQLConfiguration, location: StoreLocation, settings: StoreSettings,
+                                  logger: Logger) async throws -> OpenedStore {
+        try await connection.checkConnection()
+        let prefix = settings.namespace ?? "outbox"
+        // The application's pool; the store shares it (its own statements run at READ COMMITTED).
+        let pool = MySQLConnectionPool(configuration: connection, maximumConnections: 8)
+        let mysql = try MySQLOutboxStore(
+            pool: pool, configuration: .init(tablePrefix: prefix, partitionCount: settings.partitionCount, messageLimits: settings.messageLimits),
+            logger: logger)
+        let orders = "`\(prefix)_orders`"
+        return OpenedStore(
+            store: mysql, name: named(location, settings, "prefix"), connections: [], wakeUps: settings.wakeUps ? [mysql] : [],
+            createBusinessTable: {
+                try await pool.query("CREATE TABLE IF NOT EXISTS \(orders) (id BIGINT AUTO_INCREMENT PRIMARY KEY, note VARBINARY(4096) NOT NULL) ENGINE=InnoDB")
+            },
+            write: { messages, notes in
+                try await pool.withTransaction { connection in
+                    for note in notes { try await connection.query("INSERT INTO \(orders) (note) VALUES (?)", [.text(note)]) }
+                    try await mysql.enqueue(messages, in: connection)
+                }
+            },
+            dropNamespace: {
+                guard settings.namespace != nil else { return }
+                for table in ["messages", "leases", "relays", "commit_guard", "migrations", "orders"] {
+                    _ = try? await pool.query("DROP TABLE IF EXISTS `\(prefix)_\(table)`")
+                }
+            },
+            pollQueries: { mysql.pollQueries },
+            close: { await pool.close() })
+    }
+
+    private static func openMongo(_ configuration: MongoConfiguration, location: StoreLocation, settings: StoreSettings,
+                                  logger: Logger) async throws -> OpenedStore {
+        let client = try MongoClient(configuration: configuration)
+        try await checkMongo(client)
+        let prefix = settings.namespace ?? "outbox"
+        let mongo = try MongoOutboxStore(
+            client: client,
+            configuration: .init(collectionPrefix: prefix, partitionCount: settings.partitionCount, messageLimits: settings.messageLimits,
+                                 usesChangeStream: settings.wakeUps),
+            logger: logger)
+        let orders = client.collection("\(prefix)_orders")
+        return OpenedStore(
+            store: mongo, name: named(location, settings, "prefix"), connections: [], wakeUps: settings.wakeUps ? [mongo] : [],
+            createBusinessTable: {},
+            write: { messages, notes in
+                try await client.withTransaction { session in
+                    for note in notes { try await orders.insertOne(["note": .string(note)], session: session) }
+                    try await mongo.enqueue(messages, in: session)
+                }
+            },
+            dropNamespace: {
+                guard settings.namespace != nil else { return }
+                for name in ["messages", "partitions", "leases", "relays", "meta", "orders"] {
+                    _ = try? await client.runCommand(["drop": .string("\(prefix)_\(name)")])
+                }
+            },
+            pollQueries: { mongo.pollQueries }, close: {})
+    }
+}
+
+/// A store whose services run in the background until ``stop()``.
+struct StartedStore: Sendable {
+    let opened: OpenedStore
+    let running: Task<Void, Never>
+
+    /// Cancels the services and closes the store.
+    func stop() async {
+        running.cancel()
+        await running.value
+        await opened.close()
+    }
+}
+
+/// Connects once, so a wrong host or a standalone server fails now, in one sentence.
+func checkMongo(_ client: MongoClient) async throws {
+    do {
+        try await client.checkTransactionSupport()
+    } catch let error as MongoError {
+        throw OutboxError(code: .storeUnavailable, operation: "connect",
+                          message: "Cannot reach MongoDB at \(client.configuration); check the hosts and that the server is up.",
+                          isRetriable: true, underlying: error)
+    }
+}
