@@ -10,18 +10,9 @@ public struct MongoError: Error, Sendable, CustomStringConvertible {
     /// The message.
     public var message: String
     /// The server's error labels, e.g. `TransientTransactionError`.
-    public var labels: [String]
+    public var labels: [String] = []
     /// What was being done.
     public var operation: String
-
-    /// Creates an error.
-    public init(domain: Int, code: Int, message: String, labels: [String] = [], operation: String) {
-        self.domain = domain
-        self.code = code
-        self.message = message
-        self.labels = labels
-        self.operation = operation
-    }
 
     public var description: String { "MongoDB error \(code) during \(operation): \(message)" }
 

@@ -52,8 +52,8 @@ extension MongoOutboxStore {
                 ["$set": ["state": 0, "attempts": 0, "availableAt": .int64(OutboxStoreSupport.dueAtOnceMicroseconds), "finishedAt": nil]]).matched
         }
         if count > 0 {
-            poller.noteActivity()
-            commits.signal()
+            wakeUp.noteActivity()
+            wakeUp.committed()
         }
         return count
     }

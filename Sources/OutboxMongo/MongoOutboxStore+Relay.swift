@@ -3,8 +3,7 @@ public import Outbox
 
 extension MongoOutboxStore {
     public func migrate() async throws {
-        try OutboxStoreSupport.checkPartitionCount(configuration.partitionCount)
-        try await perform("migrate") {
+        try await kit.errors.migrate(partitionCount: configuration.partitionCount) {
             try await client.checkTransactionSupport()
             // Indexes first: createIndexes also creates the collections, which transactions on
             // older servers cannot do.
@@ -113,7 +112,7 @@ extension MongoOutboxStore {
                 }
                 guard !candidates.isEmpty else { return [] }
                 // Messages are flowing (perhaps from another process): probe at full speed again.
-                poller.noteActivity()
+                wakeUp.noteActivity()
                 // Keys held back by an earlier message waiting for its retry.
                 let waiting = try await messages.find(
                     ["state": 0, "attempts": ["$gt": 0], "availableAt": ["$gt": nowValue], "partition": ["$in": partitionList]],

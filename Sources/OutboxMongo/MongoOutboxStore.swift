@@ -1,7 +1,7 @@
 import Foundation
 public import Logging
 public import Outbox
-public import ServiceLifecycle
+import ServiceLifecycle
 import Synchronization
 
 /// The MongoDB outbox store, over libmongoc.
@@ -28,41 +28,11 @@ import Synchronization
 /// `ServiceGroup`); relays in the same process also wake at commit. Without a change stream
 /// (a server that does not offer one, or the store not running as a service) relays poll the
 /// partition counters adaptively.
-public final class MongoOutboxStore: OutboxStore, Service, Sendable {
-    /// Settings of the MongoDB store; every value has a default.
-    public struct Configuration: Sendable {
-        /// Prefix of the collection names (`<prefix>_messages`, …); validated. Default `outbox`.
-        public var collectionPrefix: String
-        /// The database of the outbox collections; `nil` uses the URL's database.
-        public var database: String?
-        /// Virtual partitions created by the first migration (at most 4,096). Default 32.
-        public var partitionCount: Int
-        /// Size limits checked at enqueue. Payloads must also fit MongoDB's 16 MB document limit.
-        public var messageLimits: OutboxMessageLimits
-        /// Poll interval right after a change, when polling. Default 10 ms.
-        public var minimumPollInterval: Duration
-        /// Poll interval when idle, when polling. Default 10 s: an idle relay's own poll already
-        /// bounds the wait for the first commit, and a claim that finds messages speeds the probe up.
-        public var maximumPollInterval: Duration
-        /// Whether ``run()`` opens a change stream. Default `true`.
-        public var usesChangeStream: Bool
-
-        /// Creates a configuration.
-        public init(
-            collectionPrefix: String = "outbox", database: String? = nil, partitionCount: Int = 32,
-            messageLimits: OutboxMessageLimits = .init(),
-            minimumPollInterval: Duration = .milliseconds(10), maximumPollInterval: Duration = .seconds(10),
-            usesChangeStream: Bool = true
-        ) {
-            self.collectionPrefix = collectionPrefix
-            self.database = database
-            self.partitionCount = partitionCount
-            self.messageLimits = messageLimits
-            self.minimumPollInterval = minimumPollInterval
-            self.maximumPollInterval = maximumPollInterval
-            self.usesChangeStream = usesChangeStream
-        }
-    }
+public final class MongoOutboxStore: OutboxStore, OutboxKitStore, Sendable {
+    /// Settings of the MongoDB store; see ``OutboxStoreConfiguration``. It uses `schema` (the
+    /// database; default the client URL's), `tablePrefix` (of the collections), `partitionCount`,
+    /// `messageLimits`, `pushWakeUps` (the change stream) and the poll intervals.
+    public typealias Configuration = OutboxStoreConfiguration
 
     /// Bits of the sequence that hold the partition.
     static let partitionBits: Int64 = 12
@@ -70,38 +40,34 @@ public final class MongoOutboxStore: OutboxStore, Service, Sendable {
     static let counterEpoch: Int64 = 1_577_836_800_000_000
 
     let client: MongoClient
-    let configuration: Configuration
-    let logger: Logger
+    package let kit: OutboxStoreKit
     let messages: MongoCollection
     let partitions: MongoCollection
     let leases: MongoCollection
     let relays: MongoCollection
     let meta: MongoCollection
-    let commits = OutboxSignal()
-    let poller: OutboxChangePoller
+    let wakeUp: OutboxPolledWakeUp
     let watcher: MongoChangeWatcher
-    private let partitionCountCache = OutboxPartitionCountCache(storeName: "MongoDB")
 
     /// Creates the store on a client the application also uses for its transactions.
     ///
     /// - Throws: ``OutboxError`` with code `.invalidConfiguration` for an invalid prefix, database
     ///   or partition count.
     public init(client: MongoClient, configuration: Configuration = .init(), logger: Logger) throws {
-        let prefix = try OutboxStoreSupport.requireIdentifier(configuration.collectionPrefix, what: "collection prefix", store: "MongoDB")
-        let database = configuration.database ?? client.configuration.database
+        let prefix = try OutboxStoreSupport.requireIdentifier(configuration.tablePrefix, what: "collection prefix", store: "MongoDB")
+        let database = configuration.schema ?? client.configuration.database
         guard !database.isEmpty, database.utf8.count < 64, !database.contains(where: { "/\\. \"$".contains($0) }) else {
             throw OutboxError(code: .invalidConfiguration, operation: "configure MongoDB store",
                               message: "The MongoDB database name '\(database)' is not valid; use letters, digits, '_' and '-'.")
         }
         self.client = client
-        self.configuration = configuration
-        self.logger = logger
+        kit = OutboxStoreKit(store: "MongoDB", configuration: configuration, logger: logger, map: MongoStoreErrors.map)
         messages = client.collection("\(prefix)_messages", in: database)
         partitions = client.collection("\(prefix)_partitions", in: database)
         leases = client.collection("\(prefix)_leases", in: database)
         relays = client.collection("\(prefix)_relays", in: database)
         meta = client.collection("\(prefix)_meta", in: database)
-        poller = OutboxChangePoller(minimumInterval: configuration.minimumPollInterval, maximumInterval: configuration.maximumPollInterval)
+        wakeUp = OutboxPolledWakeUp(configuration)
         watcher = MongoChangeWatcher(client: client, database: database, collection: "\(prefix)_messages")
     }
 
@@ -110,13 +76,13 @@ public final class MongoOutboxStore: OutboxStore, Service, Sendable {
 
     /// Keeps the change stream open (reopening it after errors) until shutdown.
     public func run() async throws {
-        guard configuration.usesChangeStream else {
+        guard configuration.pushWakeUps else {
             try? await gracefulShutdown()
             return
         }
-        let commits = self.commits
+        let wakeUp = self.wakeUp
         await withGracefulShutdownHandler {
-            await watcher.run(onInsert: { commits.signal() }, logger: logger)
+            await watcher.run(onInsert: { wakeUp.committed() }, logger: logger)
         } onGracefulShutdown: {
             self.watcher.stop()
         }
@@ -183,16 +149,12 @@ public final class MongoOutboxStore: OutboxStore, Service, Sendable {
             }, session: session)
             try await self.messages.insertMany(documents, session: session)
         }
-        let commits = self.commits
-        let poller = self.poller
-        session.afterCommit {
-            poller.noteActivity()
-            commits.signal()
-        }
+        let wakeUp = self.wakeUp
+        session.afterCommit { wakeUp.committed() }
     }
 
     func partitionCount() async throws -> Int {
-        try await partitionCountCache.value {
+        try await kit.partitionCounts.value {
             Int(try await meta.find(["_id": "schema"], limit: 1).first?["partitions"]?.int64Value ?? 0)
         }
     }
@@ -200,30 +162,23 @@ public final class MongoOutboxStore: OutboxStore, Service, Sendable {
     // MARK: - Wake-up
 
     /// Queries the wake-up poller has made so far (it polls only while no notification path works).
-    public var pollQueries: Int { poller.probeCount }
+    public var pollQueries: Int { wakeUp.probeCount }
 
     public func waitForNewMessages(timeout: Duration) async {
-        var waits: [@Sendable () async -> Void] = [{ await self.poller.wakeUpCursor.wait(on: self.commits, timeout: timeout) }]
-        if !watcher.isWatching {
-            waits.append {
-                await self.poller.waitForChange(timeout: timeout) {
-                    let total = try? await self.partitions.aggregate([["$group": ["_id": nil, "total": ["$sum": "$next"]]]])
-                    return total?.first?["total"]?.int64Value
-                }
-            }
+        // The change stream signals commits of every process; the probe stands in while it is down.
+        let partitions = self.partitions
+        let probe: (@Sendable () async -> Int64?)? = watcher.isWatching ? nil : { @Sendable in
+            let total = try? await partitions.aggregate([["$group": ["_id": nil, "total": ["$sum": "$next"]]]])
+            return total?.first?["total"]?.int64Value
         }
-        await OutboxWakeUp.first(of: waits)
+        await wakeUp.wait(timeout: timeout, probe: probe)
     }
 
     // MARK: - Errors
 
     /// Runs `body`, turning driver errors into ``OutboxError``s that name what to fix.
     func perform<T>(_ operation: String, _ body: () async throws -> T) async throws -> T {
-        do {
-            return try await body()
-        } catch {
-            throw MongoStoreErrors.map(error, operation: operation)
-        }
+        try await kit.perform(operation, body)
     }
 
     /// Like ``perform(_:_:)``, but lets transient transaction errors through unchanged, so the

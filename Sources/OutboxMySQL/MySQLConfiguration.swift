@@ -3,7 +3,7 @@ import Outbox
 
 /// How to reach a MySQL or MariaDB server.
 ///
-/// Parse one from a URL with ``init(url:)``:
+/// Parse one from a URL with ``MySQLConnectionURL``:
 /// `mysql://user:password@host:3306/database?ssl-mode=REQUIRED&ssl-ca=/path/ca.pem`.
 /// The password is used only to connect: ``description`` never shows it.
 public struct MySQLConfiguration: Sendable, CustomStringConvertible {
@@ -69,50 +69,6 @@ public struct MySQLConfiguration: Sendable, CustomStringConvertible {
         self.tls = tls
         self.connectTimeout = connectTimeout
         self.socketTimeout = socketTimeout
-    }
-
-    /// Parses `mysql://user:password@host:port/database?ssl-mode=…&ssl-ca=…&ssl-cert=…&ssl-key=…`
-    /// (`mariadb://` works too).
-    ///
-    /// - Throws: ``OutboxError`` with code `.invalidConfiguration`, in one sentence that never
-    ///   repeats the password.
-    public init(url text: String) throws {
-        func invalid(_ message: String) -> OutboxError {
-            OutboxError(code: .invalidConfiguration, operation: "parse MySQL URL", message: message)
-        }
-        guard let components = URLComponents(string: text), let scheme = components.scheme?.lowercased(),
-              scheme == "mysql" || scheme == "mariadb"
-        else {
-            throw invalid("The MySQL URL is malformed; use mysql://user:password@host:3306/database.")
-        }
-        guard let host = components.host, !host.isEmpty else { throw invalid("The MySQL URL names no host; use mysql://user@host:3306/database.") }
-        guard let user = components.user, !user.isEmpty else { throw invalid("The MySQL URL names no user; use mysql://user@host:3306/database.") }
-        let database = String(components.path.drop { $0 == "/" })
-        guard !database.isEmpty, !database.contains("/") else {
-            throw invalid("The MySQL URL names no database; add it after the host, as in …@host:3306/database.")
-        }
-        if let port = components.port, !(1...65535).contains(port) {
-            throw invalid("The MySQL URL's port must be between 1 and 65535.")
-        }
-        var tls = TLS()
-        for item in components.queryItems ?? [] {
-            let value = item.value ?? ""
-            switch item.name.lowercased() {
-            case "ssl-mode", "sslmode":
-                guard let mode = TLSMode(rawValue: value.uppercased()) else {
-                    throw invalid("ssl-mode must be DISABLED, REQUIRED or VERIFY_IDENTITY.")
-                }
-                tls.mode = mode
-            case "ssl-ca": tls.certificateAuthorityFile = value
-            case "ssl-cert": tls.certificateFile = value
-            case "ssl-key": tls.keyFile = value
-            default:
-                throw invalid("The MySQL URL has an unknown option \"\(item.name)\"; use ssl-mode, ssl-ca, ssl-cert or ssl-key.")
-            }
-        }
-        // URLComponents' `user` and `password` are decoded already; decoding them again would turn
-        // a password with a literal "%41" (written %2541 in the URL) into "A".
-        self.init(host: host, port: components.port ?? 3306, username: user, password: components.password, database: database, tls: tls)
     }
 
     /// The URL without its password.

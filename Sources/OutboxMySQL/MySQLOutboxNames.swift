@@ -1,40 +1,23 @@
 import Foundation
 import Outbox
 
-/// The validated, quoted names of the outbox's tables in the connection's database.
-///
-/// Identifiers cannot be bound as parameters, so they are the one thing interpolated into SQL:
-/// the prefix is checked against `[A-Za-z_][A-Za-z0-9_]*` (at most 40 characters) and every table
-/// name is backquoted.
-struct MySQLOutboxNames: Sendable {
-    let messages: String
-    /// The messages table's name unquoted, as `information_schema` lists it.
-    let messagesTableName: String
-    let leases: String
-    let relays: String
-    /// The relays table's name unquoted, as `information_schema` lists it.
-    let relaysTableName: String
-    let migrations: String
-    /// One row per partition; enqueueing transactions hold them shared, claims take them exclusively.
-    let commitGuard: String
-    /// The `GET_LOCK` name that serialises migrations of this prefix.
-    let migrationLock: String
+/// The outbox's tables in the connection's database, backquoted (see ``OutboxTableNames``).
+typealias MySQLOutboxNames = OutboxTableNames
 
-    init(tablePrefix: String) throws {
-        guard OutboxStoreSupport.isValidIdentifier(tablePrefix) else {
-            throw OutboxError(code: .invalidConfiguration, operation: "configure MySQL store",
-                              message: "The table prefix '\(tablePrefix)' is not a valid name; use letters, digits and underscores (at most 40, not starting with a digit).")
-        }
-        func quoted(_ table: String) -> String { "`\(tablePrefix)_\(table)`" }
-        messages = quoted("messages")
-        messagesTableName = "\(tablePrefix)_messages"
-        leases = quoted("leases")
-        relays = quoted("relays")
-        relaysTableName = "\(tablePrefix)_relays"
-        migrations = quoted("migrations")
-        commitGuard = quoted("commit_guard")
-        migrationLock = "outbox.migrate.\(tablePrefix)"
+extension OutboxTableNames {
+    /// The names for `tablePrefix`, validated.
+    static func mysql(tablePrefix: String) throws -> OutboxTableNames {
+        try OutboxTableNames(store: "MySQL", prefix: tablePrefix) { "`\($0)`" }
     }
+
+    /// One row per partition; enqueueing transactions hold them shared, claims take them exclusively.
+    var commitGuard: String { table("commit_guard") }
+    /// The `GET_LOCK` name that serialises migrations of this prefix.
+    var migrationLock: String { "outbox.migrate.\(prefix)" }
+    /// The messages table's name unquoted, as `information_schema` lists it.
+    var messagesTableName: String { unquoted("messages") }
+    /// The relays table's name unquoted, as `information_schema` lists it.
+    var relaysTableName: String { unquoted("relays") }
 }
 
 /// Lists of values as `IN (?, ?, …)` placeholders.

@@ -54,8 +54,8 @@ extension MySQLOutboxStore {
             }
         }
         if count > 0 {
-            poller.noteActivity()
-            commits.signal()
+            wakeUp.noteActivity()
+            wakeUp.committed()
         }
         return count
     }

@@ -3,8 +3,7 @@ public import Outbox
 
 extension MySQLOutboxStore {
     public func migrate() async throws {
-        try OutboxStoreSupport.checkPartitionCount(configuration.partitionCount)
-        try await perform("migrate") {
+        try await kit.errors.migrate(partitionCount: configuration.partitionCount) {
             try await pool.withConnection { connection in
                 try await MySQLSchema.migrate(connection, names: names, partitionCount: configuration.partitionCount)
             }
@@ -63,7 +62,7 @@ extension MySQLOutboxStore {
     public func claim(partitions: [Int], limit: Int, maximumBytes: Int, now: Date, excluding: [Int64]) async throws -> [OutboxRecord] {
         guard !partitions.isEmpty, limit > 0 else { return [] }
         let wanted = partitions.sorted().map { MySQLValue.int($0) }
-        let starved = starvation.starved(among: partitions).map { MySQLValue.int($0) }
+        let starved = kit.starvation.starved(among: partitions).map { MySQLValue.int($0) }
         return try await perform("claim") {
             try await transaction { connection in
                 if !starved.isEmpty { try await waitForStarvedPartitions(starved, on: connection) }
@@ -73,7 +72,7 @@ extension MySQLOutboxStore {
                 let clear = try await connection.query(
                     "SELECT partition_no FROM \(names.commitGuard) WHERE partition_no IN \(MySQLValueList.placeholders(wanted.count)) FOR UPDATE SKIP LOCKED",
                     MySQLValueList.padded(wanted)).rows.compactMap { $0[0].int64 }.map { MySQLValue.integer($0) }
-                starvation.record(wanted: partitions, locked: Set(clear.compactMap { $0.int64.map(Int.init) }))
+                kit.starvation.record(wanted: partitions, locked: Set(clear.compactMap { $0.int64.map(Int.init) }))
                 guard !clear.isEmpty else { return [] }
                 let nowValue = MySQLValue.integer(MySQLTime.microseconds(now))
                 let skipped = Self.excludedInClaim(excluding).map { MySQLValue.integer($0) }
@@ -82,7 +81,7 @@ extension MySQLOutboxStore {
                     [nowValue] + MySQLValueList.padded(clear) + (skipped.isEmpty ? [] : MySQLValueList.padded(skipped))
                         + [nowValue, .int(limit), .integer(Int64(min(maximumBytes, Int(Int64.max))))]).rows
                 // Messages are flowing (perhaps from another process): probe at full speed again.
-                if !rows.isEmpty { poller.noteActivity() }
+                if !rows.isEmpty { wakeUp.noteActivity() }
                 return try rows.map(Self.record)
             }
         }

@@ -35,50 +35,21 @@ import Synchronization
 /// off to ``Configuration/maximumPollInterval`` when idle. A claim that finds messages counts as
 /// activity, so the first commit after a quiet spell (found by the relay's own poll, within its
 /// poll interval) brings the probe back to full speed.
-public final class MySQLOutboxStore: OutboxStore, Sendable {
-    /// Settings of the MySQL store; every value has a default.
-    public struct Configuration: Sendable {
-        /// Prefix of the table names (`<prefix>_messages`, …); validated as an identifier. Default `outbox`.
-        public var tablePrefix: String
-        /// Virtual partitions created by the first migration. Default 32.
-        public var partitionCount: Int
-        /// Size limits checked at enqueue. Topic, key and type may not exceed 1,024 bytes here.
-        public var messageLimits: OutboxMessageLimits
-        /// Poll interval right after a change was seen. Default 10 ms.
-        public var minimumPollInterval: Duration
-        /// Poll interval when nothing changes for a while. Default 10 s: an idle relay's own poll
-        /// (``OutboxRelayConfiguration/pollInterval``) already bounds the wait for the first commit.
-        public var maximumPollInterval: Duration
-
-        /// Creates a configuration.
-        public init(
-            tablePrefix: String = "outbox",
-            partitionCount: Int = 32,
-            messageLimits: OutboxMessageLimits = .init(),
-            minimumPollInterval: Duration = .milliseconds(10),
-            maximumPollInterval: Duration = .seconds(10)
-        ) {
-            self.tablePrefix = tablePrefix
-            self.partitionCount = partitionCount
-            self.messageLimits = messageLimits
-            self.minimumPollInterval = minimumPollInterval
-            self.maximumPollInterval = maximumPollInterval
-        }
-    }
+public final class MySQLOutboxStore: OutboxStore, OutboxKitStore, Sendable {
+    /// Settings of the MySQL store; see ``OutboxStoreConfiguration``. It uses `tablePrefix`,
+    /// `partitionCount`, `messageLimits` (topic, key and type of at most 1,024 bytes here) and the
+    /// poll intervals.
+    public typealias Configuration = OutboxStoreConfiguration
 
     /// The widest topic, key and type the schema's columns hold.
     static let maximumTextColumnBytes = 1024
 
     let pool: MySQLConnectionPool
     let names: MySQLOutboxNames
-    let configuration: Configuration
-    let logger: Logger
-    let commits = OutboxSignal()
-    let poller: OutboxChangePoller
+    package let kit: OutboxStoreKit
+    let wakeUp: OutboxPolledWakeUp
+    /// The highest sequence: an index end lookup, and it moves with every insert.
     let pollQuery: String
-    private let partitionCountCache = OutboxPartitionCountCache(storeName: "MySQL")
-    /// Partitions the claims keep finding held by enqueue transactions (see the claim).
-    let starvation = OutboxPartitionStarvation()
 
     /// Creates the store on the application's connection pool, which it shares (it opens none of
     /// its own; close the pool when the application stops).
@@ -86,19 +57,17 @@ public final class MySQLOutboxStore: OutboxStore, Sendable {
     /// - Throws: ``OutboxError`` with code `.invalidConfiguration` for an invalid prefix or limits
     ///   the columns cannot hold.
     public init(pool: MySQLConnectionPool, configuration: Configuration = .init(), logger: Logger) throws {
-        let names = try MySQLOutboxNames(tablePrefix: configuration.tablePrefix)
+        let names = try MySQLOutboxNames.mysql(tablePrefix: configuration.tablePrefix)
         let limits = configuration.messageLimits
         guard max(limits.maximumTopicBytes, limits.maximumKeyBytes, limits.maximumTypeBytes) <= Self.maximumTextColumnBytes else {
             throw OutboxError(code: .invalidConfiguration, operation: "configure MySQL store",
                               message: "The MySQL store holds topics, keys and types of at most \(Self.maximumTextColumnBytes) bytes; lower the message limits.")
         }
         self.names = names
-        self.configuration = configuration
-        self.logger = logger
+        kit = OutboxStoreKit(store: "MySQL", configuration: configuration, logger: logger, map: MySQLStoreErrors.map)
         self.pool = pool
-        // The highest sequence: an index end lookup, and it moves with every insert.
         pollQuery = "SELECT COALESCE(MAX(sequence), 0) FROM \(names.messages)"
-        poller = OutboxChangePoller(minimumInterval: configuration.minimumPollInterval, maximumInterval: configuration.maximumPollInterval)
+        wakeUp = OutboxPolledWakeUp(configuration)
     }
 
     /// Runs `body` in a store transaction on the shared pool, at READ COMMITTED.
@@ -170,9 +139,8 @@ public final class MySQLOutboxStore: OutboxStore, Sendable {
                     """, chunk.flatMap(\.values))
             }
         }
-        let commits = self.commits
-        let poller = self.poller
-        _ = connection.afterCommit { poller.noteActivity(); commits.signal() }
+        let wakeUp = self.wakeUp
+        _ = connection.afterCommit { wakeUp.committed() }
     }
 
     /// Splits rows into statements of 256, 64, 16, 4 or 1 rows (few distinct prepared
@@ -192,7 +160,7 @@ public final class MySQLOutboxStore: OutboxStore, Sendable {
     }
 
     func partitionCount(_ connection: MySQLConnection) async throws -> Int {
-        try await partitionCountCache.value {
+        try await kit.partitionCounts.value {
             Int(try await connection.query("SELECT COUNT(*) FROM \(names.leases)").rows.first?[0].int64 ?? 0)
         }
     }
@@ -200,22 +168,17 @@ public final class MySQLOutboxStore: OutboxStore, Sendable {
     // MARK: - Wake-up
 
     /// Queries the wake-up poller has made so far (it polls only while no notification path works).
-    public var pollQueries: Int { poller.probeCount }
+    public var pollQueries: Int { wakeUp.probeCount }
 
     public func waitForNewMessages(timeout: Duration) async {
-        await OutboxWakeUp.first(of: [
-            { await self.poller.wakeUpCursor.wait(on: self.commits, timeout: timeout) },
-            { await self.poller.waitForChange(timeout: timeout) { try? await self.pool.query(self.pollQuery).rows.first?[0].int64 } },
-        ])
+        await wakeUp.wait(timeout: timeout) { try? await self.pool.query(self.pollQuery).rows.first?[0].int64 }
     }
 
     /// Runs `body`, turning MySQL errors into ``OutboxError``s that name what to fix and contain
     /// no bound values.
     func perform<T>(_ operation: String, _ body: () async throws -> T) async throws -> T {
-        try await Self.errors.perform(operation, body)
+        try await kit.perform(operation, body)
     }
-
-    static let errors = OutboxStoreOperation(map: MySQLStoreErrors.map)
 }
 
 extension UUID {

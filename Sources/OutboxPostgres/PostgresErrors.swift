@@ -10,22 +10,19 @@ enum PostgresErrors {
             return map(transaction.closureError ?? transaction.beginError ?? transaction.commitError ?? transaction.rollbackError ?? error,
                        operation: operation)
         }
-        guard let psql = error as? PSQLError else {
-            return OutboxError(code: .storeUnavailable, operation: operation,
-                               message: "The PostgreSQL outbox failed during \(operation).", isRetriable: true,
-                               underlying: OutboxUnderlyingError(error))
-        }
+        return OutboxStoreErrorText.map(error, store: "PostgreSQL", operation: operation, as: PSQLError.self, describe: { psql in
+            "\(psql.code) \(psql.serverInfo?[.sqlState] ?? "") \(psql.serverInfo?[.message] ?? "")"
+        }, outboxError)
+    }
+
+    private static func outboxError(_ psql: PSQLError, _ text: OutboxStoreErrorText) -> OutboxError {
         let state = psql.serverInfo?[.sqlState] ?? ""
-        let serverMessage = psql.serverInfo?[.message] ?? ""
-        let underlying = OutboxUnderlyingError(text: "\(psql.code) \(state) \(serverMessage)")
+        let (operation, underlying) = (text.operation, text.underlying)
         switch state {
         case "42P01", "42703", "3F000", "42883":
-            return OutboxError(code: .schemaMismatch, operation: operation,
-                               message: "The PostgreSQL outbox tables are missing or from another version; run `outbox migrate` first.",
-                               underlying: underlying)
+            return text.schemaMissing
         case "28P01", "28000":
-            return OutboxError(code: .invalidConfiguration, operation: operation,
-                               message: "PostgreSQL refused the login; check the user name and password.", underlying: underlying)
+            return text.loginRefused
         case "3D000":
             return OutboxError(code: .invalidConfiguration, operation: operation,
                                message: "The PostgreSQL database does not exist; check the database name in the URL.", underlying: underlying)
@@ -40,12 +37,8 @@ enum PostgresErrors {
             break
         }
         if psql.code == .connectionError || psql.code == .serverClosedConnection || psql.code == .clientClosedConnection || state.hasPrefix("08") || state == "57P01" {
-            return OutboxError(code: .storeUnavailable, operation: operation,
-                               message: "The PostgreSQL server could not be reached during \(operation); check that it is up.",
-                               isRetriable: true, underlying: underlying)
+            return text.unreachable("check that it is up")
         }
-        return OutboxError(code: .storeUnavailable, operation: operation,
-                           message: "PostgreSQL failed during \(operation) (SQLSTATE \(state.isEmpty ? "none" : state)).",
-                           isRetriable: state.hasPrefix("40") || state.hasPrefix("53"), underlying: underlying)
+        return text.failed("SQLSTATE \(state.isEmpty ? "none" : state)", retriable: state.hasPrefix("40") || state.hasPrefix("53"))
     }
 }

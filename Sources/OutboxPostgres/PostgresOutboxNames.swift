@@ -1,15 +1,15 @@
 import Outbox
 
-/// The validated, quoted names of the outbox's tables in one schema.
+/// The validated, quoted names of the outbox's tables in one schema: the tables every store has
+/// (``OutboxTableNames``, read through as `names.messages`, …) and PostgreSQL's own objects.
 ///
 /// Identifiers cannot be bound as parameters, so they are the one thing interpolated into SQL:
 /// they are checked against `[A-Za-z_][A-Za-z0-9_]*` (at most 40 characters) and double-quoted.
+@dynamicMemberLookup
 struct PostgresOutboxNames: Sendable {
+    /// The quoted schema.
     let schema: String
-    let messages: String
-    let leases: String
-    let relays: String
-    let migrations: String
+    private let tables: OutboxTableNames
     /// The server-side claim function (schema version 2).
     let claimFunction: String
     /// The LISTEN/NOTIFY channel.
@@ -17,20 +17,13 @@ struct PostgresOutboxNames: Sendable {
     /// The first key of the advisory locks that guard commit order (the second is the partition).
     let lockSpace: Int32
 
+    subscript(dynamicMember name: KeyPath<OutboxTableNames, String>) -> String { tables[keyPath: name] }
+
     init(schema: String, tablePrefix: String) throws {
-        for (what, name) in [("schema", schema), ("table prefix", tablePrefix)] {
-            guard OutboxStoreSupport.isValidIdentifier(name) else {
-                throw OutboxError(code: .invalidConfiguration, operation: "configure PostgreSQL store",
-                                  message: "The \(what) '\(name)' is not a valid name; use letters, digits and underscores (at most 40, not starting with a digit).")
-            }
-        }
-        func quoted(_ table: String) -> String { "\"\(schema)\".\"\(tablePrefix)_\(table)\"" }
+        let schema = try OutboxStoreSupport.requireIdentifier(schema, what: "schema", store: "PostgreSQL")
+        tables = try OutboxTableNames(store: "PostgreSQL", prefix: tablePrefix) { "\"\(schema)\".\"\($0)\"" }
         self.schema = "\"\(schema)\""
-        messages = quoted("messages")
-        leases = quoted("leases")
-        relays = quoted("relays")
-        migrations = quoted("migrations")
-        claimFunction = quoted("claim")
+        claimFunction = tables.table("claim")
         channel = Self.channel(schema: schema, tablePrefix: tablePrefix)
         // Stable across processes: FNV-1a of the qualified name.
         var hash: UInt32 = 0x811c_9dc5

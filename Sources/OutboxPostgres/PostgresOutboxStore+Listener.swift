@@ -7,7 +7,7 @@ extension PostgresOutboxStore {
     /// Listens for the outbox's notifications on a connection of the client's pool until graceful
     /// shutdown, leasing a new one after the server restarts; meanwhile relays fall back to polling.
     public func run() async throws {
-        guard configuration.listensForNotifications else {
+        guard configuration.pushWakeUps else {
             try? await gracefulShutdown()
             return
         }
@@ -27,7 +27,7 @@ extension PostgresOutboxStore {
                     if Task.isCancelled { return }
                     self.logger.warning("Outbox listener lost its PostgreSQL connection; relays poll until it is back",
                                         metadata: ["outbox.error": "\(PostgresErrors.map(error, operation: "listen"))"])
-                    try? await Task.sleep(for: self.configuration.listenerReconnectDelay)
+                    try? await Task.sleep(for: self.configuration.reconnectDelay)
                 }
             }
         }

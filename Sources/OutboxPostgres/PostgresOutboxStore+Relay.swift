@@ -5,8 +5,7 @@ import PostgresNIO
 
 extension PostgresOutboxStore {
     public func migrate() async throws {
-        try OutboxStoreSupport.checkPartitionCount(configuration.partitionCount)
-        try await perform("migrate") {
+        try await kit.errors.migrate(partitionCount: configuration.partitionCount) {
             try await PostgresSchema.migrate(client, names: names, partitionCount: configuration.partitionCount, logger: logger)
         }
     }
@@ -106,7 +105,7 @@ extension PostgresOutboxStore {
     public func claim(partitions: [Int], limit: Int, maximumBytes: Int, now: Date, excluding: [Int64]) async throws -> [OutboxRecord] {
         guard !partitions.isEmpty, limit > 0 else { return [] }
         let wanted = partitions.map(Int32.init)
-        let starved = starvation.starved(among: partitions).map(Int32.init)
+        let starved = kit.starvation.starved(among: partitions).map(Int32.init)
         return try await perform("claim") {
             // One round trip: the function takes the partitions' exclusive try-locks (a partition
             // is readable only when no enqueueing transaction on it is open), then reads with a
@@ -119,7 +118,7 @@ extension PostgresOutboxStore {
             let all = try await Self.records(rows)
             // Marker rows name the partitions an enqueue transaction held.
             let heldByWriters = Set(all.lazy.filter { $0.sequence < 0 }.map(\.partition))
-            starvation.record(wanted: partitions, locked: Set(partitions).subtracting(heldByWriters))
+            kit.starvation.record(wanted: partitions, locked: Set(partitions).subtracting(heldByWriters))
             return all.filter { $0.sequence >= 0 }
         }
     }

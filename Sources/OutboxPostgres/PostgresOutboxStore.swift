@@ -2,7 +2,7 @@ import Foundation
 public import Logging
 public import Outbox
 public import PostgresNIO
-public import ServiceLifecycle
+import ServiceLifecycle
 import Synchronization
 
 /// The PostgreSQL outbox store, on postgres-nio.
@@ -29,48 +29,15 @@ import Synchronization
 /// Wake-up: `pg_notify` inside the enqueue transaction (delivered at commit) and a listening
 /// connection, leased from the client's pool for as long as ``PostgresOutboxStore/run()`` runs;
 /// add the store to your `ServiceGroup` after the client. Without it relays poll.
-public final class PostgresOutboxStore: OutboxStore, Service, Sendable {
-    /// Settings of the PostgreSQL store; every value has a default.
-    public struct Configuration: Sendable {
-        /// The schema of the outbox tables; validated as an identifier. Default `public`.
-        public var schema: String
-        /// Prefix of the table names (`<prefix>_messages`, …); validated as an identifier. Default `outbox`.
-        public var tablePrefix: String
-        /// Virtual partitions created by the first migration. Default 32.
-        public var partitionCount: Int
-        /// Size limits checked at enqueue.
-        public var messageLimits: OutboxMessageLimits
-        /// Whether ``PostgresOutboxStore/run()`` listens for the enqueue notifications on a
-        /// connection of the client's pool (which it then holds). `false`: relays poll. Default `true`.
-        public var listensForNotifications: Bool
-        /// Pause before the listener reconnects after losing its connection. Default 1 s.
-        public var listenerReconnectDelay: Duration
-
-        /// Creates a configuration.
-        public init(
-            schema: String = "public",
-            tablePrefix: String = "outbox",
-            partitionCount: Int = 32,
-            messageLimits: OutboxMessageLimits = .init(),
-            listensForNotifications: Bool = true,
-            listenerReconnectDelay: Duration = .seconds(1)
-        ) {
-            self.schema = schema
-            self.tablePrefix = tablePrefix
-            self.partitionCount = partitionCount
-            self.messageLimits = messageLimits
-            self.listensForNotifications = listensForNotifications
-            self.listenerReconnectDelay = listenerReconnectDelay
-        }
-    }
+public final class PostgresOutboxStore: OutboxStore, OutboxKitStore, Sendable {
+    /// Settings of the PostgreSQL store; see ``OutboxStoreConfiguration``. It uses `schema`
+    /// (default `public`), `tablePrefix`, `partitionCount`, `messageLimits`, `pushWakeUps` (LISTEN)
+    /// and `reconnectDelay`.
+    public typealias Configuration = OutboxStoreConfiguration
 
     let client: PostgresClient
     let names: PostgresOutboxNames
-    let configuration: Configuration
-    let logger: Logger
-    private let partitionCountCache = OutboxPartitionCountCache(storeName: "PostgreSQL")
-    /// Partitions the claims keep finding locked by enqueue transactions (see the claim).
-    let starvation = OutboxPartitionStarvation()
+    package let kit: OutboxStoreKit
     let notifications = OutboxSignal()
     let listening = Atomic<Bool>(false)
 
@@ -85,9 +52,8 @@ public final class PostgresOutboxStore: OutboxStore, Service, Sendable {
     /// - Throws: ``OutboxError`` with code `.invalidConfiguration` for an invalid schema or prefix.
     public init(client: PostgresClient, configuration: Configuration = .init(), logger: Logger) throws {
         self.client = client
-        self.configuration = configuration
-        self.names = try PostgresOutboxNames(schema: configuration.schema, tablePrefix: configuration.tablePrefix)
-        self.logger = logger
+        self.names = try PostgresOutboxNames(schema: configuration.schema ?? "public", tablePrefix: configuration.tablePrefix)
+        kit = OutboxStoreKit(store: "PostgreSQL", configuration: configuration, logger: logger, map: PostgresErrors.map)
     }
 
     // MARK: - Enqueue
@@ -162,7 +128,7 @@ public final class PostgresOutboxStore: OutboxStore, Service, Sendable {
     }
 
     func partitionCount(_ connection: PostgresConnection) async throws -> Int {
-        try await partitionCountCache.value {
+        try await kit.partitionCounts.value {
             let rows = try await connection.query("SELECT count(*)::int FROM \(unescaped: names.leases)", logger: logger)
             var count = 0
             for try await value in rows.decode(Int.self) { count = value }
@@ -173,8 +139,6 @@ public final class PostgresOutboxStore: OutboxStore, Service, Sendable {
     /// Runs `body`, turning PostgreSQL errors into ``OutboxError``s that name what to fix and
     /// contain no bound values.
     func perform<T>(_ operation: String, _ body: () async throws -> T) async throws -> T {
-        try await Self.errors.perform(operation, body)
+        try await kit.perform(operation, body)
     }
-
-    static let errors = OutboxStoreOperation(map: PostgresErrors.map)
 }

@@ -1,6 +1,7 @@
 public import Foundation
 public import GRDB
 public import Outbox
+import Logging
 import Synchronization
 
 /// The embedded outbox store, on SQLite through GRDB.
@@ -19,43 +20,18 @@ import Synchronization
 ///
 /// Relays in the same process are woken at commit; relays in other processes notice new commits
 /// through `PRAGMA data_version` within ``Configuration/changeCheckInterval``.
-public final class SQLiteOutboxStore: OutboxStore, Sendable {
-    /// Settings of the SQLite store; every value has a default.
-    public struct Configuration: Sendable {
-        /// Prefix of the table names (`<prefix>_messages`, …); validated as an identifier. Default `outbox`.
-        public var tablePrefix: String
-        /// Virtual partitions created by the first migration (later changes have no effect). Default 32.
-        public var partitionCount: Int
-        /// How often a waiting relay checks for commits made by other processes. Default 10 ms.
-        public var changeCheckInterval: Duration
-        /// How long a write waits for another connection's lock before failing. Default 10 s.
-        public var busyTimeout: Duration
-        /// Size limits checked at enqueue.
-        public var messageLimits: OutboxMessageLimits
-
-        /// Creates a configuration.
-        public init(
-            tablePrefix: String = "outbox",
-            partitionCount: Int = 32,
-            changeCheckInterval: Duration = .milliseconds(10),
-            busyTimeout: Duration = .seconds(10),
-            messageLimits: OutboxMessageLimits = .init()
-        ) {
-            self.tablePrefix = tablePrefix
-            self.partitionCount = partitionCount
-            self.changeCheckInterval = changeCheckInterval
-            self.busyTimeout = busyTimeout
-            self.messageLimits = messageLimits
-        }
-    }
+public final class SQLiteOutboxStore: OutboxStore, OutboxKitStore, Sendable {
+    /// Settings of the SQLite store; see ``OutboxStoreConfiguration``. It uses `tablePrefix`,
+    /// `partitionCount`, `messageLimits` and, as the interval of its `data_version` check for
+    /// commits of other processes, `minimumPollInterval`.
+    public typealias Configuration = OutboxStoreConfiguration
 
     /// The database the outbox lives in; use it for your own transactions.
     public let writer: any DatabaseWriter
-    let configuration: Configuration
+    package let kit: OutboxStoreKit
     /// The statements, with this store's table names.
     let statements: SQLiteStatements
     let path: String
-    private let partitionCountCache = OutboxPartitionCountCache(storeName: "SQLite")
     private let commits: OutboxSignal
     private let wakeUpCursor = OutboxSignalCursor()
     private let changeWatcher: SQLiteChangeWatcher?
@@ -63,12 +39,13 @@ public final class SQLiteOutboxStore: OutboxStore, Sendable {
     /// Opens (or creates) the SQLite file at `path` in WAL mode, ready for several processes.
     ///
     /// - Throws: ``OutboxError`` with code `.invalidConfiguration` when the file cannot be opened.
-    public convenience init(path: String, configuration: Configuration = .init()) throws {
+    /// - Parameter busyTimeout: how long a write waits for another connection's lock before failing.
+    public convenience init(path: String, configuration: Configuration = .init(), busyTimeout: Duration = .seconds(10)) throws {
         guard !path.isEmpty else {
             throw OutboxError(code: .invalidConfiguration, operation: "open", message: "The SQLite path is empty; give a file path such as outbox.sqlite.")
         }
         var grdb = GRDB.Configuration()
-        grdb.busyMode = .timeout(configuration.busyTimeout.timeInterval)
+        grdb.busyMode = .timeout(busyTimeout.timeInterval)
         grdb.label = "outbox"
         let pool: DatabasePool
         do {
@@ -86,9 +63,13 @@ public final class SQLiteOutboxStore: OutboxStore, Sendable {
     public init(writer: any DatabaseWriter, configuration: Configuration = .init()) throws {
         _ = try OutboxStoreSupport.requireIdentifier(configuration.tablePrefix, what: "table prefix", store: "SQLite")
         self.writer = writer
-        self.configuration = configuration
         self.statements = SQLiteStatements(prefix: configuration.tablePrefix)
         self.path = writer.path
+        let path = writer.path
+        // GRDB errors become ``OutboxError``s naming the file and what to fix.
+        kit = OutboxStoreKit(store: "SQLite", configuration: configuration, logger: Logger(label: "outbox.sqlite")) {
+            SQLiteErrors.map($0, operation: $1, path: path)
+        }
         self.commits = SQLiteCommitSignals.signal(for: writer.path)
         self.changeWatcher = SQLiteChangeWatcher(writer: writer)
     }
@@ -113,7 +94,7 @@ public final class SQLiteOutboxStore: OutboxStore, Sendable {
                               message: "enqueue must run inside a transaction (writer.write { db in … }), or the message would not be atomic with your data.")
         }
         do {
-            let partitionCount = try partitionCountCache.value { try Int.fetchOne(db, sql: self.statements.named("SELECT count(*) FROM outbox_leases")) ?? 0 }
+            let partitionCount = try kit.partitionCounts.value { try Int.fetchOne(db, sql: self.statements.named("SELECT count(*) FROM outbox_leases")) ?? 0 }
             let prepared = try OutboxPreparedMessage.prepare(messages, limits: configuration.messageLimits, partitionCount: partitionCount)
             let statement = try db.cachedStatement(sql: self.statements.insert)
             for item in prepared {
@@ -149,8 +130,7 @@ public final class SQLiteOutboxStore: OutboxStore, Sendable {
     // MARK: - OutboxStore
 
     public func migrate() async throws {
-        try OutboxStoreSupport.checkPartitionCount(configuration.partitionCount)
-        try await perform("migrate") { [writer, configuration] in
+        try await kit.errors.migrate(partitionCount: configuration.partitionCount) { [writer, configuration] in
             try SQLiteSchema.migrator(prefix: configuration.tablePrefix, partitionCount: configuration.partitionCount).migrate(writer)
         }
     }
@@ -247,7 +227,7 @@ public final class SQLiteOutboxStore: OutboxStore, Sendable {
     public func waitForNewMessages(timeout: Duration) async {
         var waits: [@Sendable () async -> Void] = [{ await self.wakeUpCursor.wait(on: self.commits, timeout: timeout) }]
         if let changeWatcher {
-            waits.append { await changeWatcher.waitForChange(checkEvery: self.configuration.changeCheckInterval, timeout: timeout) }
+            waits.append { await changeWatcher.waitForChange(checkEvery: self.configuration.minimumPollInterval, timeout: timeout) }
         }
         await OutboxWakeUp.first(of: waits)
     }
@@ -373,10 +353,6 @@ public final class SQLiteOutboxStore: OutboxStore, Sendable {
     }
 
     private func perform<T: Sendable>(_ operation: String, _ body: () async throws -> T) async throws -> T {
-        do {
-            return try await body()
-        } catch {
-            throw SQLiteErrors.map(error, operation: operation, path: path)
-        }
+        try await kit.perform(operation, body)
     }
 }

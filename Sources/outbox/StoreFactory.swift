@@ -24,6 +24,12 @@ struct StoreSettings: Sendable {
     /// Whether relays of this process need the store's wake-up (PostgreSQL's listener, MongoDB's
     /// change stream). One-shot commands and writers do not.
     var wakeUps = false
+
+    /// The store configuration these settings make: the same for every store.
+    func configuration(schema: String? = nil, tablePrefix: String = "outbox") -> OutboxStoreConfiguration {
+        OutboxStoreConfiguration(schema: schema, tablePrefix: tablePrefix, partitionCount: partitionCount,
+                                 messageLimits: messageLimits, pushWakeUps: wakeUps)
+    }
 }
 
 /// A store opened from a URL, what must run beside it, and the application's side of it: one
@@ -64,8 +70,8 @@ struct OpenedStore: Sendable {
         switch location.kind {
         case .sqlite(let path): try openSQLite(path: path, location: location, settings: settings)
         case .postgres(let url): try await openPostgres(url, location: location, settings: settings, logger: logger)
-        case .mysql(let configuration): try await openMySQL(configuration, location: location, settings: settings, logger: logger)
-        case .mongo(let configuration): try await openMongo(configuration, location: location, settings: settings, logger: logger)
+        case .mysql(let url): try await openMySQL(url, location: location, settings: settings, logger: logger)
+        case .mongo(let url): try await openMongo(url, location: location, settings: settings, logger: logger)
         }
     }
 
@@ -106,9 +112,7 @@ struct OpenedStore: Sendable {
                               message: "There is no outbox at \(path); check the path, or create it with `outbox migrate --store \(location)`.")
         }
         let prefix = settings.namespace ?? "outbox"
-        let configuration = SQLiteOutboxStore.Configuration(tablePrefix: prefix, partitionCount: settings.partitionCount,
-                                                            messageLimits: settings.messageLimits)
-        let sqlite = try SQLiteOutboxStore(path: path, configuration: configuration)
+        let sqlite = try SQLiteOutboxStore(path: path, configuration: settings.configuration(tablePrefix: prefix))
         let orders = "\(prefix)_orders"
         return OpenedStore(
             store: sqlite, name: named(location, settings, "prefix"), connections: [], wakeUps: settings.wakeUps ? [sqlite] : [],
@@ -135,15 +139,12 @@ struct OpenedStore: Sendable {
 
     private static func openPostgres(_ url: PostgresConnectionURL, location: StoreLocation, settings: StoreSettings,
                                      logger: Logger) async throws -> OpenedStore {
-        try await url.checkConnection(logger: logger)
+        try await url.checkConnection()
         var quiet = logger
         quiet.logLevel = max(logger.logLevel, .warning)
         let client = PostgresClient(configuration: url.clientConfiguration, backgroundLogger: quiet)
         let schema = settings.namespace ?? "public"
-        let postgres = try PostgresOutboxStore(
-            client: client,
-            configuration: .init(schema: schema, partitionCount: settings.partitionCount, messageLimits: settings.messageLimits),
-            logger: logger)
+        let postgres = try PostgresOutboxStore(client: client, configuration: settings.configuration(schema: schema), logger: logger)
         let orders = "\"\(schema)\".\"outbox_orders\""
         return OpenedStore(
             store: postgres, name: named(location, settings, "schema"),
@@ -169,15 +170,13 @@ struct OpenedStore: Sendable {
             pollQueries: { 0 }, close: {})
     }
 
-    private static func openMySQL(_ connection: MySQLConfiguration, location: StoreLocation, settings: StoreSettings,
+    private static func openMySQL(_ url: MySQLConnectionURL, location: StoreLocation, settings: StoreSettings,
                                   logger: Logger) async throws -> OpenedStore {
-        try await connection.checkConnection()
+        try await url.checkConnection()
         let prefix = settings.namespace ?? "outbox"
         // The application's pool; the store shares it (its own statements run at READ COMMITTED).
-        let pool = MySQLConnectionPool(configuration: connection, maximumConnections: 8)
-        let mysql = try MySQLOutboxStore(
-            pool: pool, configuration: .init(tablePrefix: prefix, partitionCount: settings.partitionCount, messageLimits: settings.messageLimits),
-            logger: logger)
+        let pool = MySQLConnectionPool(configuration: url.configuration, maximumConnections: 8)
+        let mysql = try MySQLOutboxStore(pool: pool, configuration: settings.configuration(tablePrefix: prefix), logger: logger)
         let orders = "`\(prefix)_orders`"
         return OpenedStore(
             store: mysql, name: named(location, settings, "prefix"), connections: [], wakeUps: settings.wakeUps ? [mysql] : [],
@@ -200,16 +199,12 @@ struct OpenedStore: Sendable {
             close: { await pool.close() })
     }
 
-    private static func openMongo(_ configuration: MongoConfiguration, location: StoreLocation, settings: StoreSettings,
+    private static func openMongo(_ url: MongoConnectionURL, location: StoreLocation, settings: StoreSettings,
                                   logger: Logger) async throws -> OpenedStore {
-        let client = try MongoClient(configuration: configuration)
-        try await checkMongo(client)
+        try await url.checkConnection()
+        let client = try MongoClient(configuration: url.configuration)
         let prefix = settings.namespace ?? "outbox"
-        let mongo = try MongoOutboxStore(
-            client: client,
-            configuration: .init(collectionPrefix: prefix, partitionCount: settings.partitionCount, messageLimits: settings.messageLimits,
-                                 usesChangeStream: settings.wakeUps),
-            logger: logger)
+        let mongo = try MongoOutboxStore(client: client, configuration: settings.configuration(tablePrefix: prefix), logger: logger)
         let orders = client.collection("\(prefix)_orders")
         return OpenedStore(
             store: mongo, name: named(location, settings, "prefix"), connections: [], wakeUps: settings.wakeUps ? [mongo] : [],
@@ -240,16 +235,5 @@ struct StartedStore: Sendable {
         running.cancel()
         await running.value
         await opened.close()
-    }
-}
-
-/// Connects once, so a wrong host or a standalone server fails now, in one sentence.
-func checkMongo(_ client: MongoClient) async throws {
-    do {
-        try await client.checkTransactionSupport()
-    } catch let error as MongoError {
-        throw OutboxError(code: .storeUnavailable, operation: "connect",
-                          message: "Cannot reach MongoDB at \(client.configuration); check the hosts and that the server is up.",
-                          isRetriable: true, underlying: error)
     }
 }

@@ -15,8 +15,8 @@ struct StoreLocation: CustomStringConvertible {
     enum Kind {
         case sqlite(path: String)
         case postgres(PostgresConnectionURL)
-        case mysql(MySQLConfiguration)
-        case mongo(MongoConfiguration)
+        case mysql(MySQLConnectionURL)
+        case mongo(MongoConnectionURL)
     }
 
     let kind: Kind
@@ -59,9 +59,9 @@ struct StoreLocation: CustomStringConvertible {
         case "postgres", "postgresql":
             kind = .postgres(try PostgresConnectionURL(trimmed))
         case "mysql", "mariadb":
-            kind = .mysql(try MySQLConfiguration(url: trimmed))
+            kind = .mysql(try MySQLConnectionURL(trimmed))
         case "mongodb", "mongodb+srv":
-            kind = .mongo(try MongoConfiguration(url: trimmed))
+            kind = .mongo(try MongoConnectionURL(trimmed))
         default:
             throw OutboxError(code: .invalidConfiguration, operation: "parse store URL",
                               message: "Unknown store scheme '\(scheme)'; use sqlite:///path/to/outbox.sqlite, postgres://user@host/database, mysql://user@host/database or mongodb://host/database.")
@@ -72,8 +72,8 @@ struct StoreLocation: CustomStringConvertible {
         switch kind {
         case .sqlite(let path): "sqlite://\(path)"
         case .postgres(let url): url.description
-        case .mysql(let configuration): configuration.description
-        case .mongo(let configuration): configuration.description
+        case .mysql(let url): url.description
+        case .mongo(let url): url.description
         }
     }
 

@@ -21,7 +21,7 @@ struct CommandLineTests {
         (["status", "--store", "mysql://u:pw@127.0.0.1:1/db"], "Cannot connect to MySQL at 127.0.0.1:1"),
         (["status", "--store", "mongodb://"], "The MongoDB URL names no host"),
         (["status", "--store", "mongodb://h/a.b"], "database name in the URL is not valid"),
-        (["status", "--store", "mongodb://127.0.0.1:1/db?serverSelectionTimeoutMS=300"], "Cannot reach MongoDB"),
+        (["status", "--store", "mongodb://127.0.0.1:1/db?serverSelectionTimeoutMS=300"], "Cannot connect to MongoDB at 127.0.0.1:1"),
         (["bench", "--scenarios", "drain,fly"], "Unknown scenario"),
         (["chaos", "--seconds", "1"], "--seconds"),
         (["migrate", "--partitions", "0"], "--partitions"),

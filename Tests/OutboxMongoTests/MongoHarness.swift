@@ -8,7 +8,7 @@ import ServiceLifecycle
 
 extension TestServer {
     /// The suites' server, parsed; fails naming the variable and the script when it is missing.
-    static func requireConfiguration() throws -> MongoConfiguration { try MongoConfiguration(url: TestServer.mongo.requireURL()) }
+    static func requireConfiguration() throws -> MongoConfiguration { try MongoConnectionURL(TestServer.mongo.requireURL()).configuration }
 }
 
 /// Each check gets its own collection prefix, a client and the store with its change stream.
@@ -36,7 +36,7 @@ final class MongoStoreUnderTest: OutboxStoreUnderTestWithOpenTransactions {
         logger = OutboxStoreConformance.defaultLogger
         client = try MongoClient(configuration: configuration)
         self.prefix = prefix
-        var storeConfiguration = MongoOutboxStore.Configuration(collectionPrefix: prefix, partitionCount: partitionCount, maximumPollInterval: .milliseconds(500))
+        var storeConfiguration = MongoOutboxStore.Configuration(tablePrefix: prefix, partitionCount: partitionCount, maximumPollInterval: .milliseconds(500))
         storeConfiguration.messageLimits = messageLimits ?? OutboxStoreConformance.messageLimits
         mongo = try MongoOutboxStore(client: client, configuration: storeConfiguration, logger: logger)
         try await mongo.migrate()

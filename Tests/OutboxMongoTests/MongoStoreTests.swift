@@ -47,16 +47,16 @@ struct MongoStoreTests {
     }
 
     @Test func urlsAreParsedWithoutLeakingThePassword() throws {
-        let configuration = try MongoConfiguration(url: "mongodb://app:s3cr3t@db1:27017,db2:27017/shop?replicaSet=rs0&tls=true")
+        let configuration = try MongoConnectionURL("mongodb://app:s3cr3t@db1:27017,db2:27017/shop?replicaSet=rs0&tls=true").configuration
         #expect(configuration.database == "shop")
         #expect(!configuration.description.contains("s3cr3t"))
         for bad in ["", "mongodb://", "mysql://u@h/db", "mongodb:///db", "mongodb://h/a.b"] {
-            #expect(throws: OutboxError.self, "\(bad)") { _ = try MongoConfiguration(url: bad) }
+            #expect(throws: OutboxError.self, "\(bad)") { _ = try MongoConnectionURL(bad).configuration }
         }
     }
 
     @Test func unreachableServerIsNamed() async throws {
-        let client = try MongoClient(configuration: MongoConfiguration(url: "mongodb://127.0.0.1:1/outbox?serverSelectionTimeoutMS=500"))
+        let client = try MongoClient(configuration: MongoConnectionURL("mongodb://127.0.0.1:1/outbox?serverSelectionTimeoutMS=500").configuration)
         let store = try MongoOutboxStore(client: client, logger: .init(label: "test"))
         do {
             try await store.migrate()
@@ -70,7 +70,7 @@ struct MongoStoreTests {
     @Test func hostilePrefixIsRefused() throws {
         let client = try MongoClient(configuration: try TestServer.requireConfiguration())
         for prefix in ["x.$cmd", "", "a b", "1abc", "{\"$gt\":1}"] {
-            #expect(throws: OutboxError.self) { _ = try MongoOutboxStore(client: client, configuration: .init(collectionPrefix: prefix), logger: .init(label: "test")) }
+            #expect(throws: OutboxError.self) { _ = try MongoOutboxStore(client: client, configuration: .init(tablePrefix: prefix), logger: .init(label: "test")) }
         }
     }
 

@@ -70,14 +70,14 @@ struct MySQLConnectionTests {
     }
 
     @Test func urlsAreParsedWithoutLeakingThePassword() throws {
-        let configuration = try MySQLConfiguration(url: "mysql://app:s%40cret@db.example:3307/shop?ssl-mode=verify_identity&ssl-ca=/etc/ca.pem")
+        let configuration = try MySQLConnectionURL("mysql://app:s%40cret@db.example:3307/shop?ssl-mode=verify_identity&ssl-ca=/etc/ca.pem").configuration
         #expect(configuration.host == "db.example" && configuration.port == 3307 && configuration.database == "shop")
         #expect(configuration.password == "s@cret")
         #expect(configuration.tls == .init(mode: .verifyIdentity, certificateAuthorityFile: "/etc/ca.pem"))
         #expect(!configuration.description.contains("cret"))
         for bad in ["", "mysql://", "postgres://a@b/c", "mysql://user@host", "mysql://host/db", "mysql://u@h/db?ssl-mode=sometimes",
                     "mysql://u@h/db?evil=1", "mysql://u:pw@h:99999/db"] {
-            #expect(throws: OutboxError.self, "\(bad)") { _ = try MySQLConfiguration(url: bad) }
+            #expect(throws: OutboxError.self, "\(bad)") { _ = try MySQLConnectionURL(bad).configuration }
         }
     }
 
@@ -91,7 +91,7 @@ struct MySQLConnectionTests {
         // The name is generated here (letters and digits): account names cannot be bound.
         try await admin.query("CREATE USER '\(user)'@'%' IDENTIFIED BY 'p%41ss@x'")
         try await admin.query("GRANT ALL ON `\(base.database)`.* TO '\(user)'@'%'")
-        let configuration = try MySQLConfiguration(url: "mysql://\(user):p%2541ss%40x@\(base.host):\(base.port)/\(base.database)")
+        let configuration = try MySQLConnectionURL("mysql://\(user):p%2541ss%40x@\(base.host):\(base.port)/\(base.database)").configuration
         #expect(configuration.password == "p%41ss@x")
         let pool = MySQLConnectionPool(configuration: configuration, maximumConnections: 1)
         let answer = try await pool.query("SELECT CURRENT_USER()").rows.first?[0].string

@@ -7,7 +7,7 @@ import OutboxTesting
 
 extension TestServer {
     /// The suites' server, parsed; fails naming the variable and the script when it is missing.
-    static func requireConfiguration() throws -> MySQLConfiguration { try MySQLConfiguration(url: TestServer.mariadb.requireURL()) }
+    static func requireConfiguration() throws -> MySQLConfiguration { try MySQLConnectionURL(TestServer.mariadb.requireURL()).configuration }
 }
 
 /// Each check gets its own table prefix in the test database, an application pool and the store.

@@ -12,7 +12,7 @@ struct MySQLRestartTests {
 
     @Test func relayAndApplicationSurviveAServerCrash() async throws {
         let url = try await ProjectScript.run("start-mariadb.sh", environment: ["OUTBOX_MYSQL_PORT": "\(Self.port)"])
-        let subject = try await MySQLStoreUnderTest(partitionCount: 8, configuration: try MySQLConfiguration(url: url))
+        let subject = try await MySQLStoreUnderTest(partitionCount: 8, configuration: try MySQLConnectionURL(url).configuration)
         defer { Task { try? await subject.close() } }
         let recorder = RecordingPublisher()
         let running = RunningRelay(OutboxRelay(store: subject.mysql, publisher: recorder,

@@ -41,7 +41,7 @@ final class PostgresStoreUnderTest: OutboxStoreUnderTestWithOpenTransactions {
             client: client,
             configuration: .init(schema: schema, tablePrefix: tablePrefix, partitionCount: partitionCount,
                                  messageLimits: OutboxStoreConformance.messageLimits,
-                                 listenerReconnectDelay: .milliseconds(200)),
+                                 reconnectDelay: .milliseconds(200)),
             logger: logger)
         let group = ServiceGroup(services: [client, postgres], logger: logger)
         self.group = group

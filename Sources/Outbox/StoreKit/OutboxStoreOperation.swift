@@ -25,3 +25,12 @@ package struct OutboxStoreOperation: Sendable {
         }
     }
 }
+
+extension OutboxStoreOperation {
+    /// The frame of every store's `migrate`: the partition count checked, then `body` run as the
+    /// "migrate" operation.
+    package func migrate(partitionCount: Int, _ body: () async throws -> Void) async throws {
+        try OutboxStoreSupport.checkPartitionCount(partitionCount)
+        try await perform("migrate", body)
+    }
+}
