@@ -52,3 +52,6 @@ fi
 # clusters, and on 2 cores running them all at once turns timing into noise. Each suite is
 # concurrent inside (several relays, writers and brokers at once).
 swift test --skip-build --disable-xctest --no-parallel "$@"
+
+# The README's examples, built and run as a new user would (a package of their own).
+scripts/run-examples.sh

@@ -87,7 +87,10 @@ public final class MongoClient: Sendable {
     ///
     /// - Throws: ``MongoError``; code 20 or 263 when the server cannot run transactions (a
     ///   standalone server: run it as a replica set, even a single-node one).
-    public func withTransaction<T: Sendable>(retryTimeout: Duration = .seconds(120), _ body: (MongoSession) async throws -> T) async throws -> T {
+    public func withTransaction<T: Sendable>(
+        retryTimeout: Duration = .seconds(120), callerIsolation: isolated (any Actor)? = #isolation,
+        _ body: (MongoSession) async throws -> T
+    ) async throws -> T {
         let deadline = ContinuousClock.now + retryTimeout
         var attempt = 0
         while true {

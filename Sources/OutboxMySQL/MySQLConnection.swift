@@ -76,9 +76,13 @@ public final class MySQLConnection: Sendable {
     /// Runs `body` in a transaction: commits when it returns, rolls back when it throws (and
     /// rethrows its error).
     ///
-    /// - Parameter isolation: the level for this transaction only; `nil` keeps the session's.
+    /// - Parameters:
+    ///   - isolation: the level for this transaction only; `nil` keeps the session's.
+    ///   - callerIsolation: the caller's actor, where `body` runs (leave the default), so a body
+    ///     that uses the caller's state needs no `Sendable` closure.
     public func withTransaction<T: Sendable>(
-        isolation: MySQLIsolationLevel? = nil, _ body: (MySQLConnection) async throws -> T
+        isolation: MySQLIsolationLevel? = nil, callerIsolation: isolated (any Actor)? = #isolation,
+        _ body: (MySQLConnection) async throws -> T
     ) async throws -> T {
         if let isolation {
             try await execute("SET TRANSACTION ISOLATION LEVEL \(isolation.rawValue)", operation: "begin")

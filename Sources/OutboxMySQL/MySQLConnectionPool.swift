@@ -41,7 +41,9 @@ public final class MySQLConnectionPool: Sendable {
     /// Runs `body` with a connection of its own, then returns the connection to the pool.
     ///
     /// - Throws: what `body` throws, or ``MySQLError`` when no connection can be opened.
-    public func withConnection<T: Sendable>(_ body: (MySQLConnection) async throws -> T) async throws -> T {
+    public func withConnection<T: Sendable>(
+        callerIsolation: isolated (any Actor)? = #isolation, _ body: (MySQLConnection) async throws -> T
+    ) async throws -> T {
         let connection = try await checkOut()
         do {
             let result = try await body(connection)
@@ -56,7 +58,8 @@ public final class MySQLConnectionPool: Sendable {
     /// Runs `body` in a transaction on a connection of its own: commits when it returns, rolls
     /// back when it throws.
     public func withTransaction<T: Sendable>(
-        isolation: MySQLIsolationLevel? = nil, _ body: (MySQLConnection) async throws -> T
+        isolation: MySQLIsolationLevel? = nil, callerIsolation: isolated (any Actor)? = #isolation,
+        _ body: (MySQLConnection) async throws -> T
     ) async throws -> T {
         try await withConnection { connection in
             try await connection.withTransaction(isolation: isolation, body)
