@@ -8,6 +8,9 @@ source "$(dirname "$0")/lib/common.sh"
 cd "$OUTBOX_ROOT"
 command -v curl >/dev/null 2>&1 || apt_install curl
 
+# The README quotes the examples; a quote that drifted from the code fails here.
+python3 scripts/lib/example_snippets.py check
+
 build_log=$(mktemp)
 swift build --package-path Examples 2>&1 | tee "$build_log" | grep -E "error|Compiling|Build complete" | tail -3 || true
 if grep -q "error:" "$build_log"; then cat "$build_log" >&2; exit 1; fi
