@@ -1,4 +1,5 @@
 public import Foundation
+import Outbox
 
 /// A BSON value: what a MongoDB document field holds.
 ///
@@ -106,4 +107,9 @@ public struct BSONDocument: Sendable, Hashable, ExpressibleByDictionaryLiteral {
 public struct BSONError: Error, Sendable, CustomStringConvertible {
     /// What is wrong.
     public var description: String
+}
+
+extension BSONValue {
+    /// A message's state as the documents store it.
+    static func state(_ state: OutboxRowState) -> BSONValue { .int64(Int64(state.rawValue)) }
 }

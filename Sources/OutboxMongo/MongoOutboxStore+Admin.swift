@@ -4,10 +4,10 @@ public import Outbox
 extension MongoOutboxStore {
     public func removeDelivered(finishedBefore cutoff: Date, limit: Int) async throws -> Int {
         try await perform("remove delivered") {
-            let old = try await messages.find(["state": 2, "finishedAt": ["$lt": .int64(MongoTime.microseconds(cutoff))]],
+            let old = try await messages.find(["state": .state(.delivered), "finishedAt": ["$lt": .int64(MongoTime.microseconds(cutoff))]],
                                               sort: ["state": 1, "finishedAt": 1], projection: ["_id": 1], limit: limit)
             guard !old.isEmpty else { return 0 }
-            return try await messages.deleteMany(["_id": ["$in": .array(old.compactMap { $0["_id"] })], "state": 2])
+            return try await messages.deleteMany(["_id": ["$in": .array(old.compactMap { $0["_id"] })], "state": .state(.delivered)])
         }
     }
 
@@ -16,16 +16,16 @@ extension MongoOutboxStore {
             let counts = try await messages.aggregate([
                 ["$group": [
                     "_id": nil,
-                    "pending": ["$sum": ["$cond": [["$eq": ["$state", 0]], 1, 0]]],
-                    "retrying": ["$sum": ["$cond": [["$and": [["$eq": ["$state", 0]], ["$gt": ["$attempts", 0]]]], 1, 0]]],
-                    "dead": ["$sum": ["$cond": [["$eq": ["$state", 1]], 1, 0]]],
-                    "delivered": ["$sum": ["$cond": [["$eq": ["$state", 2]], 1, 0]]],
+                    "pending": ["$sum": ["$cond": [["$eq": ["$state", .state(.pending)]], 1, 0]]],
+                    "retrying": ["$sum": ["$cond": [["$and": [["$eq": ["$state", .state(.pending)]], ["$gt": ["$attempts", 0]]]], 1, 0]]],
+                    "dead": ["$sum": ["$cond": [["$eq": ["$state", .state(.dead)]], 1, 0]]],
+                    "delivered": ["$sum": ["$cond": [["$eq": ["$state", .state(.delivered)]], 1, 0]]],
                 ]],
             ]).first ?? [:]
             func count(_ name: String) -> Int { Int(counts[name]?.int64Value ?? 0) }
             var parts = OutboxStatusParts()
             (parts.pending, parts.retrying, parts.dead, parts.delivered) = (count("pending"), count("retrying"), count("dead"), count("delivered"))
-            parts.oldestPending = try await messages.find(["state": 0], sort: ["state": 1, "_id": 1], projection: ["createdAt": 1], limit: 1)
+            parts.oldestPending = try await messages.find(["state": .state(.pending)], sort: ["state": 1, "_id": 1], projection: ["createdAt": 1], limit: 1)
                 .first?["createdAt"]?.int64Value.map(MongoTime.date)
             parts.owners = try await leases.find([:]).map { (Int($0["_id"]?.int64Value ?? 0), $0["owner"]?.stringValue) }
             parts.relays = try await relays.find(["expiresAt": ["$gt": .int64(MongoTime.microseconds(now))]]).map {
@@ -37,7 +37,7 @@ extension MongoOutboxStore {
 
     public func deadLetters(limit: Int, afterSequence: Int64?) async throws -> [OutboxDeadLetter] {
         try await perform("list dead letters") {
-            try await messages.find(["state": 1, "_id": ["$gt": .int64(afterSequence ?? 0)]], sort: ["state": 1, "_id": 1], limit: limit).map { document in
+            try await messages.find(["state": .state(.dead), "_id": ["$gt": .int64(afterSequence ?? 0)]], sort: ["state": 1, "_id": 1], limit: limit).map { document in
                 OutboxDeadLetter(record: try Self.record(document),
                                  failedAt: MongoTime.date(document["finishedAt"]?.int64Value ?? document["createdAt"]?.int64Value ?? 0))
             }
@@ -48,8 +48,8 @@ extension MongoOutboxStore {
         guard !sequences.isEmpty else { return 0 }
         let count = try await perform("retry dead letters") {
             try await messages.updateMany(
-                ["_id": ["$in": .array(sequences.map { .int64($0) })], "state": 1],
-                ["$set": ["state": 0, "attempts": 0, "availableAt": .int64(OutboxStoreSupport.dueAtOnceMicroseconds), "finishedAt": nil]]).matched
+                ["_id": ["$in": .array(sequences.map { .int64($0) })], "state": .state(.dead)],
+                ["$set": ["state": .state(.pending), "attempts": 0, "availableAt": .int64(OutboxStoreSupport.dueAtOnceMicroseconds), "finishedAt": nil]]).matched
         }
         if count > 0 {
             wakeUp.noteActivity()
@@ -61,7 +61,7 @@ extension MongoOutboxStore {
     public func discardDeadLetters(sequences: [Int64]) async throws -> Int {
         guard !sequences.isEmpty else { return 0 }
         return try await perform("discard dead letters") {
-            try await messages.deleteMany(["_id": ["$in": .array(sequences.map { .int64($0) })], "state": 1])
+            try await messages.deleteMany(["_id": ["$in": .array(sequences.map { .int64($0) })], "state": .state(.dead)])
         }
     }
 }

@@ -97,7 +97,7 @@ extension MongoOutboxStore {
                 func isWanted(_ document: BSONDocument) -> Bool { document["_id"]?.int64Value.map { !skipped.contains($0) } ?? true }
                 var bytesRead = 0
                 let read = try await messages.find(
-                    ["state": 0, "partition": ["$in": partitionList], "availableAt": ["$lte": nowValue]],
+                    ["state": .state(.pending), "partition": ["$in": partitionList], "availableAt": ["$lte": nowValue]],
                     sort: ["_id": 1], limit: limit + skipped.count, session: session,
                     until: { batch in
                         bytesRead += batch.filter(isWanted).reduce(0) { $0 + ($1["payload"]?.binaryValue?.count ?? 0) }
@@ -115,7 +115,7 @@ extension MongoOutboxStore {
                 wakeUp.noteActivity()
                 // Keys held back by an earlier message waiting for its retry.
                 let waiting = try await messages.find(
-                    ["state": 0, "attempts": ["$gt": 0], "availableAt": ["$gt": nowValue], "partition": ["$in": partitionList]],
+                    ["state": .state(.pending), "attempts": ["$gt": 0], "availableAt": ["$gt": nowValue], "partition": ["$in": partitionList]],
                     projection: ["partition": 1, "key": 1], session: session)
                 var firstWaiting: [String: Int64] = [:]
                 for document in waiting {
@@ -182,22 +182,22 @@ extension MongoOutboxStore {
                 let delivered = acknowledgement.delivered.filter { owned.contains($0.partition) }.map { BSONValue.int64($0.sequence) }
                 fenced += acknowledgement.delivered.count - delivered.count
                 if !delivered.isEmpty {
-                    let filter: BSONDocument = ["_id": ["$in": .array(delivered)], "state": 0]
+                    let filter: BSONDocument = ["_id": ["$in": .array(delivered)], "state": .state(.pending)]
                     applied += acknowledgement.retainDelivered
-                        ? try await messages.updateMany(filter, ["$set": ["state": 2, "finishedAt": now]], session: session).matched
+                        ? try await messages.updateMany(filter, ["$set": ["state": .state(.delivered), "finishedAt": now]], session: session).matched
                         : try await messages.deleteMany(filter, session: session)
                 }
                 var statements: [(filter: BSONDocument, update: BSONDocument, upsert: Bool, multi: Bool)] = []
                 for retry in acknowledgement.retries {
                     guard owned.contains(retry.partition) else { fenced += 1; continue }
-                    statements.append((["_id": .int64(retry.sequence), "state": 0],
+                    statements.append((["_id": .int64(retry.sequence), "state": .state(.pending)],
                                        ["$inc": ["attempts": 1], "$set": ["availableAt": .int64(MongoTime.microseconds(retry.availableAt)), "lastError": .string(retry.error)]],
                                        false, false))
                 }
                 for dead in acknowledgement.deadLetters {
                     guard owned.contains(dead.partition) else { fenced += 1; continue }
-                    statements.append((["_id": .int64(dead.sequence), "state": 0],
-                                       ["$inc": ["attempts": 1], "$set": ["state": 1, "lastError": .string(dead.error), "finishedAt": now]],
+                    statements.append((["_id": .int64(dead.sequence), "state": .state(.pending)],
+                                       ["$inc": ["attempts": 1], "$set": ["state": .state(.dead), "lastError": .string(dead.error), "finishedAt": now]],
                                        false, false))
                 }
                 applied += try await messages.update(statements, session: session).matched

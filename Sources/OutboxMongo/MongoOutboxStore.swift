@@ -141,7 +141,7 @@ public final class MongoOutboxStore: OutboxStore, OutboxKitStore, Sendable {
                     "key": message.key.map { .string($0) } ?? .null, "type": message.type.map { .string($0) } ?? .null,
                     "payload": .bytes(message.payload), "headers": .bytes(item.encodedHeaders),
                     "partition": .int64(Int64(partition)), "createdAt": .int64(created), "availableAt": .int64(OutboxStoreSupport.dueAtOnceMicroseconds),
-                    "attempts": 0, "lastError": .null, "state": .int64(Int64(OutboxRowState.pending.rawValue)), "finishedAt": .null,
+                    "attempts": 0, "lastError": .null, "state": .state(.pending), "finishedAt": .null,
                 ])
             }
             try await partitions.update(lastOfPartition.map { partition, counter in
