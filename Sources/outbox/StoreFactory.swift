@@ -8,6 +8,7 @@ import OutboxPostgres
 import OutboxSQLite
 import PostgresNIO
 import ServiceLifecycle
+import Synchronization
 
 /// How a command wants its store opened.
 struct StoreSettings: Sendable {
@@ -79,8 +80,15 @@ struct OpenedStore: Sendable {
     func withServices<T: Sendable>(_ body: @Sendable (OpenedStore) async throws -> T) async throws -> T {
         do {
             let result = try await withThrowingTaskGroup(of: Void.self) { group in
-                for service in services { group.addTask { try await service.run() } }
+                let starting = ServicesStarting(count: services.count)
+                for service in services {
+                    group.addTask {
+                        starting.oneStarted()
+                        try await service.run()
+                    }
+                }
                 defer { group.cancelAll() }
+                try await starting.wait()
                 return try await body(self)
             }
             await close()
@@ -235,5 +243,30 @@ struct StartedStore: Sendable {
         running.cancel()
         await running.value
         await opened.close()
+    }
+}
+
+/// Lets a one-shot command wait until every service task is about to call `run()`, and a moment
+/// more: PostgresClient warns ("run() hasn't been called yet") when the first lease comes before
+/// its run() began, which the first query of `outbox status` otherwise did every time.
+private final class ServicesStarting: Sendable {
+    private let remaining: Mutex<Int>
+    private let started = OutboxSignal()
+
+    init(count: Int) { remaining = Mutex(count) }
+
+    func oneStarted() {
+        remaining.withLock { $0 -= 1 }
+        started.signal()
+    }
+
+    func wait() async throws {
+        let deadline = ContinuousClock.now + .seconds(1)
+        while ContinuousClock.now < deadline {
+            let generation = started.generation
+            if remaining.withLock({ $0 }) <= 0 { break }
+            await started.wait(since: generation, timeout: .milliseconds(10))
+        }
+        try await Task.sleep(for: .milliseconds(5))
     }
 }
