@@ -182,8 +182,10 @@ struct OpenedStore: Sendable {
                                   logger: Logger) async throws -> OpenedStore {
         try await url.checkConnection()
         let prefix = settings.namespace ?? "outbox"
-        // The application's pool; the store shares it (its own statements run at READ COMMITTED).
-        let pool = MySQLConnectionPool(configuration: url.configuration, maximumConnections: 8)
+        // The application's pool; the store shares it. Its sessions run at READ COMMITTED, the
+        // store's level, so the store's transactions need no SET TRANSACTION (the command's own
+        // application writes — chaos-writer, bench — are single inserts, at home at that level).
+        let pool = MySQLConnectionPool(configuration: url.configuration, maximumConnections: 8, isolation: .readCommitted)
         let mysql = try MySQLOutboxStore(pool: pool, configuration: settings.configuration(tablePrefix: prefix), logger: logger)
         let orders = "`\(prefix)_orders`"
         return OpenedStore(
