@@ -24,6 +24,7 @@ struct CommandLineTests {
         (["status", "--store", "mongodb://127.0.0.1:1/db?serverSelectionTimeoutMS=300"], "Cannot connect to MongoDB at 127.0.0.1:1"),
         (["bench", "--scenarios", "drain,fly"], "Unknown scenario"),
         (["chaos", "--seconds", "1"], "--seconds"),
+        (["kafka-probe", "--batch", "0"], "--batch must be between 1 and 10000"),
         (["migrate", "--partitions", "0"], "--partitions"),
         (["relay", "--batch-size", "0"], "--batch-size"),
         (["status", "--log-level", "loud"], "Unknown log level"),
