@@ -65,3 +65,15 @@ postgres_bin() {
 server_root() {
   echo "$OUTBOX_ROOT/.test-servers/$1-$2"
 }
+
+# fail_on_own_warnings LOG: fails, listing them, when the build log LOG holds a warning in our own
+# code (Sources/, Tests/, Examples/); dependencies' warnings are theirs. A build that compiles
+# nothing new repeats no warnings, so this bites on a clean build, as CI's is.
+fail_on_own_warnings() {
+  local own
+  own=$(grep -E "^$OUTBOX_ROOT/(Sources|Tests|Examples)/[^:]+:[0-9]+:[0-9]+: warning:" "$1" | sort -u || true)
+  [ -z "$own" ] && return 0
+  echo "$own" >&2
+  echo "The build printed the warnings above in our own code; fix them (CI allows none)." >&2
+  exit 1
+}
