@@ -22,9 +22,4 @@ package struct OutboxPreparedMessage: Sendable {
                 encodedHeaders: OutboxHeaderCoding.encode(message.headers))
         }
     }
-
-    /// Checks the messages against the limits before anything is read from the store.
-    package static func validate(_ messages: some Sequence<OutboxMessage>, limits: OutboxMessageLimits) throws {
-        for message in messages { try message.validate(limits: limits) }
-    }
 }

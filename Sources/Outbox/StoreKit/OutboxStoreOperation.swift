@@ -15,15 +15,6 @@ package struct OutboxStoreOperation: Sendable {
             throw map(error, operation)
         }
     }
-
-    /// The synchronous form, for drivers that are (SQLite inside a transaction).
-    package func performNow<T>(_ operation: String, _ body: () throws -> T) throws -> T {
-        do {
-            return try body()
-        } catch {
-            throw map(error, operation)
-        }
-    }
 }
 
 extension OutboxStoreOperation {
