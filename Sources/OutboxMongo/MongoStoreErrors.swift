@@ -5,6 +5,10 @@ import Outbox
 /// Server messages of some errors quote the offending value (a duplicate key); for those only
 /// the code is kept, so a key or payload never reaches a log line through an error.
 enum MongoStoreErrors {
+    /// Codes of a server that is shutting down, restarting or electing a primary: the replica set
+    /// answers again within seconds.
+    private static let restartingCodes: Set<Int> = [91, 189, 10107, 11600, 11602, 13435, 13436]
+
     /// Codes whose message can quote document values.
     private static let quotingCodes: Set<Int> = [11000, 11001, 12582, 121]
 
@@ -31,7 +35,7 @@ enum MongoStoreErrors {
         default:
             break
         }
-        if mongo.isConnectionError { return text.unreachable("check that it is up and the URL's hosts are right") }
+        if mongo.isConnectionError || restartingCodes.contains(mongo.code) { return text.unreachable("check that it is up and the URL's hosts are right") }
         return text.failed("error \(mongo.code)", retriable: mongo.isTransientTransactionError || mongo.isUnknownCommitResult || mongo.code == 112)
     }
 }

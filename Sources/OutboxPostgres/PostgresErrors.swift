@@ -36,7 +36,8 @@ enum PostgresErrors {
         default:
             break
         }
-        if psql.code == .connectionError || psql.code == .serverClosedConnection || psql.code == .clientClosedConnection || state.hasPrefix("08") || state == "57P01" {
+        if psql.code == .connectionError || psql.code == .serverClosedConnection || psql.code == .clientClosedConnection || state.hasPrefix("08") || state.hasPrefix("57P") {
+            // 57P01–57P03: the server is shutting down, crashed or still starting (a restart).
             return text.unreachable("check that it is up")
         }
         return text.failed("SQLSTATE \(state.isEmpty ? "none" : state)", retriable: state.hasPrefix("40") || state.hasPrefix("53"))

@@ -40,12 +40,16 @@ struct RelayCommand: AsyncParsableCommand {
     @Option(help: "Keep delivered messages this many seconds (default: delete at once).")
     var retentionSeconds: Double?
 
+    @Option(help: "At start, how long to wait for a store that cannot be reached yet (restarting, or started after the relay) before giving up; 0: fail at once. A wrong URL, login or missing tables fail at once regardless.")
+    var storeWaitSeconds: Double = 60
+
     func validate() throws {
         guard batchSize > 0 && batchSize <= 100_000 else { throw ValidationError("--batch-size must be between 1 and 100000.") }
         guard pollIntervalMs > 0 else { throw ValidationError("--poll-interval-ms must be positive.") }
         guard leaseSeconds >= 0.5 else { throw ValidationError("--lease-seconds must be at least 0.5.") }
         guard maxAttempts > 0 else { throw ValidationError("--max-attempts must be positive.") }
         if let retentionSeconds, retentionSeconds < 0 { throw ValidationError("--retention-seconds cannot be negative.") }
+        guard storeWaitSeconds >= 0 && storeWaitSeconds <= 86_400 else { throw ValidationError("--store-wait-seconds must be between 0 and 86400.") }
         if resolvedKafkaBrokers != nil && output != nil {
             throw ValidationError("Choose one destination: --kafka-brokers or --output, not both.")
         }
@@ -81,10 +85,9 @@ struct RelayCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = try options.makeLogger()
         let location = try options.location()
-        let opened = try await OpenedStore.open(location, settings: StoreSettings(wakeUps: true), logger: logger)
+        let opened = try await StoreStartup.open(location, settings: StoreSettings(wakeUps: true),
+                                                 waitingUpTo: .milliseconds(Int64(storeWaitSeconds * 1000)), logger: logger)
         let store = opened.store
-        // Fail now, in one sentence, rather than log heartbeat errors forever.
-        try await location.withStore(logger: logger) { _ = try await $0.status(now: Date()) }
         let publisher: any OutboxPublisher
         var services: [any Service] = opened.services
         let destination: String

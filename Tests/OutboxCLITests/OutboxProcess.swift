@@ -1,4 +1,5 @@
 import Foundation
+import OutboxTestSupport
 import Testing
 
 /// The built `outbox` executable, run as a child process the way a user or an operator would.
@@ -51,14 +52,25 @@ final class OutboxProcess: @unchecked Sendable {
     /// Waits for the process to end; kills it and fails after `timeout`.
     func wait(timeout: Duration) async throws -> Int32 {
         let deadline = ContinuousClock.now + timeout
-        while process.isRunning {
+        while true {
+            if let exitStatus { return exitStatus }
             if ContinuousClock.now > deadline {
                 signal(SIGKILL)
                 throw ProcessTimeout(arguments: process.arguments ?? [])
             }
             try await Task.sleep(for: .milliseconds(20))
         }
-        return process.terminationStatus
+    }
+
+    /// Whether the process is still running.
+    var isRunning: Bool { exitStatus == nil }
+
+    private var reapedStatus: Int32?
+
+    /// The exit status once the process has ended, else `nil`; see ``ProjectScript/exitStatus(of:)``.
+    var exitStatus: Int32? {
+        if reapedStatus == nil { reapedStatus = ProjectScript.exitStatus(of: process) }
+        return reapedStatus
     }
 }
 
@@ -84,22 +96,15 @@ extension OutboxProcess {
         process.standardError = try FileHandle(forWritingTo: errorURL)
         process.standardInput = FileHandle.nullDevice
         try process.run()
-        let pid = process.processIdentifier
         let deadline = ContinuousClock.now + timeout
         var status: Int32?
         while status == nil {
-            var raw: Int32 = 0
-            if waitpid(pid, &raw, WNOHANG) == pid {
-                // Exited normally: the code is in bits 8–15; killed by a signal: 128 + signal.
-                status = raw & 0x7f == 0 ? (raw >> 8) & 0xff : 128 + (raw & 0x7f)
-            } else if !process.isRunning {
-                status = process.terminationStatus
-            } else if ContinuousClock.now > deadline {
-                kill(pid, SIGKILL)
+            status = ProjectScript.exitStatus(of: process)
+            if status == nil && ContinuousClock.now > deadline {
+                kill(process.processIdentifier, SIGKILL)
                 throw ProcessTimeout(arguments: arguments)
-            } else {
-                try await Task.sleep(for: .milliseconds(100))
             }
+            if status == nil { try await Task.sleep(for: .milliseconds(100)) }
         }
         let output = (try? String(contentsOf: outputURL, encoding: .utf8)) ?? ""
         let error = (try? String(contentsOf: errorURL, encoding: .utf8)) ?? ""
