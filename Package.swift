@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "OutboxPostgres", targets: ["OutboxPostgres"]),
         .library(name: "OutboxMySQL", targets: ["OutboxMySQL"]),
         .library(name: "OutboxMongo", targets: ["OutboxMongo"]),
+        .library(name: "OutboxNATS", targets: ["OutboxNATS"]),
         .executable(name: "outbox", targets: ["outbox"]),
     ],
     dependencies: [
@@ -89,10 +90,20 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        .systemLibrary(name: "CNATS", pkgConfig: "libnats", providers: [.apt(["libnats-dev"])]),
+        .target(
+            name: "OutboxNATS",
+            dependencies: [
+                "Outbox", "CNATS",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .executableTarget(
             name: "outbox",
             dependencies: [
-                "Outbox", "OutboxSQLite", "OutboxTesting", "OutboxKafka", "OutboxPostgres", "OutboxMySQL", "OutboxMongo",
+                "Outbox", "OutboxSQLite", "OutboxTesting", "OutboxKafka", "OutboxNATS", "OutboxPostgres", "OutboxMySQL", "OutboxMongo",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -127,6 +138,11 @@ let package = Package(
         .testTarget(
             name: "OutboxMongoTests",
             dependencies: ["Outbox", "OutboxTesting", "OutboxTestSupport", "OutboxMongo", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "OutboxNATSTests",
+            dependencies: ["Outbox", "OutboxTesting", "OutboxTestSupport", "OutboxNATS", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -53,15 +53,6 @@ final class KafkaHandle: @unchecked Sendable {
     }
 }
 
-/// Runs a blocking librdkafka call on its own thread, so it never occupies the cooperative pool.
-func onDedicatedThread<T: Sendable>(name: String, _ work: @escaping @Sendable () -> T) async -> T {
-    await withCheckedContinuation { continuation in
-        let thread = Thread { continuation.resume(returning: work()) }
-        thread.name = name
-        thread.start()
-    }
-}
-
 extension Duration {
     var milliseconds: Int32 {
         let (seconds, attoseconds) = components

@@ -95,7 +95,7 @@ public final class KafkaPublisher: OutboxPublisher, Service, Sendable {
     /// - Throws: ``KafkaError`` when no broker answers within `brokerWaitAtStartup`.
     public func run() async throws {
         if let wait = configuration.brokerWaitAtStartup, let handle = producer.withLock({ $0.handle }) {
-            let answered = await onDedicatedThread(name: "outbox-kafka-startup") { handle.brokerAnswers(timeout: wait) }
+            let answered = await OutboxDedicatedThread.run(name: "outbox-kafka-startup") { handle.brokerAnswers(timeout: wait) }
             guard answered else {
                 throw KafkaError(code: RD_KAFKA_RESP_ERR__TRANSPORT.rawValue, operation: "connect",
                                  message: "No Kafka broker answered at \(configuration.bootstrapServers) within \(wait); check the broker list and that the brokers are up.",
@@ -127,7 +127,7 @@ public final class KafkaPublisher: OutboxPublisher, Service, Sendable {
         setState(.stopped)
         if flushing, let handle = producer.withLock({ $0.handle }) {
             let timeout = configuration.shutdownFlushTimeout.milliseconds
-            let remaining = await onDedicatedThread(name: "outbox-kafka-flush") { () -> Int32 in
+            let remaining = await OutboxDedicatedThread.run(name: "outbox-kafka-flush") { () -> Int32 in
                 rd_kafka_flush(handle.pointer, timeout)
                 return rd_kafka_outq_len(handle.pointer)
             }

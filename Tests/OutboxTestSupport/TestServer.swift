@@ -1,7 +1,7 @@
 import Foundation
 import OutboxTesting
 
-/// A database server the suites use, found through an environment variable that the test
+/// A server (database or broker) the suites use, found through an environment variable that the test
 /// command (scripts/test.sh) sets after starting the server with the project's own script.
 ///
 /// A suite runs when the URL is set, or when `OUTBOX_REQUIRE_SERVERS=1` (CI sets it): then a
@@ -17,6 +17,7 @@ public struct TestServer: Sendable {
     public static let postgres = TestServer(name: "PostgreSQL", variable: "OUTBOX_POSTGRES_URL", script: "scripts/start-postgres.sh")
     public static let mariadb = TestServer(name: "MariaDB", variable: "OUTBOX_MYSQL_URL", script: "scripts/start-mariadb.sh")
     public static let mongo = TestServer(name: "The MongoDB-compatible server", variable: "OUTBOX_MONGO_URL", script: "scripts/start-mongo.sh")
+    public static let nats = TestServer(name: "NATS", variable: "OUTBOX_NATS_URL", script: "scripts/start-nats.sh")
 
     /// Whether the run must have every server (`OUTBOX_REQUIRE_SERVERS=1`).
     public static var serversRequired: Bool { ProcessInfo.processInfo.environment["OUTBOX_REQUIRE_SERVERS"] == "1" }
@@ -26,7 +27,6 @@ public struct TestServer: Sendable {
 
     /// Run the suite when a server is configured, or when one is required (it then fails loudly).
     public var shouldRun: Bool { url != nil || Self.serversRequired }
-
 
     /// The URL, or a failure naming the variable and the script that starts the server.
     public func requireURL() throws -> String {

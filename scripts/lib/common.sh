@@ -77,3 +77,8 @@ fail_on_own_warnings() {
   echo "The build printed the warnings above in our own code; fix them (CI allows none)." >&2
   exit 1
 }
+
+# nats_server: the nats-server program (Debian puts it in /usr/sbin); empty when not installed.
+nats_server() {
+  command -v nats-server 2>/dev/null || { [ -x /usr/sbin/nats-server ] && echo /usr/sbin/nats-server; } || true
+}
