@@ -71,7 +71,10 @@ final class NATSAcknowledgementRouter: Sendable {
         guard status == NATS_OK, let natsMessage = created else {
             return NATSStatusText.sendOutcome(status, maximumPayload: connection.maximumPayload)
         }
-        for (name, value) in headers {
+        // Headers with an empty value are left out: the C client reads the line after an empty
+        // (or blank) value as its value, so one would corrupt the next header for such readers.
+        // An empty key therefore arrives as no `outbox-key`, like no key.
+        for (name, value) in headers where !value.isEmpty {
             let added = natsMsgHeader_Add(natsMessage, name, value)
             guard added == NATS_OK else {
                 natsMsg_Destroy(natsMessage)

@@ -216,12 +216,20 @@ struct KafkaCommandLineTests {
         #expect(result.error.contains("No Kafka broker answered at 127.0.0.1:1"), "\(result.error)")
     }
 
-    @Test func badKafkaFlagsAreOneSentence() async throws {
+    @Test func badBrokerFlagsAreOneSentence() async throws {
         for (arguments, expected) in [
             (["relay", "--kafka-brokers", "nohostport"], "--kafka-brokers must be host:port"),
-            (["relay", "-X", "linger.ms=1"], "give --kafka-brokers too"),
+            (["relay", "-X", "linger.ms=1"], "give --kafka-brokers or --nats-url too"),
             (["relay", "--kafka-brokers", "h:1", "-X", "novalue"], "-X takes key=value"),
-            (["relay", "--kafka-brokers", "h:1", "--output", "x.jsonl"], "not both"),
+            (["relay", "--kafka-brokers", "h:1", "--output", "x.jsonl"], "not several"),
+            (["relay", "--kafka-brokers", "h:1", "--nats-url", "nats://h:1"], "not several"),
+            (["relay", "--output", "x.jsonl", "-X", "linger.ms=1"], "not for --output"),
+            (["relay", "--nats-url", "http://h:1"], "is not a NATS server list"),
+            (["relay", "--nats-url", "nats://u:hunter2@h:1,ftp://x"], "nats://u:***@h:1"),
+            (["relay", "--nats-url", "nats://h:1", "-X", "linger.ms=1"], "-X linger.ms is not a NATS setting"),
+            (["relay", "--nats-url", "nats://h:1", "-X", "ack.timeout.ms=0"], "ack.timeout.ms takes a positive"),
+            (["relay", "--nats-url", "nats://h:1", "-X", "subject.prefix=a b"], "may not contain spaces"),
+            (["relay", "--nats-url", "nats://h:1", "-X", "tls.cert=c.pem"], "both the NATS client certificate and its key"),
             (["relay", "--store", "sqlite:///tmp/never-opened.sqlite"], "Give the relay a destination: --kafka-brokers"),
             (["mock-kafka", "--brokers", "0"], "--brokers"),
             (["mock-kafka", "--topic", "orders:zero"], "--topic"),
@@ -229,7 +237,19 @@ struct KafkaCommandLineTests {
             let result = try await OutboxProcess.run(arguments)
             #expect(result.status != 0)
             #expect(result.error.contains(expected), "\(arguments): \(result.error)")
+            #expect(!result.error.contains("hunter2"), "a password reached the output: \(result.error)")
         }
+    }
+
+    @Test func anUnreachableNATSServerIsOneSentence() async throws {
+        let folder = try TemporaryFolder()
+        let store = try SQLiteOutboxStore(path: folder.path("app.sqlite"))
+        try await store.migrate()
+        let result = try await OutboxProcess.run(["relay", "--store", "sqlite://\(folder.path("app.sqlite"))",
+                                                  "--nats-url", "nats://outbox:hunter2@127.0.0.1:1"], timeout: .seconds(60))
+        #expect(result.status != 0)
+        #expect(result.error.contains("No NATS server answered at nats://outbox:***@127.0.0.1:1"), "\(result.error)")
+        #expect(!result.error.contains("hunter2"), "the password reached the output: \(result.error)")
     }
 
     /// kcat (installed by scripts/install-prerequisites.sh) as an independent Kafka client.
