@@ -152,7 +152,7 @@ let package = Package(
         ),
         .testTarget(
             name: "OutboxCLITests",
-            dependencies: ["Outbox", "OutboxTesting", "OutboxTestSupport", "OutboxSQLite", "OutboxKafka", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["Outbox", "OutboxTesting", "OutboxTestSupport", "OutboxSQLite", "OutboxKafka", "OutboxNATS", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strictSettings
         ),
         .testTarget(
