@@ -2,14 +2,15 @@ import ArgumentParser
 import Foundation
 import Logging
 import Outbox
-import OutboxKafka
 import ServiceLifecycle
 
 /// Throughput, latency and scaling of the relay, each against the raw limits measured in the same
 /// process and run: the producer alone (same broker, no store), batched claim + delete alone (same
 /// store, no broker) and the store's single-row commit rate.
 ///
-/// Scenarios: *drain* (a preloaded backlog, relay → Kafka until empty), *steady* (an offered rate,
+/// The broker is Kafka (a mock cluster by default) or NATS JetStream (`--publisher nats`).
+///
+/// Scenarios: *drain* (a preloaded backlog, relay → broker until empty), *steady* (an offered rate,
 /// commit → broker-ack latency), *scale* (1, 2 and 4 relays on one store), *backlog* (drain rate
 /// with a small vs a large backlog), *enqueue* (an application transaction with and without the
 /// outbox insert) and *idle* (store queries per second of a relay with nothing to do).
@@ -23,8 +24,14 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "The store URL (default: a temporary SQLite file). Server stores get tables of their own, dropped afterwards.")
     var store: String?
 
+    @Option(help: "The broker: kafka or nats.")
+    var publisher: BenchPublisher.Kind = .kafka
+
     @Option(help: "Kafka bootstrap servers (default: an in-process mock cluster with 3 brokers).")
     var kafkaBrokers: String?
+
+    @Option(name: .customLong("nats-url"), help: "With --publisher nats: a NATS server with JetStream (env: OUTBOX_NATS_URL); the bench creates a stream of its own and deletes it.")
+    var natsURL: String?
 
     @Option(help: "Scenarios to run, comma-separated: \(BenchCommand.allScenarios.joined(separator: ",")).")
     var scenarios: String = BenchCommand.allScenarios.joined(separator: ",")
@@ -96,31 +103,18 @@ struct BenchCommand: AsyncParsableCommand {
         // The store first: a wrong URL or a server that is down fails before Kafka starts.
         let target = try await BenchStore.open(url: store, workspace: workspace, logger: logger)
         defer { Task { await target.close() } }
-        var cluster: KafkaMockCluster?
-        let bootstrap: String
-        var properties = KafkaPublisherConfiguration.defaultProperties
-        if let kafkaBrokers {
-            bootstrap = kafkaBrokers
-        } else {
-            let mock = try KafkaMockCluster(brokers: 3)
-            try mock.createTopic("bench", partitions: 6, replicationFactor: 3)
-            cluster = mock
-            bootstrap = mock.bootstrapServers
-            properties = KafkaPublisherConfiguration.mockClusterProperties
-        }
-        let kafka = try KafkaPublisher(configuration: KafkaPublisherConfiguration(bootstrapServers: bootstrap, properties: properties), logger: logger)
-        let group = ServiceGroup(services: [kafka], logger: logger)
-        let publishing = Task { try await group.run() }
-        _ = try await kafka.publish([])
+        let broker = try await BenchPublisher.start(publisher, kafkaBrokers: kafkaBrokers,
+                                                    natsURL: natsURL ?? ProcessInfo.processInfo.environment["OUTBOX_NATS_URL"], logger: logger)
+        let publishing = broker.publisher
 
         var report = BenchReport(store: target.name, messages: messages, payloadBytes: payloadBytes, keys: keys, batchSize: batchSize, startedAt: Date())
-        print("bench \(target.name): \(payloadBytes)-byte messages over \(keys) keys, batches of \(batchSize), Kafka \(kafkaBrokers ?? "in-process mock (3 brokers, 6 partitions)")")
+        print("bench \(target.name): \(payloadBytes)-byte messages over \(keys) keys, batches of \(batchSize), \(broker.description)")
 
         // Latency first, on a fresh table: after the throughput scenarios' hundreds of thousands
         // of deletes, PostgreSQL's autovacuum shares the two cores and adds milliseconds to the
         // tail (p99 6.9 ms after the drain vs 4.4 ms alone, same build).
         if selected.contains("steady") {
-            let steady = try await measureSteady(target, kafka, payload: payload, logger: logger)
+            let steady = try await measureSteady(target, publishing, payload: payload, logger: logger)
             func percentile(_ values: [Double], _ fraction: Double) -> Double {
                 values.isEmpty ? 0 : values[min(values.count - 1, Int(Double(values.count) * fraction))]
             }
@@ -136,7 +130,7 @@ struct BenchCommand: AsyncParsableCommand {
             report.add("steady publish → broker ack p50", percentile(steady.broker, 0.5), "ms")
         }
         // Raw limits, measured in this run.
-        let producerRate = try await measureProducer(kafka, payload: payload)
+        let producerRate = try await measureProducer(publishing, payload: payload)
         report.add("raw producer (no store)", producerRate, "msg/s")
         try await preload(target, count: messages, payload: payload)
         let storeRate = try await measureStore(target.store)
@@ -147,7 +141,7 @@ struct BenchCommand: AsyncParsableCommand {
 
         if selected.contains("drain") {
             try await preload(target, count: messages, payload: payload)
-            let drained = try await measureRelay(target, kafka, relays: 1, count: messages, logger: logger)
+            let drained = try await measureRelay(target, publishing, relays: 1, count: messages, logger: logger)
             // The table the drain ran on had the raw pass's deletes behind it (dead rows, vacuum
             // at work on PostgreSQL); a second raw pass after the drain has the drain's behind it.
             // Judging the drain against the mean of the two keeps table history on both sides.
@@ -161,7 +155,7 @@ struct BenchCommand: AsyncParsableCommand {
         if selected.contains("scale") {
             for relays in [1, 2, 4] {
                 try await preload(target, count: messages, payload: payload)
-                report.add("scale \(relays) relay\(relays == 1 ? "" : "s")", try await measureRelay(target, kafka, relays: relays, count: messages, logger: logger),
+                report.add("scale \(relays) relay\(relays == 1 ? "" : "s")", try await measureRelay(target, publishing, relays: relays, count: messages, logger: logger),
                            "msg/s", against: drainLimit)
             }
         }
@@ -175,7 +169,7 @@ struct BenchCommand: AsyncParsableCommand {
             report.add("enqueue: same, against a second row", with, "tx/s", against: ("second row", secondRow))
         }
         if selected.contains("idle") {
-            let idle = try await measureIdle(target, kafka, payload: payload, logger: logger)
+            let idle = try await measureIdle(target, publishing, payload: payload, logger: logger)
             report.add("idle relay store queries", idle.queries, "q/s")
             if idle.polls > 0 { report.add("idle wake-up poller queries", idle.polls, "q/s") }
             // Committed by another store object, as another process would, after the relay idled.
@@ -184,11 +178,11 @@ struct BenchCommand: AsyncParsableCommand {
         // Last: a million inserted and deleted rows leave the table (and PostgreSQL's vacuum) busy,
         // which would colour every scenario after it.
         if selected.contains("backlog") {
-            let small = try await measureSmallBacklog(target, kafka, payload: payload, logger: logger)
+            let small = try await measureSmallBacklog(target, publishing, payload: payload, logger: logger)
             report.add("backlog \(smallBacklog) (median of 5)", small, "msg/s", against: drainLimit)
             FileHandle.standardError.write(Data("    loading \(largeBacklog) messages…\n".utf8))
             try await preload(target, count: largeBacklog, payload: payload)
-            report.add("backlog \(largeBacklog)", try await measureRelay(target, kafka, relays: 1, count: largeBacklog, logger: logger),
+            report.add("backlog \(largeBacklog)", try await measureRelay(target, publishing, relays: 1, count: largeBacklog, logger: logger),
                        "msg/s", against: ("backlog \(smallBacklog)", small))
         }
         print("  memory                              RSS \(Self.residentMegabytes()) MB, peak \(Self.peakMegabytes()) MB")
@@ -197,9 +191,7 @@ struct BenchCommand: AsyncParsableCommand {
                 throw ValidationError("Cannot write the JSON report to \(json); check that its folder exists and is writable.")
             }
         }
-        await group.triggerGracefulShutdown()
-        try await publishing.value
-        withExtendedLifetime(cluster) {}
+        try await broker.stop()
     }
 
     /// Resident memory now, from /proc.

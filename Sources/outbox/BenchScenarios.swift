@@ -1,7 +1,6 @@
 import Foundation
 import Logging
 import Outbox
-import OutboxKafka
 import ServiceLifecycle
 
 /// The scenarios and raw-limit passes of `outbox bench`, one function each.
@@ -13,7 +12,7 @@ extension BenchCommand {
         }
     }
 
-    func measureProducer(_ kafka: KafkaPublisher, payload: [UInt8]) async throws -> Double {
+    func measureProducer(_ publisher: any OutboxPublisher, payload: [UInt8]) async throws -> Double {
         let started = ContinuousClock.now
         var next = 0
         var reported = 0
@@ -24,7 +23,7 @@ extension BenchCommand {
                     let batch = records(next..<min(next + batchSize, messages), payload: payload)
                     next += batch.count
                     inFlight += 1
-                    group.addTask { try await kafka.publish(batch).filter(\.isDelivered).count }
+                    group.addTask { try await publisher.publish(batch).filter(\.isDelivered).count }
                 }
                 reported += try await group.next() ?? 0
                 inFlight -= 1
@@ -61,8 +60,8 @@ extension BenchCommand {
     }
 
     /// Offers `rate` single-message transactions per second for `seconds`, relayed to Kafka.
-    func measureSteady(_ target: BenchStore, _ kafka: KafkaPublisher, payload: [UInt8], logger: Logger) async throws -> SteadyResult {
-        let counter = CountingPublisher(kafka, recordsTimings: true)
+    func measureSteady(_ target: BenchStore, _ publisher: any OutboxPublisher, payload: [UInt8], logger: Logger) async throws -> SteadyResult {
+        let counter = CountingPublisher(publisher, recordsTimings: true)
         let relay = OutboxRelay(store: target.store, publisher: counter,
                                 configuration: OutboxRelayConfiguration(relayID: "bench-steady", batchSize: batchSize), logger: logger)
         let group = ServiceGroup(services: target.services + [relay], logger: logger)
@@ -124,9 +123,9 @@ extension BenchCommand {
     }
 
     /// An idle relay: its query rate, then how soon it publishes a message committed elsewhere.
-    func measureIdle(_ target: BenchStore, _ kafka: KafkaPublisher, payload: [UInt8], logger: Logger) async throws -> IdleResult {
+    func measureIdle(_ target: BenchStore, _ publisher: any OutboxPublisher, payload: [UInt8], logger: Logger) async throws -> IdleResult {
         let counting = CountingStore(target.store)
-        let counter = CountingPublisher(kafka, recordsTimings: true)
+        let counter = CountingPublisher(publisher, recordsTimings: true)
         let relay = OutboxRelay(store: counting, publisher: counter, configuration: OutboxRelayConfiguration(relayID: "bench-idle"), logger: logger)
         let group = ServiceGroup(services: target.services + [relay], logger: logger)
         let relaying = Task { try await group.run() }
@@ -171,8 +170,8 @@ extension BenchCommand {
     /// The drain rate of a small backlog, committed at once while the relay runs: started relays
     /// drain it in tens of milliseconds, so a relay's start (leases, connections) would otherwise
     /// be most of what is measured. Median of five rounds.
-    func measureSmallBacklog(_ target: BenchStore, _ kafka: KafkaPublisher, payload: [UInt8], logger: Logger) async throws -> Double {
-        let counter = CountingPublisher(kafka)
+    func measureSmallBacklog(_ target: BenchStore, _ publisher: any OutboxPublisher, payload: [UInt8], logger: Logger) async throws -> Double {
+        let counter = CountingPublisher(publisher)
         let relay = OutboxRelay(store: target.store, publisher: counter,
                                 configuration: OutboxRelayConfiguration(relayID: "bench-small-backlog", batchSize: batchSize), logger: logger)
         let group = ServiceGroup(services: target.services + [relay], logger: logger)
@@ -198,8 +197,8 @@ extension BenchCommand {
     }
 
     /// Drains `count` preloaded messages with `relays` relays on the store; messages per second.
-    func measureRelay(_ target: BenchStore, _ kafka: KafkaPublisher, relays: Int, count: Int, logger: Logger) async throws -> Double {
-        let counter = CountingPublisher(kafka)
+    func measureRelay(_ target: BenchStore, _ publisher: any OutboxPublisher, relays: Int, count: Int, logger: Logger) async throws -> Double {
+        let counter = CountingPublisher(publisher)
         let relayServices = (0..<relays).map { index in
             OutboxRelay(store: target.store, publisher: counter,
                         configuration: OutboxRelayConfiguration(relayID: "bench-relay-\(index)-\(UUID().uuidString.prefix(4))", batchSize: batchSize),

@@ -1,0 +1,79 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Outbox
+import OutboxKafka
+import OutboxNATS
+import ServiceLifecycle
+
+/// The broker `outbox bench` publishes to, running for the whole bench: Kafka (a given cluster or
+/// an in-process mock) or NATS JetStream (a given server, with a stream of the bench's own that is
+/// deleted afterwards).
+struct BenchPublisher {
+    let publisher: any OutboxPublisher
+    /// How the report names the broker.
+    let description: String
+    private let group: ServiceGroup
+    private let running: Task<Void, any Error>
+    private let cleanup: @Sendable () -> Void
+
+    /// Which broker `--publisher` names.
+    enum Kind: String, ExpressibleByArgument, CaseIterable {
+        case kafka, nats
+    }
+
+    static func start(_ kind: Kind, kafkaBrokers: String?, natsURL: String?, logger: Logger) async throws -> BenchPublisher {
+        switch kind {
+        case .kafka:
+            var properties = KafkaPublisherConfiguration.defaultProperties
+            let bootstrap: String
+            var cluster: KafkaMockCluster?
+            if let kafkaBrokers {
+                bootstrap = kafkaBrokers
+            } else {
+                let mock = try KafkaMockCluster(brokers: 3)
+                try mock.createTopic("bench", partitions: 6, replicationFactor: 3)
+                cluster = mock
+                bootstrap = mock.bootstrapServers
+                properties = KafkaPublisherConfiguration.mockClusterProperties
+            }
+            let kafka = try KafkaPublisher(configuration: KafkaPublisherConfiguration(bootstrapServers: bootstrap, properties: properties), logger: logger)
+            let mock = cluster
+            return try await start(kafka, description: "Kafka \(kafkaBrokers ?? "in-process mock (3 brokers, 6 partitions)")", logger: logger) {
+                withExtendedLifetime(mock) {}
+            }
+        case .nats:
+            guard let natsURL else {
+                throw ValidationError("--publisher nats needs --nats-url nats://host:port (or OUTBOX_NATS_URL): a NATS server with JetStream.")
+            }
+            // A stream of the bench's own, on a subject prefix of its own, so nothing of an
+            // application's is touched.
+            let suffix = UUID().uuidString.prefix(8).lowercased()
+            let prefix = "outbox-bench-\(suffix)."
+            let stream = "OUTBOX_BENCH_\(suffix)"
+            let streams = try NATSStreams(servers: natsURL)
+            try streams.createStream(stream, subjects: ["\(prefix)>"])
+            let configuration = NATSPublisherConfiguration(servers: natsURL, subjectPrefix: prefix)
+            let nats = try NATSPublisher(configuration: configuration, logger: logger)
+            return try await start(nats, description: "NATS JetStream \(configuration.redactedServers) (file storage, stream \(stream))", logger: logger) {
+                try? streams.deleteStream(stream)
+            }
+        }
+    }
+
+    private static func start(_ publisher: any OutboxPublisher & Service, description: String, logger: Logger,
+                              cleanup: @escaping @Sendable () -> Void) async throws -> BenchPublisher {
+        let group = ServiceGroup(services: [publisher], logger: logger)
+        let running = Task { try await group.run() }
+        // An empty publish returns once the publisher is running (connected).
+        _ = try await publisher.publish([])
+        return BenchPublisher(publisher: publisher, description: description, group: group, running: running, cleanup: cleanup)
+    }
+
+    /// Stops the publisher (flushing) and removes what the bench created on the broker.
+    func stop() async throws {
+        await group.triggerGracefulShutdown()
+        try await running.value
+        cleanup()
+    }
+}
