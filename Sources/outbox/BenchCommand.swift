@@ -25,7 +25,7 @@ struct BenchCommand: AsyncParsableCommand {
     var store: String?
 
     @Option(help: "The broker: kafka or nats.")
-    var publisher: BenchPublisher.Kind = .kafka
+    var publisher: BrokerKind = .kafka
 
     @Option(help: "Kafka bootstrap servers (default: an in-process mock cluster with 3 brokers).")
     var kafkaBrokers: String?

@@ -17,12 +17,7 @@ struct BenchPublisher {
     private let running: Task<Void, any Error>
     private let cleanup: @Sendable () -> Void
 
-    /// Which broker `--publisher` names.
-    enum Kind: String, ExpressibleByArgument, CaseIterable {
-        case kafka, nats
-    }
-
-    static func start(_ kind: Kind, kafkaBrokers: String?, natsURL: String?, logger: Logger) async throws -> BenchPublisher {
+    static func start(_ kind: BrokerKind, kafkaBrokers: String?, natsURL: String?, logger: Logger) async throws -> BenchPublisher {
         switch kind {
         case .kafka:
             var properties = KafkaPublisherConfiguration.defaultProperties

@@ -2,27 +2,32 @@ import ArgumentParser
 import Foundation
 import Logging
 import Outbox
-import OutboxKafka
 
-/// Runs the whole system as real processes — a writer application, relays and a mock Kafka
-/// cluster — breaks them while they work, and accounts for every committed message at the end.
+/// Runs the whole system as real processes — a writer application, relays and a broker (a mock
+/// Kafka cluster, or a real nats-server) — breaks them while they work, and accounts for every
+/// committed message at the end.
 struct ChaosCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "chaos",
-        abstract: "Crash and break a running outbox (relays, Kafka, the database) and account for every message.",
+        abstract: "Crash and break a running outbox (relays, the broker, the database) and account for every message.",
         discussion: """
-            Starts `outbox mock-kafka`, --relays `outbox relay` processes and an `outbox chaos-writer`
-            application on an empty store. For --seconds it SIGKILLs and restarts relays, takes a
-            Kafka broker down and moves partition leaders, injects produce errors, runs
-            --restart-command (a database restart) now and then, and with --kill-writer SIGKILLs the
-            writer mid-transaction. Every 150th message is poison (larger than Kafka accepts). Then it
-            lets the relays drain, consumes the topic and prints one line:
+            Starts the broker (`outbox mock-kafka`, or with --publisher nats a nats-server with
+            JetStream), --relays `outbox relay` processes and an `outbox chaos-writer` application
+            on an empty store. For --seconds it SIGKILLs and restarts relays, breaks the broker
+            (Kafka: a broker down, partition leaders moved, produce errors; NATS: the server
+            restarted, SIGKILLed or down for seconds), runs --restart-command (a database restart)
+            now and then, and with --kill-writer SIGKILLs the writer mid-transaction. Every 150th
+            message is poison (larger than the broker accepts). Then it lets the relays drain,
+            reads the topic (stream) back and prints one line:
               chaos <store>: committed=… delivered=… lost=0 duplicates=… order_violations=0 dead=…
             and exits non-zero when a message was lost, a key was out of order, or a poison message
             was not dead-lettered.
             """)
 
     @OptionGroup var options: StoreOptions
+
+    @Option(help: "The broker: kafka (librdkafka's mock cluster) or nats (a nats-server the run starts).")
+    var publisher: BrokerKind = .kafka
 
     @Option(help: "How long to break things, in seconds.")
     var seconds: Int = 60
@@ -71,29 +76,18 @@ struct ChaosCommand: AsyncParsableCommand {
             }
         }
 
-        let bootstrapPath = "\(folder)/bootstrap.txt"
-        let kafka = ChaosProcess(name: "mock-kafka", arguments: ["mock-kafka", "--brokers", "3", "--topic", "chaos:6", "--bootstrap-file", bootstrapPath,
-                                                                 "--commands-from-stdin"], logPath: "\(folder)/mock-kafka.log")
-        try kafka.start(withInput: true)
-        defer { kafka.send(SIGKILL) }
-        var bootstrap = ""
-        for _ in 0..<200 where bootstrap.isEmpty {
-            bootstrap = (try? String(contentsOfFile: bootstrapPath, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
-            if bootstrap.isEmpty { try await Task.sleep(for: .milliseconds(50)) }
+        let broker: any ChaosBroker = switch publisher {
+        case .kafka: try await ChaosKafka(folder: folder)
+        case .nats: try await ChaosNATS(folder: folder)
         }
-        guard !bootstrap.isEmpty else { throw ChaosFailure("The mock Kafka cluster did not start; see \(folder)/mock-kafka.log.") }
-        // The consumer reads while the run goes: the mock keeps about 5 MB per partition and drops
-        // older messages, which a reader started at the end could no longer audit.
-        let consumer = try KafkaTopicFollower(bootstrapServers: bootstrap, topic: "chaos", properties: ["log_level": "0"])
 
         var generation = 0
         func relayProcess(_ index: Int) -> ChaosProcess {
             generation += 1
             return ChaosProcess(name: "relay-\(index)", arguments: [
-                "relay", "--store", url, "--kafka-brokers", bootstrap, "--relay-id", "chaos-relay-\(index)-\(generation)",
+                "relay", "--store", url, "--relay-id", "chaos-relay-\(index)-\(generation)",
                 "--lease-seconds", "2", "--retention-seconds", "86400", "--log-level", "warning",
-                "-X", "max.in.flight.requests.per.connection=1", "-X", "reconnect.backoff.max.ms=500",
-            ], logPath: "\(folder)/relay-\(index).log")
+            ] + broker.relayArguments, logPath: "\(folder)/relay-\(index).log")
         }
         var relayProcesses = try (0..<relays).map { index -> ChaosProcess in
             let relay = relayProcess(index)
@@ -105,22 +99,20 @@ struct ChaosCommand: AsyncParsableCommand {
         ], logPath: "\(folder)/writer.log")
         try writer.start()
         try await Task.sleep(for: .seconds(1))
-        for process in relayProcesses + [writer, kafka] where !process.isRunning {
+        for process in relayProcesses + [writer] + broker.processes where !process.isRunning {
             throw ChaosFailure("\(process.name) exited at start-up; see its log in \(folder).")
         }
-        progress("running \(relays) relays, a writer and mock Kafka for \(seconds) s; logs in \(folder)")
+        progress("running \(relays) relays, a writer and \(broker.name) for \(seconds) s; logs in \(folder)")
 
         // Break things.
         var relayKills = 0, databaseRestarts = 0, writerKills = 0
-        var brokerDown = false
         var lastRestart = ContinuousClock.now
         let end = ContinuousClock.now + .seconds(seconds)
         let started = ContinuousClock.now
         let elapsed: @Sendable () -> String = { "t=\(Int((ContinuousClock.now - started).timeInterval))s" }
         while ContinuousClock.now < end {
             try await Task.sleep(for: .milliseconds(Int64.random(in: 1200...3000)))
-            var actions = ["kill-relay", "kill-relay", "produce-errors", "move-leaders"]
-            if !brokerDown { actions.append("broker-down") }
+            var actions = ["kill-relay", "kill-relay"] + broker.faults
             if restartCommand != nil && ContinuousClock.now - lastRestart > .seconds(12) { actions += ["restart-database", "restart-database"] }
             if killWriter { actions += ["kill-writer", "kill-writer"] }
             switch actions.randomElement()! {
@@ -132,41 +124,28 @@ struct ChaosCommand: AsyncParsableCommand {
                 try await Task.sleep(for: .milliseconds(Int64.random(in: 200...1500)))
                 relayProcesses[index] = relayProcess(index)
                 try relayProcesses[index].start()
-            case "produce-errors":
-                kafka.command("produce-errors 6")
-                progress("\(elapsed()) injected 6 produce errors")
-            case "broker-down":
-                brokerDown = true
-                kafka.command("broker-down 1")
-                progress("\(elapsed()) took Kafka broker 1 (and the partitions it leads) down")
-                try await Task.sleep(for: .milliseconds(Int64.random(in: 500...2000)))
-                for partition in 0..<6 { kafka.command("leader chaos \(partition) \(Int.random(in: 2...3))") }
-                progress("\(elapsed()) gave every partition a leader again")
-            case "move-leaders":
-                let low = brokerDown ? 2 : 1
-                for partition in 0..<6 { kafka.command("leader chaos \(partition) \(Int.random(in: low...3))") }
-                progress("\(elapsed()) moved partition leaders")
             case "restart-database":
                 lastRestart = ContinuousClock.now
                 let status = await runShell(restartCommand!, logPath: "\(folder)/restart.log")
                 guard status == 0 else { throw ChaosFailure("The restart command failed (status \(status)); see \(folder)/restart.log.") }
                 databaseRestarts += 1
                 progress("\(elapsed()) restarted the database server")
-            default:
+            case "kill-writer":
                 await writer.crash()
                 writerKills += 1
                 progress("\(elapsed()) SIGKILLed the writer application")
                 try writer.start()
+            case let fault:
+                try await broker.inject(fault, elapsed: elapsed, progress: progress)
             }
         }
 
         // Stop writing, let the relays drain, stop them.
         // A writer transaction stuck on a database that just restarted may not end on SIGTERM.
         await writer.stop(grace: .seconds(5))
-        for partition in 0..<6 { kafka.command("leader chaos \(partition) \(Int.random(in: 2...3))") }
+        try await broker.settle()
         progress("\(elapsed()) writer stopped; draining")
         let runningRelays = relayProcesses
-        let brokers = bootstrap
         let report = try await location.withStore(logger: logger) { store -> (ChaosReport, Int) in
             let drainDeadline = ContinuousClock.now + .seconds(240)
             var lastPending = -1
@@ -194,23 +173,19 @@ struct ChaosCommand: AsyncParsableCommand {
                 deadLetters += page
                 if page.count < 500 { break }
             }
-            progress("\(elapsed()) drained: \(status.deliveredRetained) delivered, \(status.dead) dead; consuming the topic")
-            let received = try await consumer.finish(count: status.deliveredRetained, timeout: .seconds(90))
+            progress("\(elapsed()) drained: \(status.deliveredRetained) delivered, \(status.dead) dead; reading \(broker.name) back")
+            let readBack = try await broker.readBack(count: status.deliveredRetained)
             let ledger = try ChaosLedger(path: ledgerPath)
-            let report = ChaosReport(ledger: ledger, deliveredIDs: received.messages.compactMap(\.outboxID), deadLetters: deadLetters,
-                                     storeDeliveredCount: status.deliveredRetained, trimmedOffsets: received.trimmedOffsets)
+            let report = ChaosReport(ledger: ledger, deliveredIDs: readBack.ids, deadLetters: deadLetters,
+                                     storeDeliveredCount: status.deliveredRetained, trimmedOffsets: readBack.trimmed)
             if !report.lostIDs.isEmpty {
-                // A second reader from offset 0 tells a message the broker never had from one the
-                // follower missed; the key's neighbours show where in the partition the gap lies.
-                let reread = try? await KafkaTopicReader(bootstrapServers: brokers, properties: ["log_level": "0"])
-                    .readReporting(topic: "chaos", count: status.deliveredRetained, timeout: .seconds(60))
-                let postMortem = ChaosPostMortem(ledger: ledger, lostIDs: report.lostIDs, followed: received.messages, reread: reread?.messages)
-                try? postMortem.text.write(toFile: "\(folder)/lost.txt", atomically: true, encoding: .utf8)
+                let text = await broker.describeLoss(ledger: ledger, lostIDs: report.lostIDs, readBack: readBack, count: status.deliveredRetained)
+                try? text.write(toFile: "\(folder)/lost.txt", atomically: true, encoding: .utf8)
                 progress("lost messages described in \(folder)/lost.txt")
             }
             return (report, status.dead)
         }.0
-        await kafka.stop(grace: .seconds(5))
+        await broker.stop()
         print(report.summary(store: storeName, kills: relayKills, restarts: databaseRestarts, writerKills: writerKills))
         guard report.isClean else {
             throw ChaosFailure("The chaos run found problems (see the line above); logs and the ledger are in \(folder).")

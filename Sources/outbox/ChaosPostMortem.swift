@@ -1,22 +1,14 @@
 import Foundation
-import OutboxKafka
 
 /// Describes each message a chaos run lost, for `lost.txt`: whether a second reader found it
-/// after all, and where its key's neighbours (in commit order) landed in Kafka.
+/// after all, and where its key's neighbours (in commit order) landed on the broker.
 struct ChaosPostMortem {
     let text: String
 
-    init(ledger: ChaosLedger, lostIDs: [UUID], followed: [KafkaReceivedMessage], reread: [KafkaReceivedMessage]?) {
-        func positions(_ messages: [KafkaReceivedMessage]) -> [UUID: [String]] {
-            var found: [UUID: [String]] = [:]
-            for message in messages {
-                guard let id = message.outboxID else { continue }
-                found[id, default: []].append("p\(message.partition)@\(message.offset)")
-            }
-            return found
-        }
-        let seen = positions(followed)
-        let seenAgain = reread.map(positions)
+    /// - Parameters:
+    ///   - seen: where the reader during the run found each message.
+    ///   - seenAgain: where a second reader found them, `nil` when it failed or there is none.
+    init(ledger: ChaosLedger, lostIDs: [UUID], seen: [UUID: [String]], seenAgain: [UUID: [String]]?) {
         var lines: [String] = []
         for id in lostIDs {
             guard let index = ledger.entries.firstIndex(where: { $0.id == id }) else {
@@ -25,7 +17,7 @@ struct ChaosPostMortem {
             }
             let key = ledger.entries[index].key
             let again = seenAgain.map { $0[id].map { "found on re-read at \($0.joined(separator: ","))" } ?? "absent on re-read" }
-                ?? "re-read failed"
+                ?? "no re-read"
             lines.append("\(id.uuidString) key=\(key) confirmed=\(ledger.confirmed.contains(id)) \(again)")
             // Up to three messages of the same key either side, as the follower saw them.
             let sameKey = ledger.entries.indices.filter { ledger.entries[$0].key == key }

@@ -1,17 +1,19 @@
 import Foundation
 
-/// A child process of `outbox chaos`: this same executable with other arguments, its output
-/// appended to a log file.
+/// A child process of `outbox chaos`: this same executable with other arguments (or another
+/// program, such as a broker's server), its output appended to a log file.
 final class ChaosProcess: @unchecked Sendable {
     // @unchecked: driven by the chaos command's one task.
     let name: String
+    private let executable: URL
     private let arguments: [String]
     private let logPath: String
     private(set) var process: Process?
     private(set) var input: Pipe?
 
-    init(name: String, arguments: [String], logPath: String) {
+    init(name: String, executable: URL = ChaosProcess.executable, arguments: [String], logPath: String) {
         self.name = name
+        self.executable = executable
         self.arguments = arguments
         self.logPath = logPath
     }
@@ -27,7 +29,7 @@ final class ChaosProcess: @unchecked Sendable {
         }
         log.seekToEndOfFile()
         let process = Process()
-        process.executableURL = Self.executable
+        process.executableURL = executable
         process.arguments = arguments
         // libmongoc (loaded by every `outbox` process) keeps diagnostic counters in
         // /dev/shm/mongoc-<pid> and removes the file at a clean exit. The chaos run SIGKILLs its
