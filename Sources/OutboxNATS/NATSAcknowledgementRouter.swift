@@ -10,8 +10,7 @@ import Synchronization
 /// its address is the key; the entry is removed before the object is freed, so an address reused
 /// by a later message never meets a stale entry.
 final class NATSAcknowledgementRouter: Sendable {
-    /// Where one `publish` call hears the outcomes of its messages: index and outcome.
-    typealias Sink = AsyncStream<(index: Int, outcome: OutboxPublishOutcome)>.Continuation
+    typealias Sink = OutboxKeyOrderedBatch.Sink
 
     private let pending = Mutex<[Int: (sink: Sink, index: Int, subject: String)]>([:])
     /// Raised at every acknowledgement: a publisher waiting for room tries again.

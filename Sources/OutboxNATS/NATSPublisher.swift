@@ -101,38 +101,14 @@ public final class NATSPublisher: OutboxPublisher, Service, Sendable {
 
     public func publish(_ records: [OutboxRecord]) async throws -> [OutboxPublishOutcome] {
         let connection = try await runningConnection()
-        var plan = NATSBatchPlan(records.map(\.message.key))
-        let (outcomes, sink) = AsyncStream.makeStream(of: (index: Int, outcome: OutboxPublishOutcome).self)
-        defer { sink.finish() }
-        var inFlight = 0
-        var events = outcomes.makeAsyncIterator()
-        while !plan.isFinished {
-            // Send what may go now, as far as the in-flight limit allows.
-            while let index = plan.nextReady() {
-                if router.pendingCount >= configuration.maximumInFlight {
-                    plan.putBack(index)
-                    break
-                }
+        let (router, configuration) = (router, configuration)
+        return try await OutboxKeyOrderedBatch.publish(
+            records, maximumInFlight: configuration.maximumInFlight, inFlight: { router.pendingCount },
+            waitForRoom: { try await router.waitForRoom(limit: configuration.maximumInFlight) },
+            send: { index, sink in
                 let record = records[index]
-                if let refused = router.send(record, subject: configuration.subjectPrefix + record.message.topic,
-                                             sink: sink, index: index, on: connection) {
-                    plan.finish(index, with: refused)
-                } else {
-                    inFlight += 1
-                }
-            }
-            if plan.isFinished { break }
-            if inFlight == 0 {
-                // Nothing of ours is in flight, so no outcome will come: other batches hold the room.
-                try await router.waitForRoom(limit: configuration.maximumInFlight)
-                continue
-            }
-            guard let event = await events.next() else { throw CancellationError() }
-            try Task.checkCancellation()
-            inFlight -= 1
-            plan.finish(event.index, with: event.outcome)
-        }
-        return plan.outcomes
+                return router.send(record, subject: configuration.subjectPrefix + record.message.topic, sink: sink, index: index, on: connection)
+            })
     }
 
     private func runningConnection() async throws -> NATSConnection {
