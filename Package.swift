@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "OutboxMySQL", targets: ["OutboxMySQL"]),
         .library(name: "OutboxMongo", targets: ["OutboxMongo"]),
         .library(name: "OutboxNATS", targets: ["OutboxNATS"]),
+        .library(name: "OutboxAMQP", targets: ["OutboxAMQP"]),
         .executable(name: "outbox", targets: ["outbox"]),
     ],
     dependencies: [
@@ -100,10 +101,20 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        .systemLibrary(name: "CRabbitMQ", pkgConfig: "librabbitmq", providers: [.apt(["librabbitmq-dev"])]),
+        .target(
+            name: "OutboxAMQP",
+            dependencies: [
+                "Outbox", "CRabbitMQ",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .executableTarget(
             name: "outbox",
             dependencies: [
-                "Outbox", "OutboxSQLite", "OutboxTesting", "OutboxKafka", "OutboxNATS", "OutboxPostgres", "OutboxMySQL", "OutboxMongo",
+                "Outbox", "OutboxSQLite", "OutboxTesting", "OutboxKafka", "OutboxNATS", "OutboxAMQP", "OutboxPostgres", "OutboxMySQL", "OutboxMongo",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -138,6 +149,11 @@ let package = Package(
         .testTarget(
             name: "OutboxMongoTests",
             dependencies: ["Outbox", "OutboxTesting", "OutboxTestSupport", "OutboxMongo", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "OutboxAMQPTests",
+            dependencies: ["Outbox", "OutboxTesting", "OutboxTestSupport", "OutboxAMQP", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             swiftSettings: strictSettings
         ),
         .testTarget(

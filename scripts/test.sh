@@ -10,7 +10,7 @@ cd "$OUTBOX_ROOT"
 scripts/install-prerequisites.sh
 
 # Servers for the server-backed suites. Kafka needs none: its tests run librdkafka's mock cluster.
-# NATS is a real nats-server with JetStream.
+# NATS is a real nats-server with JetStream, RabbitMQ a real rabbitmq-server.
 trap 'scripts/stop-test-servers.sh' EXIT
 # start_server VARIABLE NAME SCRIPT [URL-SUFFIX]: unless VARIABLE is set already, starts a server
 # with SCRIPT and exports its URL; a server that cannot start fails the run under
@@ -31,6 +31,7 @@ start_server OUTBOX_POSTGRES_URL PostgreSQL scripts/start-postgres.sh "?sslmode=
 start_server OUTBOX_MYSQL_URL MariaDB scripts/start-mariadb.sh
 start_server OUTBOX_MONGO_URL "The MongoDB-compatible test server" scripts/start-mongo.sh
 start_server OUTBOX_NATS_URL "NATS" scripts/start-nats.sh
+start_server OUTBOX_AMQP_URL "RabbitMQ" scripts/start-rabbitmq.sh
 
 # libmongoc, loaded by every test process and `outbox` child, keeps diagnostic counters in
 # /dev/shm/mongoc-<pid>; processes the tests SIGKILL leave theirs behind, and a later process with

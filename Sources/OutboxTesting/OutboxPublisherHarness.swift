@@ -74,7 +74,8 @@ public protocol OutboxPublisherUnderTest: Sendable {
     /// that delivery (Kafka's `message.timeout.ms`). An outage longer than this, many times over,
     /// must still use up no attempts.
     var deliveryTimeout: Duration { get }
-    /// A message on `topic` the broker will never take (for example too large).
+    /// A message the broker will never take: too large, or (AMQP) for an exchange no queue is
+    /// bound to. It may name another topic than ``topic``.
     func makePoisonMessage(key: String?) -> OutboxMessage
     /// Makes the broker misbehave.
     func inject(_ fault: OutboxBrokerFault) async throws

@@ -18,6 +18,7 @@ public struct TestServer: Sendable {
     public static let mariadb = TestServer(name: "MariaDB", variable: "OUTBOX_MYSQL_URL", script: "scripts/start-mariadb.sh")
     public static let mongo = TestServer(name: "The MongoDB-compatible server", variable: "OUTBOX_MONGO_URL", script: "scripts/start-mongo.sh")
     public static let nats = TestServer(name: "NATS", variable: "OUTBOX_NATS_URL", script: "scripts/start-nats.sh")
+    public static let rabbitmq = TestServer(name: "RabbitMQ", variable: "OUTBOX_AMQP_URL", script: "scripts/start-rabbitmq.sh")
 
     /// Whether the run must have every server (`OUTBOX_REQUIRE_SERVERS=1`).
     public static var serversRequired: Bool { ProcessInfo.processInfo.environment["OUTBOX_REQUIRE_SERVERS"] == "1" }
