@@ -168,7 +168,7 @@ let package = Package(
         ),
         .testTarget(
             name: "OutboxCLITests",
-            dependencies: ["Outbox", "OutboxTesting", "OutboxTestSupport", "OutboxSQLite", "OutboxKafka", "OutboxNATS", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["Outbox", "OutboxTesting", "OutboxTestSupport", "OutboxSQLite", "OutboxKafka", "OutboxNATS", "OutboxAMQP", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strictSettings
         ),
         .testTarget(

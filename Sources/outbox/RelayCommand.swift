@@ -7,7 +7,7 @@ import ServiceLifecycle
 struct RelayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "relay",
-        abstract: "Publish the outbox's messages (to Kafka, NATS JetStream or a file) until SIGTERM or SIGINT (graceful: finishes its batches, releases its partitions).",
+        abstract: "Publish the outbox's messages (to Kafka, NATS JetStream, RabbitMQ or a file) until SIGTERM or SIGINT (graceful: finishes its batches, releases its partitions).",
         discussion: "Run several on one store to share the work; each takes a fair share of the partitions.")
 
     @OptionGroup var options: StoreOptions

@@ -219,7 +219,11 @@ struct KafkaCommandLineTests {
     @Test func badBrokerFlagsAreOneSentence() async throws {
         for (arguments, expected) in [
             (["relay", "--kafka-brokers", "nohostport"], "--kafka-brokers must be host:port"),
-            (["relay", "-X", "linger.ms=1"], "give --kafka-brokers or --nats-url too"),
+            (["relay", "-X", "linger.ms=1"], "give --kafka-brokers, --nats-url or --amqp-url too"),
+            (["relay", "--amqp-url", "amqp://h:1", "--nats-url", "nats://h:1"], "not several"),
+            (["relay", "--amqp-url", "http://u:hunter2@h:1"], "http://u:***@h:1 is not an AMQP URL"),
+            (["relay", "--amqp-url", "amqp://h:1", "-X", "subject.prefix=a"], "-X subject.prefix is not an AMQP setting"),
+            (["relay", "--amqp-url", "amqp://h:1", "-X", "tls.verify-hostname=maybe"], "takes true or false"),
             (["relay", "--kafka-brokers", "h:1", "-X", "novalue"], "-X takes key=value"),
             (["relay", "--kafka-brokers", "h:1", "--output", "x.jsonl"], "not several"),
             (["relay", "--kafka-brokers", "h:1", "--nats-url", "nats://h:1"], "not several"),
