@@ -9,7 +9,8 @@ port="${1:-55672}"
 root=$(server_root rabbitmq "$port")
 # The Erlang VM's own pid (rabbitmq.pid) is the server; server.pid is the script that started it.
 stop_node() {
-  stop_pid_file "$root/rabbitmq.pid" "$1" 60
+  # A node with many persistent messages may take a minute to stop on SIGTERM: 10 s, then SIGKILL.
+  stop_pid_file "$root/rabbitmq.pid" "$1" 10
   stop_pid_file "$root/server.pid" TERM 10
   rm -f "$root/rabbitmq.pid"
 }

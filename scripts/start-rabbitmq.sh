@@ -14,7 +14,7 @@ root=$(server_root rabbitmq "$port")
 # Debian's package may start a system node; it is not ours to stop, and it does not use our ports.
 
 # Stop a server left over from an earlier run on this folder.
-stop_pid_file "$root/rabbitmq.pid" TERM 60
+stop_pid_file "$root/rabbitmq.pid" TERM 10
 stop_pid_file "$root/server.pid" TERM 10
 require_free_port "$port" OUTBOX_AMQP_PORT
 rm -rf "$root"

@@ -8,7 +8,8 @@ import ServiceLifecycle
 /// process and run: the producer alone (same broker, no store), batched claim + delete alone (same
 /// store, no broker) and the store's single-row commit rate.
 ///
-/// The broker is Kafka (a mock cluster by default) or NATS JetStream (`--publisher nats`).
+/// The broker is Kafka (a mock cluster by default), NATS JetStream (`--publisher nats`) or
+/// RabbitMQ (`--publisher amqp`).
 ///
 /// Scenarios: *drain* (a preloaded backlog, relay → broker until empty), *steady* (an offered rate,
 /// commit → broker-ack latency), *scale* (1, 2 and 4 relays on one store), *backlog* (drain rate
@@ -24,7 +25,7 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "The store URL (default: a temporary SQLite file). Server stores get tables of their own, dropped afterwards.")
     var store: String?
 
-    @Option(help: "The broker: kafka or nats.")
+    @Option(help: "The broker: kafka, nats or amqp.")
     var publisher: BrokerKind = .kafka
 
     @Option(help: "Kafka bootstrap servers (default: an in-process mock cluster with 3 brokers).")
@@ -32,6 +33,9 @@ struct BenchCommand: AsyncParsableCommand {
 
     @Option(name: .customLong("nats-url"), help: "With --publisher nats: a NATS server with JetStream (env: OUTBOX_NATS_URL); the bench creates a stream of its own and deletes it.")
     var natsURL: String?
+
+    @Option(name: .customLong("amqp-url"), help: "With --publisher amqp: a RabbitMQ broker (env: OUTBOX_AMQP_URL); the bench declares an exchange and a queue of its own and deletes them.")
+    var amqpURL: String?
 
     @Option(help: "Scenarios to run, comma-separated: \(BenchCommand.allScenarios.joined(separator: ",")).")
     var scenarios: String = BenchCommand.allScenarios.joined(separator: ",")
@@ -104,7 +108,8 @@ struct BenchCommand: AsyncParsableCommand {
         let target = try await BenchStore.open(url: store, workspace: workspace, logger: logger)
         defer { Task { await target.close() } }
         let broker = try await BenchPublisher.start(publisher, kafkaBrokers: kafkaBrokers,
-                                                    natsURL: natsURL ?? ProcessInfo.processInfo.environment["OUTBOX_NATS_URL"], logger: logger)
+                                                    natsURL: natsURL ?? ProcessInfo.processInfo.environment["OUTBOX_NATS_URL"],
+                                                    amqpURL: amqpURL ?? ProcessInfo.processInfo.environment["OUTBOX_AMQP_URL"], logger: logger)
         let publishing = broker.publisher
 
         var report = BenchReport(store: target.name, messages: messages, payloadBytes: payloadBytes, keys: keys, batchSize: batchSize, startedAt: Date())

@@ -2,13 +2,15 @@ import ArgumentParser
 import Foundation
 import Logging
 import Outbox
+import OutboxAMQP
 import OutboxKafka
 import OutboxNATS
 import ServiceLifecycle
 
 /// The broker `outbox bench` publishes to, running for the whole bench: Kafka (a given cluster or
-/// an in-process mock) or NATS JetStream (a given server, with a stream of the bench's own that is
-/// deleted afterwards).
+/// an in-process mock), NATS JetStream (a given server, with a stream of the bench's own) or
+/// RabbitMQ (a given broker, with an exchange and a queue of the bench's own); what the bench
+/// creates on a broker is deleted afterwards.
 struct BenchPublisher {
     let publisher: any OutboxPublisher
     /// How the report names the broker.
@@ -17,7 +19,7 @@ struct BenchPublisher {
     private let running: Task<Void, any Error>
     private let cleanup: @Sendable () -> Void
 
-    static func start(_ kind: BrokerKind, kafkaBrokers: String?, natsURL: String?, logger: Logger) async throws -> BenchPublisher {
+    static func start(_ kind: BrokerKind, kafkaBrokers: String?, natsURL: String?, amqpURL: String?, logger: Logger) async throws -> BenchPublisher {
         switch kind {
         case .kafka:
             var properties = KafkaPublisherConfiguration.defaultProperties
@@ -52,6 +54,21 @@ struct BenchPublisher {
             let nats = try NATSPublisher(configuration: configuration, logger: logger)
             return try await start(nats, description: "NATS JetStream \(configuration.redactedServers) (file storage, stream \(stream))", logger: logger) {
                 try? streams.deleteStream(stream)
+            }
+        case .amqp:
+            guard let amqpURL else {
+                throw ValidationError("--publisher amqp needs --amqp-url amqp://user:password@host:port (or OUTBOX_AMQP_URL): a RabbitMQ broker.")
+            }
+            let suffix = UUID().uuidString.prefix(8).lowercased()
+            let prefix = "outbox-bench-\(suffix)-"
+            let (exchange, queue) = (prefix + "bench", prefix + "queue")
+            let admin = try AMQPAdmin(url: amqpURL)
+            try admin.declareExchange(exchange, type: "topic")
+            try admin.declareQueue(queue, boundTo: exchange, bindingKey: "#")
+            let configuration = AMQPPublisherConfiguration(url: amqpURL, exchangePrefix: prefix)
+            let amqp = try AMQPPublisher(configuration: configuration, logger: logger)
+            return try await start(amqp, description: "RabbitMQ \(configuration.redactedURL) (persistent messages, durable queue \(queue))", logger: logger) {
+                try? admin.delete(exchange: exchange, queue: queue)
             }
         }
     }

@@ -4,7 +4,7 @@ import Outbox
 
 /// The brokers `outbox bench` and `outbox chaos` can run against (`--publisher`).
 enum BrokerKind: String, ExpressibleByArgument, CaseIterable {
-    case kafka, nats
+    case kafka, nats, amqp
 }
 
 /// The broker side of `outbox chaos`: started as real processes, broken now and then, and read
@@ -17,8 +17,13 @@ protocol ChaosBroker: AnyObject, Sendable {
     var processes: [ChaosProcess] { get }
     /// What `outbox relay` needs to publish to it.
     var relayArguments: [String] { get }
+    /// What the writer needs for this broker (where poison goes).
+    var writerArguments: [String] { get }
     /// The faults it can show; each run picks one now and then.
     var faults: [String] { get }
+    /// Least time between two of its faults (a broker that takes seconds to restart would
+    /// otherwise leave no time for anything else).
+    var faultSpacing: Duration { get }
     /// Shows fault `name`; returns what happened, for the progress line.
     func inject(_ name: String, elapsed: @Sendable () -> String, progress: @Sendable (String) -> Void) async throws
     /// Brings everything back up before the relays drain.
@@ -30,6 +35,11 @@ protocol ChaosBroker: AnyObject, Sendable {
     func describeLoss(ledger: ChaosLedger, lostIDs: [UUID], readBack: ChaosReadBack, count: Int) async -> String
     /// Stops the broker's processes.
     func stop() async
+}
+
+extension ChaosBroker {
+    var writerArguments: [String] { [] }
+    var faultSpacing: Duration { .zero }
 }
 
 /// What the broker holds at the end of a chaos run.

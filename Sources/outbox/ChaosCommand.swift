@@ -26,8 +26,14 @@ struct ChaosCommand: AsyncParsableCommand {
 
     @OptionGroup var options: StoreOptions
 
-    @Option(help: "The broker: kafka (librdkafka's mock cluster) or nats (a nats-server the run starts).")
+    @Option(help: "The broker: kafka (librdkafka's mock cluster), nats (a nats-server the run starts) or amqp (RabbitMQ at --amqp-url).")
     var publisher: BrokerKind = .kafka
+
+    @Option(name: .customLong("amqp-url"), help: "With --publisher amqp: the RabbitMQ broker (env: OUTBOX_AMQP_URL). The run declares exchanges chaos and chaos-poison and queue chaos-all.")
+    var amqpURL: String?
+
+    @Option(help: "With --publisher amqp: a shell command that restarts the broker; it is also called with kill, stop and start appended (as scripts/restart-rabbitmq.sh PORT takes them).")
+    var brokerCommand: String?
 
     @Option(help: "How long to break things, in seconds.")
     var seconds: Int = 60
@@ -56,6 +62,13 @@ struct ChaosCommand: AsyncParsableCommand {
         guard rate > 0 && rate <= 5000 else { throw ValidationError("--rate must be between 0 and 5000.") }
     }
 
+    private func requiredAMQPURL() throws -> String {
+        guard let url = amqpURL ?? ProcessInfo.processInfo.environment["OUTBOX_AMQP_URL"] else {
+            throw ValidationError("--publisher amqp needs --amqp-url amqp://user:password@host:port (or OUTBOX_AMQP_URL).")
+        }
+        return url
+    }
+
     func run() async throws {
         let logger = try options.makeLogger(label: "outbox.chaos")
         let location = try options.location()
@@ -79,6 +92,7 @@ struct ChaosCommand: AsyncParsableCommand {
         let broker: any ChaosBroker = switch publisher {
         case .kafka: try await ChaosKafka(folder: folder)
         case .nats: try await ChaosNATS(folder: folder)
+        case .amqp: try ChaosAMQP(url: try requiredAMQPURL(), command: brokerCommand, folder: folder)
         }
 
         var generation = 0
@@ -96,7 +110,7 @@ struct ChaosCommand: AsyncParsableCommand {
         }
         let writer = ChaosProcess(name: "writer", arguments: [
             "chaos-writer", "--store", url, "--ledger", ledgerPath, "--rate", "\(rate)", "--log-level", "warning",
-        ], logPath: "\(folder)/writer.log")
+        ] + broker.writerArguments, logPath: "\(folder)/writer.log")
         try writer.start()
         try await Task.sleep(for: .seconds(1))
         for process in relayProcesses + [writer] + broker.processes where !process.isRunning {
@@ -107,12 +121,14 @@ struct ChaosCommand: AsyncParsableCommand {
         // Break things.
         var relayKills = 0, databaseRestarts = 0, writerKills = 0
         var lastRestart = ContinuousClock.now
+        var lastBrokerFault = ContinuousClock.now - .seconds(3600)
         let end = ContinuousClock.now + .seconds(seconds)
         let started = ContinuousClock.now
         let elapsed: @Sendable () -> String = { "t=\(Int((ContinuousClock.now - started).timeInterval))s" }
         while ContinuousClock.now < end {
             try await Task.sleep(for: .milliseconds(Int64.random(in: 1200...3000)))
-            var actions = ["kill-relay", "kill-relay"] + broker.faults
+            var actions = ["kill-relay", "kill-relay"]
+            if ContinuousClock.now - lastBrokerFault > broker.faultSpacing { actions += broker.faults }
             if restartCommand != nil && ContinuousClock.now - lastRestart > .seconds(12) { actions += ["restart-database", "restart-database"] }
             if killWriter { actions += ["kill-writer", "kill-writer"] }
             switch actions.randomElement()! {
@@ -137,6 +153,7 @@ struct ChaosCommand: AsyncParsableCommand {
                 try writer.start()
             case let fault:
                 try await broker.inject(fault, elapsed: elapsed, progress: progress)
+                lastBrokerFault = ContinuousClock.now
             }
         }
 

@@ -36,6 +36,9 @@ struct ChaosWriterCommand: AsyncParsableCommand {
     @Option(help: "Every n-th message is poison: larger than the broker accepts (0: none).")
     var poisonEvery: Int = 150
 
+    @Option(help: "Send poison to this topic instead, small (for a broker that takes large messages: a topic nothing receives).")
+    var poisonTopic: String?
+
     func validate() throws {
         guard keys > 0, writers > 0, writers <= keys else { throw ValidationError("--keys and --writers must be positive, with no more writers than keys.") }
         guard rate > 0 else { throw ValidationError("--rate must be positive.") }
@@ -59,7 +62,7 @@ struct ChaosWriterCommand: AsyncParsableCommand {
         }
         let application = ReopeningWriter(try await open(), open: open)
         let stop = StopFlag()
-        let (keys, writers, poisonEvery, topic) = (self.keys, self.writers, self.poisonEvery, self.topic)
+        let (keys, writers, poisonEvery, topic, poisonTopic) = (self.keys, self.writers, self.poisonEvery, self.topic, self.poisonTopic)
         let signals = DispatchSource.makeSignalSource(signal: SIGTERM, queue: .global())
         signal(SIGTERM, SIG_IGN)
         signals.setEventHandler { stop.set() }
@@ -78,8 +81,10 @@ struct ChaosWriterCommand: AsyncParsableCommand {
                         let messages = (0..<Int.random(in: 1...3)).map { _ -> (OutboxMessage, Bool) in
                             let number = counter.next()
                             let poison = poisonEvery > 0 && number % poisonEvery == 0
-                            let payload = poison ? [UInt8](repeating: 0x50, count: 1_100_000) : Array("chaos \(number) \(key)".utf8)
-                            return (OutboxMessage(topic: topic, key: key, type: poison ? "Poison" : "ChaosEvent", payload: payload), poison)
+                            let large = poison && poisonTopic == nil
+                            let payload = large ? [UInt8](repeating: 0x50, count: 1_100_000) : Array("chaos \(number) \(key)".utf8)
+                            let target = poison ? poisonTopic ?? topic : topic
+                            return (OutboxMessage(topic: target, key: key, type: poison ? "Poison" : "ChaosEvent", payload: payload), poison)
                         }
                         ledger.append(messages.map { "P \($0.0.id.uuidString) \(key) \($0.1 ? 1 : 0)\n" }.joined())
                         do {

@@ -39,6 +39,16 @@ struct ChaosTests {
         #expect(summary.contains(" duplicates=0 "), "the stream holds duplicates: \(summary)")
     }
 
+    /// RabbitMQ as the broker, on a broker of its own that the run restarts, SIGKILLs and stops;
+    /// poison goes to an exchange no queue is bound to (unroutable, so dead-lettered).
+    @Test func rabbitmqWithBrokerCrashes() async throws {
+        let url = try await ProjectScript.run("start-rabbitmq.sh", environment: ["OUTBOX_AMQP_PORT": "55674"])
+        let folder = try TemporaryFolder()
+        try await expectClean(store: "sqlite://\(folder.path("chaos-amqp.sqlite"))", name: "sqlite-amqp",
+                              extra: ["--publisher", "amqp", "--amqp-url", url, "--broker-command", "scripts/restart-rabbitmq.sh 55674"])
+        _ = try? await ProjectScript.run("restart-rabbitmq.sh", arguments: ["55674", "stop"])
+    }
+
     @discardableResult
     private func expectClean(store: String, name: String, extra: [String]) async throws -> String {
         let result = try await OutboxProcess.runLong(
