@@ -63,7 +63,7 @@ public final class AMQPAdmin: @unchecked Sendable {
         var text = [CChar](repeating: 0, count: 256)
         let code = outbox_amqp_reply_code(reply, &text, text.count)
         guard code != 0 else { return }
-        throw OutboxError(code: .publisherUnavailable, operation: "AMQP admin", message: "Could not \(what): \(code) \(String(cString: text)).")
+        throw OutboxError(code: .publisherUnavailable, operation: "AMQP admin", message: "Could not \(what): \(code) \(AMQPBytes.text(text)).")
     }
 
     /// Declares a durable exchange of `type` (direct, topic, fanout, headers).

@@ -15,4 +15,9 @@ enum AMQPBytes {
     static func with<T>(_ first: String, _ second: String, _ third: String, _ body: (amqp_bytes_t, amqp_bytes_t, amqp_bytes_t) -> T) -> T {
         with(first, second) { one, two in with(third) { three in body(one, two, three) } }
     }
+
+    /// The text in a NUL-terminated buffer that rabbitmq-c filled.
+    static func text(_ buffer: [CChar]) -> String {
+        String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
 }

@@ -258,7 +258,7 @@ final class AMQPLink: @unchecked Sendable {
             amqp_channel_open(state, 2)
             var text = [CChar](repeating: 0, count: 256)
             guard outbox_amqp_reply_code(amqp_get_rpc_reply(state), &text, text.count) == 0 else {
-                return .unavailable("RabbitMQ did not open a channel (\(String(cString: text)))")
+                return .unavailable("RabbitMQ did not open a channel (\(AMQPBytes.text(text)))")
             }
             checkChannelOpen = true
         }
@@ -269,7 +269,7 @@ final class AMQPLink: @unchecked Sendable {
             checkedExchanges[exchange] = .now
             return nil
         }
-        let reason = String(cString: text)
+        let reason = AMQPBytes.text(text)
         if code == 1 || code == 2 {
             return .unavailable("The AMQP connection broke while checking exchange \(exchange) (\(reason))")
         }
@@ -330,20 +330,20 @@ final class AMQPLink: @unchecked Sendable {
         let login = outbox_amqp_reply_code(outbox_amqp_login(connection, endpoint.virtualHost, Int32(configuration.heartbeatSeconds),
                                                              endpoint.user, endpoint.password), &text, text.count)
         guard login == 0 else {
-            if login == 1 && String(cString: text).contains("login") || login == 403 {
+            if login == 1 && AMQPBytes.text(text).contains("login") || login == 403 {
                 throw OutboxError(code: .invalidConfiguration, operation: "connect",
                                   message: "RabbitMQ at \(redacted) refused the login; check the user, password and virtual host.")
             }
             throw OutboxError(code: .publisherUnavailable, operation: "connect",
-                              message: "RabbitMQ at \(redacted) did not accept the connection (\(String(cString: text))).", isRetriable: true)
+                              message: "RabbitMQ at \(redacted) did not accept the connection (\(AMQPBytes.text(text))).", isRetriable: true)
         }
         amqp_channel_open(connection, 1)
         guard outbox_amqp_reply_code(amqp_get_rpc_reply(connection), &text, text.count) == 0 else {
-            throw OutboxError(code: .publisherUnavailable, operation: "connect", message: "RabbitMQ did not open a channel (\(String(cString: text))).", isRetriable: true)
+            throw OutboxError(code: .publisherUnavailable, operation: "connect", message: "RabbitMQ did not open a channel (\(AMQPBytes.text(text))).", isRetriable: true)
         }
         amqp_confirm_select(connection, 1)
         guard outbox_amqp_reply_code(amqp_get_rpc_reply(connection), &text, text.count) == 0 else {
-            throw OutboxError(code: .publisherUnavailable, operation: "connect", message: "RabbitMQ refused publisher confirms (\(String(cString: text))).", isRetriable: true)
+            throw OutboxError(code: .publisherUnavailable, operation: "connect", message: "RabbitMQ refused publisher confirms (\(AMQPBytes.text(text))).", isRetriable: true)
         }
     }
 
