@@ -6,10 +6,15 @@ source "$(dirname "$0")/lib/common.sh"
 port="$1"
 root=$(server_root mariadb "$port")
 PATH="/usr/sbin:$PATH"
+# Test servers write the log at commit but flush it once a second; a folder started with
+# OUTBOX_DURABLE=1 (start-mariadb.sh leaves a "durable" mark) flushes at every commit, as
+# production servers do.
+flush=2
+[ -f "$root/durable" ] && flush=1
 # The server outlives this script: detach it fully (setsid, no inherited output), so callers that
 # wait for the script's output to close are not held up by the daemon.
 setsid mariadbd --no-defaults --user=root --datadir="$root/data" --port="$port" --bind-address=127.0.0.1 \
   --socket="$root/mariadb.sock" --pid-file="$root/server.pid" --log-error="$root/server.log" \
-  --innodb-flush-log-at-trx-commit=2 --innodb-buffer-pool-size="${OUTBOX_MARIADB_BUFFER_POOL:-256M}" --max-connections=300 \
+  --innodb-flush-log-at-trx-commit=$flush --innodb-buffer-pool-size="${OUTBOX_MARIADB_BUFFER_POOL:-256M}" --max-connections=300 \
   --max-allowed-packet=16M --skip-name-resolve </dev/null >/dev/null 2>&1 &
 wait_for "mariadb-admin --no-defaults --protocol=tcp -h 127.0.0.1 -P $port -u root ping" 30 "MariaDB on port $port" "$root/server.log"

@@ -2,7 +2,8 @@
 # Starts a throw-away MariaDB 10.11 for the tests (installing it with apt-get when missing) and
 # prints the URL to use, e.g.:  export OUTBOX_MYSQL_URL=$(scripts/start-mariadb.sh)
 # The data folder lives under .test-servers/ and is recreated on each start.
-# Environment: OUTBOX_MYSQL_PORT (default 53306).
+# Environment: OUTBOX_MYSQL_PORT (default 53306); OUTBOX_DURABLE=1 flushes the log at every
+# commit (innodb_flush_log_at_trx_commit=1), as production servers run; the tests use 2.
 set -euo pipefail
 source "$(dirname "$0")/lib/common.sh"
 cd "$OUTBOX_ROOT"
@@ -18,6 +19,7 @@ stop_pid_file "$root/server.pid" TERM 10
 require_free_port "$port" OUTBOX_MYSQL_PORT
 rm -rf "$root"
 mkdir -p "$root/data"
+[ "${OUTBOX_DURABLE:-0}" = "1" ] && touch "$root/durable"
 
 mariadb-install-db --no-defaults --user=root --datadir="$root/data" --auth-root-authentication-method=normal \
   --skip-test-db >"$root/install.log" 2>&1 || { cat "$root/install.log" >&2; exit 1; }
