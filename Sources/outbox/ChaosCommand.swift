@@ -129,6 +129,8 @@ struct ChaosCommand: AsyncParsableCommand {
             try await Task.sleep(for: .milliseconds(Int64.random(in: 1200...3000)))
             var actions = ["kill-relay", "kill-relay"]
             if ContinuousClock.now - lastBrokerFault > broker.faultSpacing { actions += broker.faults }
+            // Every run kills a relay: by a third of the run, if chance has not, now.
+            if relayKills == 0 && ContinuousClock.now - started > .seconds(seconds) / 3 { actions = ["kill-relay"] }
             if restartCommand != nil && ContinuousClock.now - lastRestart > .seconds(12) { actions += ["restart-database", "restart-database"] }
             if killWriter { actions += ["kill-writer", "kill-writer"] }
             switch actions.randomElement()! {

@@ -32,6 +32,8 @@ final class ChaosNATS: ChaosBroker, @unchecked Sendable {
     var processes: [ChaosProcess] { [server] }
     var relayArguments: [String] { ["--nats-url", url] }
     var faults: [String] { ["restart-server", "kill-server", "server-down"] }
+    /// A fault takes 1–6 s; leave room for relay kills in between.
+    var faultSpacing: Duration { .seconds(4) }
 
     func inject(_ fault: String, elapsed: @Sendable () -> String, progress: @Sendable (String) -> Void) async throws {
         switch fault {

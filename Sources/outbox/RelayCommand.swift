@@ -42,6 +42,7 @@ struct RelayCommand: AsyncParsableCommand {
         guard maxAttempts > 0 else { throw ValidationError("--max-attempts must be positive.") }
         if let retentionSeconds, retentionSeconds < 0 { throw ValidationError("--retention-seconds cannot be negative.") }
         guard storeWaitSeconds >= 0 && storeWaitSeconds <= 86_400 else { throw ValidationError("--store-wait-seconds must be between 0 and 86400.") }
+        try destination.check()
     }
 
     func run() async throws {

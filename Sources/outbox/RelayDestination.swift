@@ -40,7 +40,9 @@ struct RelayDestinationOptions: ParsableArguments {
 
     private static func nonEmpty(_ text: String?) -> String? { text.flatMap { $0.isEmpty ? nil : $0 } }
 
-    func validate() throws {
+    /// Checks the destination options; the relay command calls it after its own checks, so a
+    /// mistake in those is named first.
+    func check() throws {
         // Explicit options decide; the environment only fills in when no destination was given.
         let explicit = [kafkaBrokers != nil, natsURL != nil, amqpURL != nil, output != nil].filter { $0 }.count
         if explicit > 1 {

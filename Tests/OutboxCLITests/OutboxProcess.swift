@@ -28,7 +28,9 @@ final class OutboxProcess: @unchecked Sendable {
         process.executableURL = Self.executable
         process.arguments = arguments
         var merged = ProcessInfo.processInfo.environment
-        merged.removeValue(forKey: "OUTBOX_STORE_URL")
+        // The test command exports the servers' URLs for the suites; a child `outbox` must see only
+        // what its test gives it (a broker URL in its environment would be its destination).
+        for variable in ["OUTBOX_STORE_URL", "OUTBOX_KAFKA_BROKERS", "OUTBOX_NATS_URL", "OUTBOX_AMQP_URL"] { merged.removeValue(forKey: variable) }
         merged.merge(environment) { $1 }
         process.environment = merged
         process.standardError = standardError
@@ -90,7 +92,7 @@ extension OutboxProcess {
         process.executableURL = executable
         process.arguments = arguments
         var environment = ProcessInfo.processInfo.environment
-        environment.removeValue(forKey: "OUTBOX_STORE_URL")
+        for variable in ["OUTBOX_STORE_URL", "OUTBOX_KAFKA_BROKERS", "OUTBOX_NATS_URL", "OUTBOX_AMQP_URL"] { environment.removeValue(forKey: variable) }
         process.environment = environment
         process.standardOutput = try FileHandle(forWritingTo: outputURL)
         process.standardError = try FileHandle(forWritingTo: errorURL)
