@@ -54,6 +54,7 @@ final class AMQPLink: @unchecked Sendable {
     private var returned: [String: String] = [:]
     private var checkedExchanges: [String: ContinuousClock.Instant] = [:]
     private var checkChannelOpen = false
+    private var lastExpiryCheck = ContinuousClock.now
 
     init(configuration: AMQPPublisherConfiguration, logger: Logger) throws {
         self.configuration = configuration
@@ -197,8 +198,11 @@ final class AMQPLink: @unchecked Sendable {
     }
 
     /// Unconfirmed messages older than the acknowledgement timeout are reported unavailable; a
-    /// confirm that comes later finds nothing to complete.
+    /// confirm that comes later finds nothing to complete. Looked for at most every 100 ms: the
+    /// loop turns once per queued message under load, and the scan reads every pending entry.
     private func expireUnconfirmed() {
+        guard ContinuousClock.now - lastExpiryCheck >= .milliseconds(100) else { return }
+        lastExpiryCheck = .now
         let limit = ContinuousClock.now - configuration.acknowledgementTimeout
         let late = pending.filter { $0.value.sentAt < limit }
         guard !late.isEmpty else { return }

@@ -102,18 +102,20 @@ struct RelayDestinationOptions: ParsableArguments {
         return parsed
     }
 
+    /// A `-X` value that must be a positive whole number of `unit`.
+    private static func positive(_ name: String, _ value: String, _ unit: String) throws -> Int {
+        guard let number = Int(value), number > 0 else { throw ValidationError("-X \(name) takes a positive number of \(unit).") }
+        return number
+    }
+
     private func natsConfiguration(_ settings: [String: String]) throws -> NATSPublisherConfiguration {
         guard case .nats(let url) = chosen else { throw ValidationError("--nats-url is missing.") }
         var configuration = NATSPublisherConfiguration(servers: url)
         for (name, value) in settings {
             switch name {
             case "subject.prefix": configuration.subjectPrefix = value
-            case "ack.timeout.ms":
-                guard let milliseconds = Int(value), milliseconds > 0 else { throw ValidationError("-X ack.timeout.ms takes a positive number of milliseconds.") }
-                configuration.acknowledgementTimeout = .milliseconds(milliseconds)
-            case "max.in.flight":
-                guard let count = Int(value), count > 0 else { throw ValidationError("-X max.in.flight takes a positive number.") }
-                configuration.maximumInFlight = count
+            case "ack.timeout.ms": configuration.acknowledgementTimeout = .milliseconds(try Self.positive(name, value, "milliseconds"))
+            case "max.in.flight": configuration.maximumInFlight = try Self.positive(name, value, "messages")
             case "tls.ca": configuration.trustedCertificatesFile = value
             case "tls.cert": configuration.clientCertificateFile = value
             case "tls.key": configuration.clientKeyFile = value
@@ -136,12 +138,8 @@ struct RelayDestinationOptions: ParsableArguments {
         for (name, value) in settings {
             switch name {
             case "exchange.prefix": configuration.exchangePrefix = value
-            case "ack.timeout.ms":
-                guard let milliseconds = Int(value), milliseconds > 0 else { throw ValidationError("-X ack.timeout.ms takes a positive number of milliseconds.") }
-                configuration.acknowledgementTimeout = .milliseconds(milliseconds)
-            case "max.in.flight":
-                guard let count = Int(value), count > 0 else { throw ValidationError("-X max.in.flight takes a positive number.") }
-                configuration.maximumInFlight = count
+            case "ack.timeout.ms": configuration.acknowledgementTimeout = .milliseconds(try Self.positive(name, value, "milliseconds"))
+            case "max.in.flight": configuration.maximumInFlight = try Self.positive(name, value, "messages")
             case "heartbeat.s":
                 guard let seconds = Int(value), seconds >= 0 else { throw ValidationError("-X heartbeat.s takes a number of seconds (0: none).") }
                 configuration.heartbeatSeconds = seconds
