@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "OutboxMongo", targets: ["OutboxMongo"]),
         .library(name: "OutboxNATS", targets: ["OutboxNATS"]),
         .library(name: "OutboxAMQP", targets: ["OutboxAMQP"]),
+        .library(name: "OutboxPrometheus", targets: ["OutboxPrometheus"]),
         .executable(name: "outbox", targets: ["outbox"]),
     ],
     dependencies: [
@@ -29,6 +30,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         .target(
@@ -111,10 +114,23 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        .target(
+            name: "OutboxPrometheus",
+            dependencies: [
+                "Outbox",
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .executableTarget(
             name: "outbox",
             dependencies: [
                 "Outbox", "OutboxSQLite", "OutboxTesting", "OutboxKafka", "OutboxNATS", "OutboxAMQP", "OutboxPostgres", "OutboxMySQL", "OutboxMongo",
+                "OutboxPrometheus",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

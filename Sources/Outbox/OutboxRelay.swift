@@ -73,6 +73,9 @@ public final class OutboxRelay: Service, Sendable {
         await withDiscardingTaskGroup { group in
             group.addTask { await self.heartbeatLoop() }
             group.addTask { await self.storeWakeUpLoop() }
+            if metrics.isExported {
+                group.addTask { await self.backlogGaugeLoop() }
+            }
             if configuration.deliveredRetention != nil {
                 group.addTask { await self.cleanupLoop() }
             }
@@ -136,8 +139,10 @@ public final class OutboxRelay: Service, Sendable {
                 let records: [OutboxRecord]
                 do {
                     let store = self.store
-                    records = try await OutboxStoreCallTimeout.run("claim", timeout: storeCallTimeout) {
-                        try await store.claim(partitions: claimable, limit: limit, maximumBytes: maximumBytes, now: Date(), excluding: excluding)
+                    records = try await metrics.timed(metrics.claimDuration) {
+                        try await OutboxStoreCallTimeout.run("claim", timeout: storeCallTimeout) {
+                            try await store.claim(partitions: claimable, limit: limit, maximumBytes: maximumBytes, now: Date(), excluding: excluding)
+                        }
                     }
                     storeFailures = 0
                 } catch {
@@ -153,6 +158,7 @@ public final class OutboxRelay: Service, Sendable {
                              claimStartedAt: claimStartedAt, keysInFlightAtClaim: inFlightKeys)
                 }
                 if !batch.isEmpty {
+                    metrics.inFlight.record(ledger.withLock { $0.messagesInFlight })
                     batches.addTask { await self.process(batch) }
                 }
                 let reachedBytes = records.reduce(0) { $0 + $1.message.payload.count } >= maximumBytes
@@ -185,10 +191,11 @@ public final class OutboxRelay: Service, Sendable {
 
     private func process(_ batch: [OutboxRecord]) async {
         defer {
-            let handOver = ledger.withLock { ledger in
+            let (handOver, inFlight) = ledger.withLock { ledger in
                 ledger.finish(batch)
-                return !ledger.drainedSurplus.isEmpty
+                return (!ledger.drainedSurplus.isEmpty, ledger.messagesInFlight)
             }
+            metrics.inFlight.record(inFlight)
             wakeUp.signal()
             if handOver { heartbeatNow.signal() }
         }
@@ -283,8 +290,10 @@ public final class OutboxRelay: Service, Sendable {
                     if trimmed.isEmpty { return }
                 }
                 let written = trimmed
-                let result = try await OutboxStoreCallTimeout.run("acknowledge", timeout: storeCallTimeout) {
-                    try await store.acknowledge(written)
+                let result = try await metrics.timed(metrics.acknowledgeDuration) {
+                    try await OutboxStoreCallTimeout.run("acknowledge", timeout: storeCallTimeout) {
+                        try await store.acknowledge(written)
+                    }
                 }
                 metrics.published.increment(by: written.delivered.count)
                 metrics.deadLettered.increment(by: written.deadLetters.count)
@@ -329,7 +338,6 @@ public final class OutboxRelay: Service, Sendable {
     // MARK: - Leases, wake-ups, cleanup
 
     private func heartbeatLoop() async {
-        var lastGaugeUpdate: ContinuousClock.Instant?
         var waitingForRelayID = false
         var nextInterval = configuration.heartbeatInterval
         while !Task.isCancelled {
@@ -341,9 +349,14 @@ public final class OutboxRelay: Service, Sendable {
                 let heartbeat = OutboxHeartbeat(relayID: configuration.relayID, leaseDuration: configuration.leaseDuration,
                                                 releasing: releasing, inFlight: inFlight, now: Date(), instanceID: instanceID)
                 // A heartbeat slower than a lease is as good as a failed one.
-                let grant = try await OutboxStoreCallTimeout.run("heartbeat", timeout: configuration.leaseDuration) {
-                    try await store.heartbeat(heartbeat)
+                let grant = try await metrics.timed(metrics.heartbeatDuration) {
+                    try await OutboxStoreCallTimeout.run("heartbeat", timeout: configuration.leaseDuration) {
+                        try await store.heartbeat(heartbeat)
+                    }
                 }
+                metrics.partitionsOwned.record(grant.relayIDInUse ? 0 : grant.owned.count)
+                metrics.liveRelays.record(grant.liveRelays)
+                metrics.partitions.record(grant.partitionCount)
                 // Trust the leases a little less long than the store does, so we stop before another relay starts.
                 let validUntil = started + configuration.leaseDuration - configuration.heartbeatInterval / 2
                 let gained = ledger.withLock { $0.apply(grant, validUntil: validUntil) }
@@ -372,13 +385,29 @@ public final class OutboxRelay: Service, Sendable {
                 logger.warning("Outbox relay heartbeat failed; leases lapse if this persists",
                                metadata: ["outbox.error": "\(error)"])
             }
-            if lastGaugeUpdate.map({ .now - $0 >= configuration.pendingGaugeInterval }) ?? true {
-                lastGaugeUpdate = .now
-                if let status = try? await store.status(now: Date()) {
-                    metrics.pending.record(status.pending)
-                }
-            }
             await heartbeatNow.wait(since: generation, timeout: nextInterval)
+        }
+    }
+
+    /// Reads the backlog for the gauges every `backlogGaugeInterval`: bounded indexed reads (see
+    /// ``OutboxStore/backlog(now:countLimit:)``), in a loop of their own so that a slow read never
+    /// delays a heartbeat.
+    private func backlogGaugeLoop() async {
+        let store = self.store
+        let limit = configuration.backlogCountLimit
+        while !Task.isCancelled {
+            do {
+                let backlog = try await metrics.timed(metrics.backlogDuration) {
+                    try await OutboxStoreCallTimeout.run("backlog", timeout: storeCallTimeout) {
+                        try await store.backlog(now: Date(), countLimit: limit)
+                    }
+                }
+                metrics.record(backlog)
+            } catch {
+                if Task.isCancelled { return }
+                logger.debug("Outbox relay could not read the backlog for its gauges", metadata: ["outbox.error": "\(error)"])
+            }
+            try? await Task.sleep(for: configuration.backlogGaugeInterval)
         }
     }
 

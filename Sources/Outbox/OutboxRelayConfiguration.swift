@@ -38,8 +38,13 @@ public struct OutboxRelayConfiguration: Sendable {
     public var shutdownGracePeriod: Duration
     /// First pause after the publisher reports the broker unreachable; doubles up to 30 s. Default 200 ms.
     public var publisherUnavailableBackoff: Duration
-    /// Time between updates of the pending-messages gauge (a count over the whole outbox). Default 30 s.
-    public var pendingGaugeInterval: Duration
+    /// Time between readings of the store's backlog for the gauges (pending, oldest pending age,
+    /// dead letters), each a bounded indexed read. Default 10 s. Without a metrics backend
+    /// (nothing bootstrapped, no `metricsFactory`) the backlog is not read.
+    public var backlogGaugeInterval: Duration
+    /// Where the backlog gauges stop counting: counts read at most this many index entries, and
+    /// a gauge at this value means "at least". Default 10,000.
+    public var backlogCountLimit: Int
     /// Where metrics go; `nil` uses the bootstrapped `MetricsSystem`.
     public var metricsFactory: (any MetricsFactory)?
 
@@ -58,7 +63,8 @@ public struct OutboxRelayConfiguration: Sendable {
         cleanupInterval: Duration = .seconds(30),
         shutdownGracePeriod: Duration = .seconds(10),
         publisherUnavailableBackoff: Duration = .milliseconds(200),
-        pendingGaugeInterval: Duration = .seconds(30),
+        backlogGaugeInterval: Duration = .seconds(10),
+        backlogCountLimit: Int = 10_000,
         metricsFactory: (any MetricsFactory)? = nil
     ) {
         self.relayID = relayID
@@ -74,7 +80,8 @@ public struct OutboxRelayConfiguration: Sendable {
         self.cleanupInterval = cleanupInterval
         self.shutdownGracePeriod = shutdownGracePeriod
         self.publisherUnavailableBackoff = publisherUnavailableBackoff
-        self.pendingGaugeInterval = pendingGaugeInterval
+        self.backlogGaugeInterval = backlogGaugeInterval
+        self.backlogCountLimit = max(1, backlogCountLimit)
         self.metricsFactory = metricsFactory
     }
 

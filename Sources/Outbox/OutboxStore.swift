@@ -57,8 +57,13 @@ public protocol OutboxStore: Service, Sendable {
     /// Deletes up to `limit` delivered messages finished before `cutoff` (retention mode only).
     func removeDelivered(finishedBefore cutoff: Date, limit: Int) async throws -> Int
 
-    /// Counts and ownership for `outbox status`.
+    /// Counts and ownership for `outbox status`: exact, and a pass over the whole table.
     func status(now: Date) async throws -> OutboxStatus
+
+    /// The backlog for the relay's gauges, in bounded indexed reads: pending and dead messages
+    /// counted up to `countLimit` (index entries read stop there) and the age of the first
+    /// pending message in commit order (one index probe). Cheap at any table size, unlike ``status(now:)``.
+    func backlog(now: Date, countLimit: Int) async throws -> OutboxBacklog
 
     /// Dead-lettered messages in sequence order, after `afterSequence`.
     func deadLetters(limit: Int, afterSequence: Int64?) async throws -> [OutboxDeadLetter]

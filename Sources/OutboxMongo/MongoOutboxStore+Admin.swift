@@ -35,6 +35,22 @@ extension MongoOutboxStore {
         }
     }
 
+    public func backlog(now: Date, countLimit: Int) async throws -> OutboxBacklog {
+        try await perform("backlog") {
+            // Each part walks the (state, _id) index: at most `countLimit` entries, or one probe.
+            func count(_ state: OutboxRowState) async throws -> Int {
+                let counted = try await messages.aggregate([
+                    ["$match": ["state": .state(state)]], ["$limit": .int64(Int64(countLimit))], ["$count": "n"],
+                ]).first
+                return Int(counted?["n"]?.int64Value ?? 0)
+            }
+            let oldest = try await messages.find(["state": .state(.pending)], sort: ["state": 1, "_id": 1], projection: ["createdAt": 1], limit: 1)
+                .first?["createdAt"]?.int64Value.map(MongoTime.date)
+            return OutboxBacklog(pending: try await count(.pending), dead: try await count(.dead), countLimit: countLimit,
+                                 oldestPendingAge: OutboxBacklog.age(of: oldest, now: now))
+        }
+    }
+
     public func deadLetters(limit: Int, afterSequence: Int64?) async throws -> [OutboxDeadLetter] {
         try await perform("list dead letters") {
             try await messages.find(["state": .state(.dead), "_id": ["$gt": .int64(afterSequence ?? 0)]], sort: ["state": 1, "_id": 1], limit: limit).map { document in

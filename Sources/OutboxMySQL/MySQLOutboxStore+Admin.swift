@@ -33,6 +33,19 @@ extension MySQLOutboxStore {
         }
     }
 
+    public func backlog(now: Date, countLimit: Int) async throws -> OutboxBacklog {
+        try await perform("backlog") {
+            // Each part walks the (state, sequence) index: at most `countLimit` entries, or one probe.
+            let row = try await pool.query("""
+                SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM \(names.messages) WHERE state = 0 LIMIT ?) p),
+                       (SELECT COUNT(*) FROM (SELECT 1 FROM \(names.messages) WHERE state = 1 LIMIT ?) d),
+                       (SELECT created_at FROM \(names.messages) WHERE state = 0 ORDER BY sequence LIMIT 1)
+                """, [.int(countLimit), .int(countLimit)]).rows.first
+            return OutboxBacklog(pending: Int(row?[0].int64 ?? 0), dead: Int(row?[1].int64 ?? 0), countLimit: countLimit,
+                                 oldestPendingAge: OutboxBacklog.age(of: row?[2].int64.map(MySQLTime.date), now: now))
+        }
+    }
+
     public func deadLetters(limit: Int, afterSequence: Int64?) async throws -> [OutboxDeadLetter] {
         try await perform("list dead letters") {
             try await pool.query("""

@@ -36,6 +36,22 @@ extension PostgresOutboxStore {
         }
     }
 
+    public func backlog(now: Date, countLimit: Int) async throws -> OutboxBacklog {
+        try await perform("backlog") {
+            // Each part walks one partial index: at most `countLimit` entries, or one probe.
+            let rows = try await client.query("""
+                SELECT (SELECT count(*) FROM (SELECT 1 FROM \(unescaped: names.messages) WHERE state = 0 LIMIT \(Int64(countLimit))) p)::int,
+                       (SELECT count(*) FROM (SELECT 1 FROM \(unescaped: names.messages) WHERE state = 1 LIMIT \(Int64(countLimit))) d)::int,
+                       (SELECT created_at FROM \(unescaped: names.messages) WHERE state = 0 ORDER BY sequence LIMIT 1)
+                """, logger: logger)
+            var backlog = OutboxBacklog(pending: 0, dead: 0, countLimit: countLimit, oldestPendingAge: nil)
+            for try await (pending, dead, oldest) in rows.decode((Int, Int, Date?).self) {
+                (backlog.pending, backlog.dead, backlog.oldestPendingAge) = (pending, dead, OutboxBacklog.age(of: oldest, now: now))
+            }
+            return backlog
+        }
+    }
+
     public func deadLetters(limit: Int, afterSequence: Int64?) async throws -> [OutboxDeadLetter] {
         try await perform("list dead letters") {
             let rows = try await client.query("""

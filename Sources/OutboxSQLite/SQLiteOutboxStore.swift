@@ -239,6 +239,19 @@ public final class SQLiteOutboxStore: OutboxStore, OutboxKitStore, Sendable {
         }
     }
 
+    public func backlog(now: Date, countLimit: Int) async throws -> OutboxBacklog {
+        try await read("backlog") { db in
+            // Each part walks one partial index: at most `countLimit` entries, or one probe.
+            let row = try Row.fetchOne(db, sql: self.statements.named("""
+                SELECT (SELECT count(*) FROM (SELECT 1 FROM outbox_messages WHERE state = 0 LIMIT ?1)) AS pending,
+                       (SELECT count(*) FROM (SELECT 1 FROM outbox_messages WHERE state = 1 LIMIT ?1)) AS dead,
+                       (SELECT created_at FROM outbox_messages WHERE state = 0 ORDER BY sequence LIMIT 1) AS oldest
+                """), arguments: [countLimit])!
+            return OutboxBacklog(pending: row["pending"], dead: row["dead"], countLimit: countLimit,
+                                 oldestPendingAge: OutboxBacklog.age(of: (row["oldest"] as Int64?).map(SQLiteTime.date), now: now))
+        }
+    }
+
     public func status(now: Date) async throws -> OutboxStatus {
         try await read("status") { db in
             let counts = try Row.fetchOne(db, sql: self.statements.named("""

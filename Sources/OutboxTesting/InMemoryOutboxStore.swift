@@ -198,6 +198,18 @@ public final class InMemoryOutboxStore: OutboxStore, Sendable {
         }
     }
 
+    public func backlog(now: Date, countLimit: Int) async throws -> OutboxBacklog {
+        storage.withLock { storage in
+            let pending = storage.rows.values.filter { $0.state == .pending }
+            let first = pending.min { $0.record.sequence < $1.record.sequence }
+            return OutboxBacklog(
+                pending: min(pending.count, countLimit),
+                dead: min(storage.rows.values.filter { $0.state == .dead }.count, countLimit),
+                countLimit: countLimit,
+                oldestPendingAge: first.map { .milliseconds(Int64(max(0, now.timeIntervalSince($0.record.message.createdAt)) * 1000)) })
+        }
+    }
+
     public func deadLetters(limit: Int, afterSequence: Int64?) async throws -> [OutboxDeadLetter] {
         storage.withLock { storage in
             storage.rows.values

@@ -102,4 +102,34 @@ extension OutboxStoreConformance {
         status = try await store.status(now: Date())
         try expect(status.deliveredRetained == 0, "everything past the window is removed")
     }
+
+    func backlogCountsStopAtTheLimit(_ subject: any OutboxStoreUnderTest) async throws {
+        let store = subject.store
+        let empty = try await store.backlog(now: Date(), countLimit: 10)
+        try expect(empty.pending == 0 && empty.dead == 0 && empty.oldestPendingAge == nil, "an empty store has no backlog, got \(empty)")
+        // The first message in commit order is an hour old: the age must come from it.
+        let old = OutboxMessage(topic: "orders", key: "b0", type: nil, payload: Array("old".utf8), headers: [],
+                                createdAt: Date().addingTimeInterval(-3_600))
+        let messages = [old] + (1..<6).map { OutboxMessage(topic: "orders", key: "b\($0)", text: "backlog \($0)") }
+        try await subject.enqueueCommitted(messages)
+        let partitions = try await own(store, as: "relay")
+        let claimed = try await store.claim(partitions: partitions, limit: 10, now: Date())
+        try expect(claimed.count == 6, "claim should return the 6 messages, returned \(claimed.count)")
+        _ = try await store.acknowledge(OutboxAcknowledgement(
+            relayID: "relay",
+            retries: [.init(sequence: claimed[1].sequence, partition: claimed[1].partition, availableAt: Date().addingTimeInterval(60), error: "later")],
+            deadLetters: claimed[4...5].map { .init(sequence: $0.sequence, partition: $0.partition, error: "rejected") }))
+        let full = try await store.backlog(now: Date(), countLimit: 100)
+        try expect(full.pending == 4 && full.dead == 2 && !full.pendingIsAtLeast,
+                   "4 pending (one waiting for a retry) and 2 dead expected, got \(full.pending) and \(full.dead)")
+        let age = full.oldestPendingAge ?? .zero
+        try expect(age >= .seconds(3_590) && age <= .seconds(3_700), "the oldest pending message is an hour old, got \(age)")
+        let capped = try await store.backlog(now: Date(), countLimit: 3)
+        try expect(capped.pending == 3 && capped.pendingIsAtLeast && capped.dead == 2,
+                   "counts stop at the limit of 3: pending \(capped.pending), dead \(capped.dead)")
+        _ = try await store.acknowledge(OutboxAcknowledgement(relayID: "relay", delivered: [claimed[0]].map { .init(sequence: $0.sequence, partition: $0.partition) }))
+        let later = try await store.backlog(now: Date(), countLimit: 100)
+        try expect(later.pending == 3 && (later.oldestPendingAge ?? .seconds(3_600)) < .seconds(600),
+                   "once the old message is delivered the next one is the oldest, got \(String(describing: later.oldestPendingAge))")
+    }
 }

@@ -62,6 +62,9 @@ public struct OutboxStoreConformance: Sendable {
         case claimStopsAtTheByteBound
         /// Overlapping enqueue transactions on one partition do not starve it (needs held-open transactions).
         case overlappingWritersDoNotStarveAPartition
+        /// The gauges' backlog read counts pending and dead messages up to its limit and ages the
+        /// first pending message in commit order.
+        case backlogCountsStopAtTheLimit
 
         public var description: String { rawValue }
 
@@ -129,6 +132,7 @@ public struct OutboxStoreConformance: Sendable {
         case .sameRelayIDNeverSharesLeases: try await sameRelayIDNeverSharesLeases(subject)
         case .claimStopsAtTheByteBound: try await claimStopsAtTheByteBound(subject)
         case .overlappingWritersDoNotStarveAPartition: try await overlappingWritersDoNotStarveAPartition(subject)
+        case .backlogCountsStopAtTheLimit: try await backlogCountsStopAtTheLimit(subject)
         }
     }
 

@@ -32,6 +32,9 @@ final class CountingStore: OutboxStore, Sendable {
         try await counted { try await inner.removeDelivered(finishedBefore: cutoff, limit: limit) }
     }
     func status(now: Date) async throws -> OutboxStatus { try await counted { try await inner.status(now: now) } }
+    func backlog(now: Date, countLimit: Int) async throws -> OutboxBacklog {
+        try await counted { try await inner.backlog(now: now, countLimit: countLimit) }
+    }
     func deadLetters(limit: Int, afterSequence: Int64?) async throws -> [OutboxDeadLetter] {
         try await counted { try await inner.deadLetters(limit: limit, afterSequence: afterSequence) }
     }
