@@ -61,6 +61,7 @@ let package = Package(
             dependencies: [
                 .product(name: "Outbox", package: outbox),
                 .product(name: "OutboxSQLite", package: outbox),
+                .product(name: "OutboxPrometheus", package: outbox),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

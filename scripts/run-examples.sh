@@ -65,6 +65,9 @@ wait_for "[ \$(wc -l < '$work/orders.jsonl') -ge 3 ]" 30 "OrdersApp's relay (3 m
 for message in $(grep -o '"message":"[^"]*"' "$work/placed.txt" | cut -d'"' -f4 | tr 'A-Z' 'a-z'); do
   grep -q "$message" "$work/orders.jsonl" || { echo "OrdersApp did not publish message $message." >&2; kill "$app"; exit 1; }
 done
+metrics_port=$((port + 1))
+wait_for "curl -sf http://127.0.0.1:$metrics_port/metrics | grep -q '^outbox_messages_published_total 3$'" 30 \
+  "OrdersApp's metrics (outbox_messages_published_total 3)" "$work/orders.log"
 kill -TERM "$app"
 wait "$app" || { cat "$work/orders.log" >&2; echo "OrdersApp did not stop cleanly on SIGTERM." >&2; exit 1; }
-echo "examples: OrdersApp took 3 orders over HTTP, refused a bad one, published all 3 and stopped on SIGTERM"
+echo "examples: OrdersApp took 3 orders over HTTP, refused a bad one, published all 3, counted them at /metrics and stopped on SIGTERM"

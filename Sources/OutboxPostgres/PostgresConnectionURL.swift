@@ -34,6 +34,11 @@ public struct PostgresConnectionURL: OutboxStoreURL {
         guard !url.database.isEmpty, !url.database.contains("/") else {
             throw url.invalid("The PostgreSQL URL names no database; add it after the host, as in …@host:5432/database.")
         }
+        // An option we do not read must not pass unnoticed: a misspelt `sslmode` would quietly
+        // leave TLS at `prefer`.
+        if let unknown = url.options.first(where: { $0.name.lowercased() != "sslmode" }) {
+            throw url.invalid("The PostgreSQL URL has an unknown option \"\(unknown.name)\"; the one understood is sslmode.")
+        }
         let sslMode = url.option("sslmode") ?? "prefer"
         guard ["disable", "prefer", "require"].contains(sslMode) else { throw url.invalid("sslmode must be disable, prefer or require.") }
         self.url = url

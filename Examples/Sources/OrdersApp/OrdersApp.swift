@@ -1,6 +1,7 @@
 // An HTTP service that places orders: POST /orders writes the order and its OrderPlaced message
 // in one SQLite transaction; the relay runs in the same ServiceGroup as the HTTP server and
-// publishes the message (here to a JSON-lines file). GET /outbox shows the outbox's status.
+// publishes the message (here to a JSON-lines file). GET /outbox shows the outbox's status; the
+// relay's metrics are served for Prometheus on the next port, at /metrics.
 //
 //   swift run OrdersApp [port] [database-path] [published.jsonl]
 //   curl -X POST localhost:8080/orders -d '{"customer":"c-7","totalCents":4200}'
@@ -9,6 +10,7 @@ import GRDB
 import Hummingbird
 import Logging
 import Outbox
+import OutboxPrometheus
 import OutboxSQLite
 import ServiceLifecycle
 
@@ -27,6 +29,9 @@ enum OrdersApp {
     static func main() async throws {
         let arguments = CommandLine.arguments
         let logger = Logger(label: "orders")
+        let port = arguments.count > 1 ? Int(arguments[1]) ?? 8080 : 8080
+        // One line for Prometheus: swift-metrics goes to a registry served at /metrics.
+        let metrics = try OutboxMetricsEndpoint.bootstrap(listening: "127.0.0.1:\(port + 1)", logger: logger)
         let store = try SQLiteOutboxStore(path: arguments.count > 2 ? arguments[2] : "orders.sqlite")
         try await store.migrate()
         try await store.writer.write { db in
@@ -57,7 +62,7 @@ enum OrdersApp {
 
         let app = Application(
             router: router,
-            configuration: .init(address: .hostname("127.0.0.1", port: arguments.count > 1 ? Int(arguments[1]) ?? 8080 : 8080)),
+            configuration: .init(address: .hostname("127.0.0.1", port: port)),
             logger: logger)
         let relay = OutboxRelay(
             store: store,
@@ -65,8 +70,8 @@ enum OrdersApp {
             configuration: OutboxRelayConfiguration(),
             logger: logger)
         // One group: on SIGTERM the HTTP server stops taking orders first, then the relay publishes what
-        // is left (within its grace period) and releases its partitions.
-        let group = ServiceGroup(services: [store, relay, app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        // is left (within its grace period) and releases its partitions; the metrics go last.
+        let group = ServiceGroup(services: [metrics, store, relay, app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await group.run()
     }
 }
