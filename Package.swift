@@ -20,6 +20,7 @@ let package = Package(
         .library(name: "OutboxNATS", targets: ["OutboxNATS"]),
         .library(name: "OutboxAMQP", targets: ["OutboxAMQP"]),
         .library(name: "OutboxPrometheus", targets: ["OutboxPrometheus"]),
+        .library(name: "OutboxAdmin", targets: ["OutboxAdmin"]),
         .executable(name: "outbox", targets: ["outbox"]),
     ],
     dependencies: [
@@ -32,6 +33,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
     ],
     targets: [
         .target(
@@ -126,11 +128,22 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        .target(
+            name: "OutboxAdmin",
+            dependencies: [
+                "Outbox",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .executableTarget(
             name: "outbox",
             dependencies: [
                 "Outbox", "OutboxSQLite", "OutboxTesting", "OutboxKafka", "OutboxNATS", "OutboxAMQP", "OutboxPostgres", "OutboxMySQL", "OutboxMongo",
-                "OutboxPrometheus",
+                "OutboxPrometheus", "OutboxAdmin",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -60,12 +60,15 @@ public struct OutboxStatus: Sendable, Hashable {
     public var partitionCount: Int
     /// Live relays and the partitions each one holds.
     public var relays: [OutboxRelayInfo]
+    /// Every partition's lease, in partition order (empty from stores that do not report them).
+    public var leases: [OutboxPartitionLease]
 
     /// Creates a status.
     public init(
         pending: Int, retrying: Int, inFlight: Int, dead: Int, deliveredRetained: Int,
-        oldestPendingAge: Duration?, partitionCount: Int, relays: [OutboxRelayInfo]
+        oldestPendingAge: Duration?, partitionCount: Int, relays: [OutboxRelayInfo], leases: [OutboxPartitionLease] = []
     ) {
+        self.leases = leases
         self.pending = pending
         self.retrying = retrying
         self.inFlight = inFlight
@@ -87,12 +90,33 @@ public struct OutboxRelayInfo: Sendable, Hashable {
     public var inFlight: Int
     /// When its registration expires unless it heartbeats again.
     public var expiresAt: Date
+    /// Messages this run of the relay has recorded as delivered, as of its last heartbeat
+    /// (cumulative; starts at 0 when the relay starts).
+    public var published: Int
 
     /// Creates relay information.
-    public init(relayID: String, partitions: [Int], inFlight: Int, expiresAt: Date) {
+    public init(relayID: String, partitions: [Int], inFlight: Int, expiresAt: Date, published: Int = 0) {
+        self.published = published
         self.relayID = relayID
         self.partitions = partitions
         self.inFlight = inFlight
+        self.expiresAt = expiresAt
+    }
+}
+
+/// One partition's lease as stored: who holds it and until when.
+public struct OutboxPartitionLease: Sendable, Hashable {
+    /// The virtual partition.
+    public var partition: Int
+    /// The relay holding it, or `nil` when it is free.
+    public var owner: String?
+    /// When the lease lapses unless its owner renews it (in the past for a free or lapsed lease).
+    public var expiresAt: Date
+
+    /// Creates a lease.
+    public init(partition: Int, owner: String?, expiresAt: Date) {
+        self.partition = partition
+        self.owner = owner
         self.expiresAt = expiresAt
     }
 }

@@ -33,6 +33,8 @@ public final class OutboxRelay: Service, Sendable {
     private let instanceID = UUID().uuidString
     /// Whether the store holds this run's registration (false while another live relay holds the id).
     private let holdsRegistration = Atomic<Bool>(false)
+    /// Messages this run recorded as delivered, reported with each heartbeat (throughput per relay).
+    private let publishedCount = Atomic<Int>(0)
 
     /// Creates a relay.
     ///
@@ -296,6 +298,7 @@ public final class OutboxRelay: Service, Sendable {
                     }
                 }
                 metrics.published.increment(by: written.delivered.count)
+                publishedCount.add(written.delivered.count, ordering: .relaxed)
                 metrics.deadLettered.increment(by: written.deadLetters.count)
                 if result.fenced > 0 {
                     metrics.fenced.increment(by: result.fenced)
@@ -347,7 +350,8 @@ public final class OutboxRelay: Service, Sendable {
             do {
                 let store = self.store
                 let heartbeat = OutboxHeartbeat(relayID: configuration.relayID, leaseDuration: configuration.leaseDuration,
-                                                releasing: releasing, inFlight: inFlight, now: Date(), instanceID: instanceID)
+                                                releasing: releasing, inFlight: inFlight, now: Date(), instanceID: instanceID,
+                                                published: publishedCount.load(ordering: .relaxed))
                 // A heartbeat slower than a lease is as good as a failed one.
                 let grant = try await metrics.timed(metrics.heartbeatDuration) {
                     try await OutboxStoreCallTimeout.run("heartbeat", timeout: configuration.leaseDuration) {

@@ -106,6 +106,9 @@ public struct OutboxHeartbeat: Sendable, Hashable {
     public var releasing: Set<Int>
     /// Messages the relay has in flight, shown by `outbox status`.
     public var inFlight: Int
+    /// Messages this relay object has recorded as delivered since it started (cumulative), shown
+    /// by `outbox admin` as throughput per relay.
+    public var published: Int
     /// The relay's clock.
     public var now: Date
     /// This run of the relay, unique per ``OutboxRelay`` object: tells a second relay started with
@@ -114,7 +117,8 @@ public struct OutboxHeartbeat: Sendable, Hashable {
 
     /// Creates a heartbeat.
     public init(relayID: String, leaseDuration: Duration, releasing: Set<Int> = [], inFlight: Int = 0, now: Date = Date(),
-                instanceID: String = "") {
+                instanceID: String = "", published: Int = 0) {
+        self.published = published
         self.relayID = relayID
         self.leaseDuration = leaseDuration
         self.releasing = releasing

@@ -27,9 +27,12 @@ extension MongoOutboxStore {
             (parts.pending, parts.retrying, parts.dead, parts.delivered) = (count("pending"), count("retrying"), count("dead"), count("delivered"))
             parts.oldestPending = try await messages.find(["state": .state(.pending)], sort: ["state": 1, "_id": 1], projection: ["createdAt": 1], limit: 1)
                 .first?["createdAt"]?.int64Value.map(MongoTime.date)
-            parts.owners = try await leases.find([:]).map { (Int($0["_id"]?.int64Value ?? 0), $0["owner"]?.stringValue) }
+            parts.owners = try await leases.find([:]).map {
+                (Int($0["_id"]?.int64Value ?? 0), $0["owner"]?.stringValue, MongoTime.date($0["expiresAt"]?.int64Value ?? 0))
+            }
             parts.relays = try await relays.find(["expiresAt": ["$gt": .int64(MongoTime.microseconds(now))]]).map {
-                ($0["_id"]?.stringValue ?? "", MongoTime.date($0["expiresAt"]?.int64Value ?? 0), Int($0["inFlight"]?.int64Value ?? 0))
+                ($0["_id"]?.stringValue ?? "", MongoTime.date($0["expiresAt"]?.int64Value ?? 0), Int($0["inFlight"]?.int64Value ?? 0),
+                 Int($0["published"]?.int64Value ?? 0))
             }
             return parts.status(now: now)
         }

@@ -59,7 +59,7 @@ extension MongoOutboxStore {
                     try await relays.update([(
                         ["_id": .string(request.relayID)],
                         ["$set": ["expiresAt": .int64(MongoTime.microseconds(plan.registration.expiresAt)), "inFlight": .int64(Int64(request.inFlight)),
-                                  "instance": .string(plan.registration.instanceID)]],
+                                  "instance": .string(plan.registration.instanceID), "published": .int64(Int64(request.published))]],
                         true, false)], session: session)
                 }
                 if !plan.lapsedRelays.isEmpty {

@@ -22,12 +22,14 @@ extension MySQLOutboxStore {
                 (parts.pending, parts.retrying, parts.dead, parts.delivered) =
                     (Int(counts[0].int64 ?? 0), Int(counts[1].int64 ?? 0), Int(counts[2].int64 ?? 0), Int(counts[3].int64 ?? 0))
                 parts.oldestPending = counts[4].int64.map(MySQLTime.date)
-                parts.owners = try await connection.query("SELECT partition_no, owner FROM \(names.leases)").rows.map {
-                    (Int($0[0].int64 ?? 0), $0[1].string)
+                parts.owners = try await connection.query("SELECT partition_no, owner, expires_at FROM \(names.leases)").rows.map {
+                    (Int($0[0].int64 ?? 0), $0[1].string, MySQLTime.date($0[2].int64 ?? 0))
                 }
                 parts.relays = try await connection.query(
-                    "SELECT relay_id, expires_at, in_flight FROM \(names.relays) WHERE expires_at > ?",
-                    [.integer(MySQLTime.microseconds(now))]).rows.map { ($0[0].string ?? "", MySQLTime.date($0[1].int64 ?? 0), Int($0[2].int64 ?? 0)) }
+                    "SELECT relay_id, expires_at, in_flight, published FROM \(names.relays) WHERE expires_at > ?",
+                    [.integer(MySQLTime.microseconds(now))]).rows.map {
+                        ($0[0].string ?? "", MySQLTime.date($0[1].int64 ?? 0), Int($0[2].int64 ?? 0), Int($0[3].int64 ?? 0))
+                    }
                 return parts.status(now: now)
             }
         }

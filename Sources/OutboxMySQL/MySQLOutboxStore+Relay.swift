@@ -35,10 +35,11 @@ extension MySQLOutboxStore {
                 }
                 if !plan.grant.relayIDInUse {
                     try await connection.query("""
-                        INSERT INTO \(names.relays) (relay_id, expires_at, in_flight, instance) VALUES (?, ?, ?, ?)
-                        ON DUPLICATE KEY UPDATE expires_at = VALUES(expires_at), in_flight = VALUES(in_flight), instance = VALUES(instance)
+                        INSERT INTO \(names.relays) (relay_id, expires_at, in_flight, instance, published) VALUES (?, ?, ?, ?, ?)
+                        ON DUPLICATE KEY UPDATE expires_at = VALUES(expires_at), in_flight = VALUES(in_flight), instance = VALUES(instance),
+                                                published = VALUES(published)
                         """, [.text(request.relayID), .integer(MySQLTime.microseconds(plan.registration.expiresAt)),
-                              .int(Int32(clamping: request.inFlight)), .text(plan.registration.instanceID)])
+                              .int(Int32(clamping: request.inFlight)), .text(plan.registration.instanceID), .integer(Int64(request.published))])
                 }
                 if !plan.lapsedRelays.isEmpty {
                     let lapsed = plan.lapsedRelays.map { MySQLValue.text($0) }

@@ -5,7 +5,7 @@ import Foundation
 /// MySQL commits DDL implicitly, so every step is written to be safe to run again after a crash
 /// halfway (`IF NOT EXISTS`, `INSERT IGNORE`); the version row is written last.
 enum MySQLSchema {
-    static let latestVersion = 2
+    static let latestVersion = 4
 
     static func migrate(_ connection: MySQLConnection, names: MySQLOutboxNames, partitionCount: Int) async throws {
         // Two processes migrating at once take turns.
@@ -22,6 +22,7 @@ enum MySQLSchema {
             if current < 1 { try await version1(connection, names: names, partitionCount: partitionCount) }
             if current < 2 { try await version2(connection, names: names) }
             if current < 3 { try await version3(connection, names: names) }
+            if current < 4 { try await version4(connection, names: names) }
         } catch {
             _ = try? await connection.query("SELECT RELEASE_LOCK(?)", [.text(names.migrationLock)])
             throw error
@@ -119,6 +120,17 @@ enum MySQLSchema {
                 "ALTER TABLE \(names.relays) ADD COLUMN instance VARCHAR(64) CHARACTER SET ascii NOT NULL DEFAULT ''", operation: "migrate")
         }
         try await connection.query("INSERT IGNORE INTO \(names.migrations) (version, applied_at) VALUES (3, ?)",
+                                   [.integer(MySQLTime.microseconds(Date()))])
+    }
+
+    /// What each relay has published since it started, reported at heartbeats: throughput per relay.
+    private static func version4(_ connection: MySQLConnection, names: MySQLOutboxNames) async throws {
+        let columnSQL = "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ? AND column_name = ?"
+        let exists = try await connection.query(columnSQL, [.text(names.relaysTableName), .text("published")]).rows.first?[0].int64 ?? 0 > 0
+        if !exists {
+            try await connection.execute("ALTER TABLE \(names.relays) ADD COLUMN published BIGINT NOT NULL DEFAULT 0", operation: "migrate")
+        }
+        try await connection.query("INSERT IGNORE INTO \(names.migrations) (version, applied_at) VALUES (4, ?)",
                                    [.integer(MySQLTime.microseconds(Date()))])
     }
 }

@@ -27,11 +27,19 @@ extension PostgresOutboxStore {
             for try await row in countRows.decode((Int, Int, Int, Int, Date?).self) {
                 (parts.pending, parts.retrying, parts.dead, parts.delivered, parts.oldestPending) = row
             }
-            let leaseRows = try await client.query("SELECT partition, owner FROM \(unescaped: names.leases)", logger: logger)
-            for try await lease in leaseRows.decode((Int, String?).self) { parts.owners.append(lease) }
+            // A free lease's expiry may be -infinity, which has no Date: read as microseconds since 1970.
+            let leaseRows = try await client.query("""
+                SELECT partition, owner, CASE WHEN isfinite(expires_at) THEN (extract(epoch FROM expires_at) * 1000000)::bigint ELSE 0 END
+                FROM \(unescaped: names.leases)
+                """, logger: logger)
+            for try await (partition, owner, expires) in leaseRows.decode((Int, String?, Int64).self) {
+                parts.owners.append((partition, owner, Date(timeIntervalSince1970: Double(expires) / 1_000_000)))
+            }
             let relayRows = try await client.query(
-                "SELECT relay_id, expires_at, in_flight FROM \(unescaped: names.relays) WHERE expires_at > \(now)", logger: logger)
-            for try await relay in relayRows.decode((String, Date, Int).self) { parts.relays.append(relay) }
+                "SELECT relay_id, expires_at, in_flight, published FROM \(unescaped: names.relays) WHERE expires_at > \(now)", logger: logger)
+            for try await (relayID, expiresAt, inFlight, published) in relayRows.decode((String, Date, Int, Int64).self) {
+                parts.relays.append((relayID, expiresAt, inFlight, Int(published)))
+            }
             return parts.status(now: now)
         }
     }

@@ -39,10 +39,11 @@ extension PostgresOutboxStore {
                 }
                 if !plan.grant.relayIDInUse {
                     try await connection.query("""
-                        INSERT INTO \(unescaped: names.relays) (relay_id, expires_at, in_flight, instance)
-                        VALUES (\(request.relayID), \(plan.registration.expiresAt), \(Int32(clamping: request.inFlight)), \(plan.registration.instanceID))
+                        INSERT INTO \(unescaped: names.relays) (relay_id, expires_at, in_flight, instance, published)
+                        VALUES (\(request.relayID), \(plan.registration.expiresAt), \(Int32(clamping: request.inFlight)), \(plan.registration.instanceID),
+                                \(Int64(request.published)))
                         ON CONFLICT (relay_id) DO UPDATE SET expires_at = excluded.expires_at, in_flight = excluded.in_flight,
-                                                             instance = excluded.instance
+                                                             instance = excluded.instance, published = excluded.published
                         """, logger: logger)
                 }
                 if !plan.lapsedRelays.isEmpty {
@@ -63,8 +64,9 @@ extension PostgresOutboxStore {
         let expiry = request.now.addingTimeInterval(request.leaseDuration.timeInterval)
         var query = PostgresQuery(unsafeSQL: """
             WITH registered AS (
-                INSERT INTO \(names.relays) AS r (relay_id, expires_at, in_flight, instance) VALUES ($1, $2, $3, $5)
-                ON CONFLICT (relay_id) DO UPDATE SET expires_at = excluded.expires_at, in_flight = excluded.in_flight
+                INSERT INTO \(names.relays) AS r (relay_id, expires_at, in_flight, instance, published) VALUES ($1, $2, $3, $5, $6)
+                ON CONFLICT (relay_id) DO UPDATE SET expires_at = excluded.expires_at, in_flight = excluded.in_flight,
+                                                     published = excluded.published
                 WHERE r.instance = excluded.instance
                 RETURNING 1),
             renewed AS (
@@ -81,6 +83,7 @@ extension PostgresOutboxStore {
         query.binds.append(Int32(clamping: request.inFlight))
         query.binds.append(request.now)
         query.binds.append(request.instanceID)
+        query.binds.append(Int64(request.published))
         let rows = try await client.query(query, logger: logger)
         for try await (registered, owned, others, lapsed, free, partitionCount) in rows.decode((Int64, [Int32], [String], Int64, Int64, Int64).self) {
             // Another run holds this relay id (or held it and lapsed): the full heartbeat decides.

@@ -3,7 +3,7 @@ import PostgresNIO
 
 /// Versioned migrations of the PostgreSQL outbox. Never edit a shipped step; add the next one.
 enum PostgresSchema {
-    static let latestVersion = 2
+    static let latestVersion = 5
 
     static func migrate(_ client: PostgresClient, names: PostgresOutboxNames, partitionCount: Int, logger: Logger) async throws {
         try await client.query(PostgresQuery(unsafeSQL: "CREATE SCHEMA IF NOT EXISTS \(names.schema)"), logger: logger)
@@ -21,6 +21,7 @@ enum PostgresSchema {
             if current < 2 { try await version2(connection, names: names, logger: logger) }
             if current < 3 { try await version3(connection, names: names, logger: logger) }
             if current < 4 { try await version4(connection, names: names, logger: logger) }
+            if current < 5 { try await version5(connection, names: names, logger: logger) }
         }
     }
 
@@ -125,6 +126,13 @@ enum PostgresSchema {
         try await connection.query(PostgresQuery(unsafeSQL: "ALTER TABLE \(names.relays) ADD COLUMN IF NOT EXISTS instance TEXT NOT NULL DEFAULT ''"),
                                    logger: logger)
         try await connection.query(PostgresQuery(unsafeSQL: "INSERT INTO \(names.migrations) (version) VALUES (3)"), logger: logger)
+    }
+
+    /// What each relay has published since it started, reported at heartbeats: throughput per relay.
+    private static func version5(_ connection: PostgresConnection, names: PostgresOutboxNames, logger: Logger) async throws {
+        try await connection.query(PostgresQuery(unsafeSQL: "ALTER TABLE \(names.relays) ADD COLUMN IF NOT EXISTS published BIGINT NOT NULL DEFAULT 0"),
+                                   logger: logger)
+        try await connection.query(PostgresQuery(unsafeSQL: "INSERT INTO \(names.migrations) (version) VALUES (5)"), logger: logger)
     }
 
     /// The claim with a byte bound: it stops after the message whose payload brings the running

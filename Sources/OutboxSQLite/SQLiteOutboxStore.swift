@@ -150,11 +150,11 @@ public final class SQLiteOutboxStore: OutboxStore, OutboxKitStore, Sendable {
             }
             if !plan.grant.relayIDInUse {
                 try db.execute(sql: self.statements.named("""
-                    INSERT INTO outbox_relays (relay_id, expires_at, in_flight, instance) VALUES (?, ?, ?, ?)
+                    INSERT INTO outbox_relays (relay_id, expires_at, in_flight, instance, published) VALUES (?, ?, ?, ?, ?)
                     ON CONFLICT (relay_id) DO UPDATE SET expires_at = excluded.expires_at, in_flight = excluded.in_flight,
-                                                         instance = excluded.instance
+                                                         instance = excluded.instance, published = excluded.published
                     """), arguments: [request.relayID, SQLiteTime.microseconds(plan.registration.expiresAt), request.inFlight,
-                                    plan.registration.instanceID])
+                                    plan.registration.instanceID, request.published])
             }
             for relay in plan.lapsedRelays {
                 try db.execute(sql: self.statements.named("DELETE FROM outbox_relays WHERE relay_id = ?"), arguments: [relay])
@@ -265,10 +265,12 @@ public final class SQLiteOutboxStore: OutboxStore, OutboxKitStore, Sendable {
             var parts = OutboxStatusParts()
             (parts.pending, parts.retrying, parts.dead, parts.delivered) = (counts["pending"], counts["retrying"], counts["dead"], counts["delivered"])
             parts.oldestPending = (counts["oldest"] as Int64?).map(SQLiteTime.date)
-            parts.owners = try Row.fetchAll(db, sql: self.statements.named("SELECT partition, owner FROM outbox_leases")).map { ($0["partition"], $0["owner"]) }
-            parts.relays = try Row.fetchAll(db, sql: self.statements.named("SELECT relay_id, expires_at, in_flight FROM outbox_relays WHERE expires_at > ?"),
+            parts.owners = try Row.fetchAll(db, sql: self.statements.named("SELECT partition, owner, expires_at FROM outbox_leases")).map {
+                ($0["partition"], $0["owner"], SQLiteTime.date($0["expires_at"]))
+            }
+            parts.relays = try Row.fetchAll(db, sql: self.statements.named("SELECT relay_id, expires_at, in_flight, published FROM outbox_relays WHERE expires_at > ?"),
                                             arguments: [SQLiteTime.microseconds(now)]).map {
-                ($0["relay_id"], SQLiteTime.date($0["expires_at"]), $0["in_flight"])
+                ($0["relay_id"], SQLiteTime.date($0["expires_at"]), $0["in_flight"], $0["published"])
             }
             return parts.status(now: now)
         }

@@ -55,6 +55,10 @@ enum SQLiteSchema {
             // Which run of a relay holds its registration: two relays with one id never share leases.
             try db.execute(sql: named("ALTER TABLE outbox_relays ADD COLUMN instance TEXT NOT NULL DEFAULT ''"))
         }
+        migrator.registerMigration("\(prefix).v3.relay-published") { db in
+            // What each relay has published since it started, reported at heartbeats: throughput per relay.
+            try db.execute(sql: named("ALTER TABLE outbox_relays ADD COLUMN published INTEGER NOT NULL DEFAULT 0"))
+        }
         return migrator
     }
 }

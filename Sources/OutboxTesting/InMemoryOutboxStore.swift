@@ -21,6 +21,7 @@ public final class InMemoryOutboxStore: OutboxStore, Sendable {
         var leases: [OutboxLeasePlanner.Lease]
         var registrations: [String: OutboxLeasePlanner.Registration] = [:]
         var inFlight: [String: Int] = [:]
+        var published: [String: Int] = [:]
     }
 
     private let storage: Mutex<Storage>
@@ -81,6 +82,7 @@ public final class InMemoryOutboxStore: OutboxStore, Sendable {
             guard !plan.grant.relayIDInUse else { return plan.grant }
             storage.registrations[request.relayID] = plan.registration
             storage.inFlight[request.relayID] = request.inFlight
+            storage.published[request.relayID] = request.published
             for relay in plan.lapsedRelays {
                 storage.registrations[relay] = nil
                 storage.inFlight[relay] = nil
@@ -184,7 +186,8 @@ public final class InMemoryOutboxStore: OutboxStore, Sendable {
                     relayID: registration.relayID,
                     partitions: storage.leases.filter { $0.owner == registration.relayID }.map(\.partition),
                     inFlight: storage.inFlight[registration.relayID] ?? 0,
-                    expiresAt: registration.expiresAt)
+                    expiresAt: registration.expiresAt,
+                    published: storage.published[registration.relayID] ?? 0)
             }.sorted { $0.relayID < $1.relayID }
             return OutboxStatus(
                 pending: pending.count,
@@ -194,7 +197,8 @@ public final class InMemoryOutboxStore: OutboxStore, Sendable {
                 deliveredRetained: storage.rows.values.filter { $0.state == .delivered }.count,
                 oldestPendingAge: oldest.map { .milliseconds(Int64(max(0, now.timeIntervalSince($0)) * 1000)) },
                 partitionCount: partitionCount,
-                relays: relays)
+                relays: relays,
+                leases: storage.leases.map { OutboxPartitionLease(partition: $0.partition, owner: $0.owner, expiresAt: $0.expiresAt) })
         }
     }
 

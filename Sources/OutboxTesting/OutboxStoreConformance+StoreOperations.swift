@@ -132,4 +132,29 @@ extension OutboxStoreConformance {
         try expect(later.pending == 3 && (later.oldestPendingAge ?? .seconds(3_600)) < .seconds(600),
                    "once the old message is delivered the next one is the oldest, got \(String(describing: later.oldestPendingAge))")
     }
+
+    func statusShowsRelaysAndLeases(_ subject: any OutboxStoreUnderTest) async throws {
+        let store = subject.store
+        let before = Date()
+        let grant = try await store.heartbeat(OutboxHeartbeat(relayID: "relay-a", leaseDuration: .seconds(30), inFlight: 3, now: before,
+                                                              instanceID: "run-1", published: 42))
+        var status = try await store.status(now: Date())
+        try expect(status.relays.count == 1, "one live relay expected, got \(status.relays.count)")
+        let relay = status.relays[0]
+        try expect(relay.relayID == "relay-a" && relay.inFlight == 3 && relay.published == 42,
+                   "the relay's in-flight and published counts are shown, got \(relay.inFlight) and \(relay.published)")
+        try expect(Set(relay.partitions) == grant.owned, "the relay's partitions are its grant's")
+        try expect(status.leases.count == status.partitionCount && status.leases.map(\.partition) == Array(0..<status.partitionCount),
+                   "every partition's lease is listed in order, got \(status.leases.count) of \(status.partitionCount)")
+        let owned = status.leases.filter { $0.owner == "relay-a" }
+        try expect(owned.count == grant.owned.count, "the leases name their owner")
+        try expect(owned.allSatisfy { abs($0.expiresAt.timeIntervalSince(before.addingTimeInterval(30))) < 2 },
+                   "a lease expires a lease duration after the heartbeat, got \(owned.first.map { "\($0.expiresAt)" } ?? "none")")
+        _ = try await store.heartbeat(OutboxHeartbeat(relayID: "relay-a", leaseDuration: .seconds(30), inFlight: 0, instanceID: "run-1", published: 50))
+        status = try await store.status(now: Date())
+        try expect(status.relays.first?.published == 50, "the published count follows the heartbeats")
+        try await store.resign(relayID: "relay-a")
+        status = try await store.status(now: Date())
+        try expect(status.relays.isEmpty && status.leases.allSatisfy { $0.owner == nil }, "a resigned relay holds nothing")
+    }
 }

@@ -65,6 +65,9 @@ public struct OutboxStoreConformance: Sendable {
         /// The gauges' backlog read counts pending and dead messages up to its limit and ages the
         /// first pending message in commit order.
         case backlogCountsStopAtTheLimit
+        /// The status shows each live relay with its partitions, in-flight and published counts, and
+        /// every partition's lease with its owner and expiry (what `outbox admin` shows).
+        case statusShowsRelaysAndLeases
 
         public var description: String { rawValue }
 
@@ -133,6 +136,7 @@ public struct OutboxStoreConformance: Sendable {
         case .claimStopsAtTheByteBound: try await claimStopsAtTheByteBound(subject)
         case .overlappingWritersDoNotStarveAPartition: try await overlappingWritersDoNotStarveAPartition(subject)
         case .backlogCountsStopAtTheLimit: try await backlogCountsStopAtTheLimit(subject)
+        case .statusShowsRelaysAndLeases: try await statusShowsRelaysAndLeases(subject)
         }
     }
 

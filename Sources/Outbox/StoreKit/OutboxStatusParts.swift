@@ -10,9 +10,9 @@ package struct OutboxStatusParts: Sendable {
     /// When the oldest pending message was created.
     package var oldestPending: Date?
     /// Every partition's owner (`nil`: free), one entry per partition.
-    package var owners: [(partition: Int, owner: String?)] = []
+    package var owners: [(partition: Int, owner: String?, expiresAt: Date)] = []
     /// Relays whose registration has not lapsed.
-    package var relays: [(relayID: String, expiresAt: Date, inFlight: Int)] = []
+    package var relays: [(relayID: String, expiresAt: Date, inFlight: Int, published: Int)] = []
 
     package init() {}
 
@@ -24,12 +24,13 @@ package struct OutboxStatusParts: Sendable {
         }
         let live = relays.sorted { $0.relayID < $1.relayID }.map {
             OutboxRelayInfo(relayID: $0.relayID, partitions: partitionsByOwner[$0.relayID] ?? [], inFlight: $0.inFlight,
-                            expiresAt: $0.expiresAt)
+                            expiresAt: $0.expiresAt, published: $0.published)
         }
         return OutboxStatus(
             pending: pending, retrying: retrying, inFlight: live.reduce(0) { $0 + $1.inFlight },
             dead: dead, deliveredRetained: delivered,
             oldestPendingAge: oldestPending.map { .microseconds(max(0, OutboxStoreSupport.microseconds(now) - OutboxStoreSupport.microseconds($0))) },
-            partitionCount: owners.count, relays: live)
+            partitionCount: owners.count, relays: live,
+            leases: owners.sorted { $0.partition < $1.partition }.map { OutboxPartitionLease(partition: $0.partition, owner: $0.owner, expiresAt: $0.expiresAt) })
     }
 }
