@@ -7,6 +7,6 @@ for data in .test-servers/postgres-*/data; do
   [ -f "$data/postmaster.pid" ] || continue
   runuser -u postgres -- "$(postgres_bin)/pg_ctl" -D "$data" -m fast stop >/dev/null 2>&1 || true
 done
-for pidfile in .test-servers/mariadb-*/server.pid .test-servers/mongo-*/server.pid .test-servers/nats-*/server.pid .test-servers/rabbitmq-*/rabbitmq.pid .test-servers/rabbitmq-*/server.pid .test-servers/prometheus-*/server.pid; do
+for pidfile in .test-servers/mariadb-*/server.pid .test-servers/mongo-*/server.pid .test-servers/nats-*/server.pid .test-servers/rabbitmq-*/rabbitmq.pid .test-servers/rabbitmq-*/server.pid .test-servers/prometheus-*/server.pid .test-servers/chromedriver-*/server.pid; do
   stop_pid_file "$pidfile" TERM 10
 done

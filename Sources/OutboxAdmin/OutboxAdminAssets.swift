@@ -34,7 +34,7 @@ enum OutboxAdminAssets {
         </section>
         <section>
           <h2>Partitions</h2>
-          <table id="leases"><thead><tr><th>Partition</th><th>Owner</th><th>Lease expires</th></tr></thead><tbody></tbody></table>
+          <table id="leases"><thead><tr><th>Owner</th><th>Partitions</th><th>Count</th><th>Leases expire</th></tr></thead><tbody></tbody></table>
         </section>
         <section>
           <h2>Dead letters</h2>
@@ -64,8 +64,7 @@ enum OutboxAdminAssets {
         table { border-collapse: collapse; background: #fff; width: 100%; box-shadow: 0 1px 2px #0002; }
         th, td { text-align: left; padding: 0.3rem 0.6rem; border-bottom: 1px solid #e4e7eb; vertical-align: top; }
         td.text { font-family: ui-monospace, monospace; white-space: pre-wrap; word-break: break-all; max-width: 24rem; }
-        #leases td { padding: 0.15rem 0.6rem; }
-        svg { background: #fff; width: 100%; max-width: 900px; height: 160px; box-shadow: 0 1px 2px #0002; }
+        svg { background: #fff; width: 600px; max-width: 100%; height: auto; box-shadow: 0 1px 2px #0002; }
         svg .published { fill: none; stroke: #2b6cb0; stroke-width: 2; }
         svg .pending { fill: none; stroke: #c05621; stroke-width: 1.5; stroke-dasharray: 4 3; }
         svg text { font-size: 10px; fill: #5a6472; }
@@ -101,6 +100,17 @@ enum OutboxAdminAssets {
           if (!at) return "–";
           const delta = at - Date.now() / 1000;
           return delta >= 0 ? "in " + seconds(delta) : seconds(-delta) + " ago";
+        }
+
+        function ranges(numbers) {
+          const parts = [];
+          let start = null, previous = null;
+          for (const n of [...numbers].sort((a, b) => a - b).concat([Infinity])) {
+            if (previous !== null && n === previous + 1) { previous = n; continue; }
+            if (start !== null) parts.push(start === previous ? String(start) : start + "–" + previous);
+            start = n; previous = n;
+          }
+          return parts.join(", ");
         }
 
         function setText(id, text) { document.getElementById(id).textContent = text; }
@@ -159,13 +169,24 @@ enum OutboxAdminAssets {
               cell(row, relay.published);
               cell(row, fromNow(relay.expiresAt));
             }
+            // One row per owner (and one for free partitions), partitions as ranges: a store of
+            // 256 partitions stays a short table.
+            const owners = new Map();
+            for (const lease of o.leases) {
+              const owner = lease.owner == null ? null : lease.owner;
+              if (!owners.has(owner)) owners.set(owner, []);
+              owners.get(owner).push(lease);
+            }
             const leases = document.querySelector("#leases tbody");
             leases.replaceChildren();
-            for (const lease of o.leases) {
+            for (const [owner, held] of owners) {
               const row = leases.insertRow();
-              cell(row, lease.partition);
-              cell(row, lease.owner === null ? "free" : lease.owner, "text");
-              cell(row, lease.owner === null ? "–" : fromNow(lease.expiresAt));
+              row.dataset.count = String(held.length);
+              cell(row, owner === null ? "free" : owner, "text");
+              cell(row, ranges(held.map(l => l.partition)), "text");
+              cell(row, held.length);
+              const expiries = held.map(l => l.expiresAt);
+              cell(row, owner === null ? "–" : fromNow(Math.min(...expiries)) + (Math.max(...expiries) - Math.min(...expiries) > 1 ? " to " + fromNow(Math.max(...expiries)) : ""));
             }
           } catch (error) {
             setText("sampled", "The admin server did not answer: " + error);

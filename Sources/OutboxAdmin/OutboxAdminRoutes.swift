@@ -28,8 +28,9 @@ struct OutboxAdminRoutes: Sendable {
             guard (1...500).contains(limit) else {
                 return OutboxAdminGuard<BasicRequestContext>.text(.badRequest, "limit must be between 1 and 500.")
             }
-            let letters = try await store.deadLetters(limit: limit, afterSequence: after)
-            return try Self.json(letters.map(AdminDeadLetter.init))
+            return try await Self.answering {
+                try Self.json(try await store.deadLetters(limit: limit, afterSequence: after).map(AdminDeadLetter.init))
+            }
         }
         router.post("/api/dead-letters/retry") { request, context in
             try await act(on: request, context: context) { try await store.retryDeadLetters(sequences: $0, now: Date()) }
@@ -47,13 +48,27 @@ struct OutboxAdminRoutes: Sendable {
         else {
             return OutboxAdminGuard<BasicRequestContext>.text(.badRequest, "Send {\"sequences\": [...]} with 1 to \(Self.maximumActionSize) dead-letter sequences.")
         }
-        let found = try await action(parsed.sequences)
+        let found: Int
+        do {
+            found = try await action(parsed.sequences)
+        } catch {
+            return Self.storeError(error)
+        }
         logger.notice("Outbox admin action", metadata: [
             "outbox.action": "\(request.uri.path.split(separator: "/").last ?? "")", "outbox.requested": "\(parsed.sequences.count)",
             "outbox.found": "\(found)",
         ])
         await sampler.sample()
         return try Self.json(AdminActionResult(requested: parsed.sequences.count, found: found))
+    }
+
+    /// Runs a store read, answering a store failure in one sentence (503) instead of a bare 500.
+    static func answering(_ body: () async throws -> Response) async throws -> Response {
+        do { return try await body() } catch { return storeError(error) }
+    }
+
+    static func storeError(_ error: any Error) -> Response {
+        OutboxAdminGuard<BasicRequestContext>.text(.serviceUnavailable, "The store did not answer: \(error)")
     }
 
     static func asset(_ text: String, type: String) -> Response {
