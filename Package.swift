@@ -34,6 +34,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        // OTLP over HTTP only: the gRPC exporter's dependencies would add minutes to every clean build.
+        .package(url: "https://github.com/swift-otel/swift-otel", from: "1.6.0", traits: ["OTLPHTTP"]),
     ],
     targets: [
         .target(
@@ -144,6 +146,8 @@ let package = Package(
             dependencies: [
                 "Outbox", "OutboxSQLite", "OutboxTesting", "OutboxKafka", "OutboxNATS", "OutboxAMQP", "OutboxPostgres", "OutboxMySQL", "OutboxMongo",
                 "OutboxPrometheus", "OutboxAdmin",
+                .product(name: "OTel", package: "swift-otel"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -162,7 +166,10 @@ let package = Package(
         ),
         .testTarget(
             name: "OutboxTests",
-            dependencies: ["Outbox", "OutboxTesting", .product(name: "MetricsTestKit", package: "swift-metrics"), .product(name: "Tracing", package: "swift-distributed-tracing")],
+            dependencies: [
+                "Outbox", "OutboxTesting", .product(name: "MetricsTestKit", package: "swift-metrics"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"), .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
+            ],
             swiftSettings: strictSettings
         ),
         .testTarget(
@@ -197,7 +204,10 @@ let package = Package(
         ),
         .testTarget(
             name: "OutboxCLITests",
-            dependencies: ["Outbox", "OutboxTesting", "OutboxTestSupport", "OutboxSQLite", "OutboxKafka", "OutboxNATS", "OutboxAMQP", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: [
+                "Outbox", "OutboxTesting", "OutboxTestSupport", "OutboxSQLite", "OutboxKafka", "OutboxNATS", "OutboxAMQP",
+                .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Hummingbird", package: "hummingbird"),
+            ],
             swiftSettings: strictSettings
         ),
         .testTarget(

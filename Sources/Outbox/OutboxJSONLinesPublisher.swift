@@ -56,6 +56,9 @@ public final class OutboxJSONLinesPublisher: OutboxPublisher, Sendable {
         var publishedAt: Int64
     }
 
+    /// `file` in traces (OpenTelemetry's `messaging.system`).
+    public var messagingSystem: String { "file" }
+
     public func publish(_ records: [OutboxRecord]) async throws -> [OutboxPublishOutcome] {
         try Task.checkCancellation()
         let encoder = JSONEncoder()

@@ -15,6 +15,14 @@
 public protocol OutboxPublisher: Sendable {
     /// Publishes the records and reports one outcome for each, in order.
     func publish(_ records: [OutboxRecord]) async throws -> [OutboxPublishOutcome]
+
+    /// The broker's name in traces (OpenTelemetry's `messaging.system`: `kafka`, `nats`,
+    /// `rabbitmq`, …). Default: `outbox`.
+    var messagingSystem: String { get }
+}
+
+extension OutboxPublisher {
+    public var messagingSystem: String { "outbox" }
 }
 
 /// What happened to one published message.

@@ -24,6 +24,7 @@ public final class OutboxRelay: Service, Sendable {
     private let configuration: OutboxRelayConfiguration
     private let logger: Logger
     private let metrics: RelayMetrics
+    private let tracing: RelayTracing
     private let ledger = Mutex(RelayLedger())
     private let wakeUp = OutboxSignal()
     /// Raised when a heartbeat should come early: a surplus partition drained, ready to hand over.
@@ -56,6 +57,7 @@ public final class OutboxRelay: Service, Sendable {
         logger[metadataKey: "outbox.relay_id"] = .string(configuration.relayID)
         self.logger = logger
         self.metrics = RelayMetrics(factory: configuration.metricsFactory ?? MetricsSystem.factory)
+        self.tracing = RelayTracing(tracer: configuration.tracer, system: publisher.messagingSystem)
     }
 
     /// The relay's id in the store.
@@ -204,15 +206,18 @@ public final class OutboxRelay: Service, Sendable {
         let started = ContinuousClock.now
         // A damaged row is never handed to the publisher: it is dead-lettered below, and the rest
         // of the batch flows.
-        let publishable = batch.filter { $0.damage == nil }
+        // With tracing on, each message travels with its publish span's context instead of the enqueue's.
+        let (publishable, spans) = tracing.start(batch.filter { $0.damage == nil })
         var outcomes: [OutboxPublishOutcome]
         do {
             outcomes = publishable.isEmpty ? [] : try await publisher.publish(publishable)
         } catch {
+            tracing.end(spans, outcomes: nil, error: error)
             if Task.isCancelled || error is CancellationError { return }
             pausePublishing(after: error)
             return
         }
+        tracing.end(spans, outcomes: outcomes)
         if Task.isCancelled { return }
         guard outcomes.count == publishable.count else {
             logger.error("Outbox publisher answered with the wrong number of outcomes; the batch stays pending",

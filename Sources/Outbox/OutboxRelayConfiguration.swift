@@ -1,5 +1,6 @@
 import Foundation
 public import Metrics
+public import Tracing
 
 /// How an ``OutboxRelay`` claims, publishes and retries. Every value has a default that suits a
 /// production relay; tests shorten the times.
@@ -47,6 +48,9 @@ public struct OutboxRelayConfiguration: Sendable {
     public var backlogCountLimit: Int
     /// Where metrics go; `nil` uses the bootstrapped `MetricsSystem`.
     public var metricsFactory: (any MetricsFactory)?
+    /// Where publish spans go; `nil` uses the bootstrapped `InstrumentationSystem` tracer (none
+    /// bootstrapped: no spans, no cost).
+    public var tracer: (any Tracer)?
 
     /// Creates a configuration; every argument has a default.
     public init(
@@ -65,8 +69,10 @@ public struct OutboxRelayConfiguration: Sendable {
         publisherUnavailableBackoff: Duration = .milliseconds(200),
         backlogGaugeInterval: Duration = .seconds(10),
         backlogCountLimit: Int = 10_000,
-        metricsFactory: (any MetricsFactory)? = nil
+        metricsFactory: (any MetricsFactory)? = nil,
+        tracer: (any Tracer)? = nil
     ) {
+        self.tracer = tracer
         self.relayID = relayID
         self.batchSize = max(1, batchSize)
         self.maximumBatchesInFlight = max(1, maximumBatchesInFlight)

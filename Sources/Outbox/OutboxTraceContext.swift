@@ -13,7 +13,7 @@ extension OutboxMessage {
     ) -> OutboxMessage {
         guard let context else { return self }
         var injected: [OutboxHeader] = []
-        instrument.inject(context, into: &injected, using: HeaderInjector())
+        instrument.inject(context, into: &injected, using: OutboxHeaderInjector())
         guard !injected.isEmpty else { return self }
         var copy = self
         let present = Set(headers.map { $0.name.lowercased() })
@@ -22,7 +22,8 @@ extension OutboxMessage {
     }
 }
 
-private struct HeaderInjector: Injector {
+/// Writes a propagated value as an outbox header.
+struct OutboxHeaderInjector: Injector {
     func inject(_ value: String, forKey key: String, into carrier: inout [OutboxHeader]) {
         carrier.append(OutboxHeader(key, value))
     }

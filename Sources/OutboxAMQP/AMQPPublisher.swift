@@ -103,6 +103,9 @@ public final class AMQPPublisher: OutboxPublisher, Service, Sendable {
 
     // MARK: - Publishing
 
+    /// `rabbitmq` in traces (OpenTelemetry's `messaging.system`).
+    public var messagingSystem: String { "rabbitmq" }
+
     public func publish(_ records: [OutboxRecord]) async throws -> [OutboxPublishOutcome] {
         try await waitUntilRunning()
         let (link, configuration) = (link, configuration)

@@ -196,6 +196,9 @@ public final class KafkaPublisher: OutboxPublisher, Service, Sendable {
 
     // MARK: - Publishing
 
+    /// `kafka` in traces (OpenTelemetry's `messaging.system`).
+    public var messagingSystem: String { "kafka" }
+
     public func publish(_ records: [OutboxRecord]) async throws -> [OutboxPublishOutcome] {
         try await waitUntilRunning()
         let batch = KafkaDeliveryBatch(count: records.count)

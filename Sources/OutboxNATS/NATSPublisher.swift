@@ -99,6 +99,9 @@ public final class NATSPublisher: OutboxPublisher, Service, Sendable {
 
     // MARK: - Publishing
 
+    /// `nats` in traces (OpenTelemetry's `messaging.system`).
+    public var messagingSystem: String { "nats" }
+
     public func publish(_ records: [OutboxRecord]) async throws -> [OutboxPublishOutcome] {
         let connection = try await runningConnection()
         let (router, configuration) = (router, configuration)

@@ -15,6 +15,8 @@ struct RelayCommand: AsyncParsableCommand {
 
     @OptionGroup var destination: RelayDestinationOptions
 
+    @OptionGroup var tracing: RelayTracingOptions
+
     @Option(help: "The relay's id in the store (default: host, process id and a random suffix).")
     var relayID: String?
 
@@ -55,6 +57,7 @@ struct RelayCommand: AsyncParsableCommand {
         if let metricsAddress {
             do { _ = try OutboxListenAddress(parsing: metricsAddress) } catch let error as OutboxError { throw ValidationError("--metrics-address: \(error.message)") }
         }
+        try tracing.check()
         try destination.check()
     }
 
@@ -62,6 +65,7 @@ struct RelayCommand: AsyncParsableCommand {
         let logger = try options.makeLogger()
         // Bootstrapped before anything creates a metric, so the store and the relay report to it.
         let metrics = try metricsAddress.map { try OutboxMetricsEndpoint.bootstrap(listening: $0, logger: logger) }
+        let spans = try tracing.bootstrap(serviceName: "outbox-relay")
         let location = try options.location()
         let opened = try await StoreStartup.open(location, settings: StoreSettings(wakeUps: true),
                                                  waitingUpTo: .milliseconds(Int64(storeWaitSeconds * 1000)), logger: logger)
@@ -69,7 +73,7 @@ struct RelayCommand: AsyncParsableCommand {
         let (publisher, publisherServices, destination) = try self.destination.makePublisher(logger: logger)
         // The publisher before the relay: it stops after the relay, and flushes.
         // The metrics endpoint first: it stops last, so the final figures can still be scraped.
-        let services: [any Service] = (metrics.map { [$0] } ?? []) + opened.services + publisherServices
+        let services: [any Service] = (spans.map { [$0] } ?? []) + (metrics.map { [$0] } ?? []) + opened.services + publisherServices
         let lease = Duration.milliseconds(Int64(leaseSeconds * 1000))
         var configuration = OutboxRelayConfiguration(
             batchSize: batchSize,
