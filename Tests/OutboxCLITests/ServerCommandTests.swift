@@ -23,4 +23,41 @@ struct ServerCommandTests {
             #expect(letters.error.isEmpty, "dead-letters on \(server.name) wrote to stderr: \(letters.error)")
         }
     }
+
+    /// `outbox admin` serves every server store: the overview lists every partition's lease and a
+    /// relay running on the store with its published count; the dead letters and actions answer.
+    @Test(arguments: [TestServer.postgres, TestServer.mariadb, TestServer.mongo])
+    func adminServesEveryStore(server: TestServer) async throws {
+        let url = try server.requireURL()
+        let migrate = try await OutboxProcess.run(["migrate", "--store", url])
+        try #require(migrate.status == 0, "\(migrate.error)")
+        let port = 58_190 + [TestServer.postgres.variable, TestServer.mariadb.variable, TestServer.mongo.variable].firstIndex(of: server.variable)!
+        let relay = try OutboxProcess(["relay", "--store", url, "--output", "/dev/null", "--relay-id", "admin-\(port)"])
+        defer { relay.signal(SIGKILL) }
+        let admin = try OutboxProcess(["admin", "--store", url, "--listen", "127.0.0.1:\(port)", "--sample-seconds", "0.5"])
+        defer { admin.signal(SIGKILL) }
+        var overview: [String: Any] = [:]
+        try await waitUntil("the admin page shows the relay on \(server.name)") {
+            if let status = admin.exitStatus { throw ConformanceFailure("outbox admin exited with status \(status)") }
+            guard let answer = try? await AdminPageTests.request("http://127.0.0.1:\(port)/api/overview"), answer.status == 200,
+                  let json = try JSONSerialization.jsonObject(with: Data(answer.body.utf8)) as? [String: Any] else { return false }
+            overview = json
+            // Owning partitions may wait for a relay killed by an earlier test to lapse (one lease).
+            return ((json["relays"] as? [[String: Any]]) ?? []).contains {
+                $0["relayID"] as? String == "admin-\(port)" && !(($0["partitions"] as? [Int]) ?? []).isEmpty
+            }
+        }
+        let leases = (overview["leases"] as? [[String: Any]]) ?? []
+        #expect(leases.count == overview["partitionCount"] as? Int && !leases.isEmpty, "every partition's lease is listed")
+        #expect(leases.contains { $0["owner"] as? String == "admin-\(port)" && ($0["expiresAt"] as? Double ?? 0) > Date().timeIntervalSince1970 })
+        let letters = try await AdminPageTests.request("http://127.0.0.1:\(port)/api/dead-letters?limit=5")
+        #expect(letters.status == 200 && letters.body.hasPrefix("["), "\(letters.body)")
+        let retry = try await AdminPageTests.request("http://127.0.0.1:\(port)/api/dead-letters/retry", method: "POST", body: #"{"sequences": [9223372036854775807]}"#,
+                                                     headers: ["Content-Type": "application/json", "X-Outbox-Admin": "1"])
+        #expect(retry.status == 200 && retry.body.contains("\"found\":0"), "\(retry.body)")
+        admin.signal(SIGTERM)
+        #expect(try await admin.wait(timeout: .seconds(20)) == 0)
+        relay.signal(SIGTERM)
+        #expect(try await relay.wait(timeout: .seconds(30)) == 0)
+    }
 }
