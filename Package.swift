@@ -118,10 +118,20 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // How the outbox's HTTP servers (metrics, admin) listen; not a product.
+        .target(
+            name: "OutboxHTTPServing",
+            dependencies: [
+                "Outbox",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .target(
             name: "OutboxPrometheus",
             dependencies: [
-                "Outbox",
+                "Outbox", "OutboxHTTPServing",
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -133,7 +143,7 @@ let package = Package(
         .target(
             name: "OutboxAdmin",
             dependencies: [
-                "Outbox",
+                "Outbox", "OutboxHTTPServing",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),

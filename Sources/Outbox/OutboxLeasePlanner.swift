@@ -18,22 +18,8 @@ public import Foundation
 ///   until that registration lapses. So two relays started with the same id never share leases,
 ///   and a relay restarted under the id of a crashed one takes over within one lease duration.
 public enum OutboxLeasePlanner {
-    /// A partition lease as stored.
-    public struct Lease: Sendable, Hashable {
-        /// The virtual partition.
-        public var partition: Int
-        /// The relay holding it, or `nil` when free.
-        public var owner: String?
-        /// When the lease lapses unless renewed.
-        public var expiresAt: Date
-
-        /// Creates a lease row.
-        public init(partition: Int, owner: String?, expiresAt: Date) {
-            self.partition = partition
-            self.owner = owner
-            self.expiresAt = expiresAt
-        }
-    }
+    /// A partition lease as stored (the same type `OutboxStatus` lists).
+    public typealias Lease = OutboxPartitionLease
 
     /// A relay registration as stored.
     public struct Registration: Sendable, Hashable {

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import OutboxHTTPServing
 public import Logging
 public import Outbox
 public import ServiceLifecycle
@@ -47,28 +48,13 @@ public struct OutboxAdminServer: Service {
         router.add(middleware: OutboxAdminGuard(access: access))
         OutboxAdminRoutes(store: store, sampler: sampler, logger: logger).add(to: router)
         let address = access.address
-        let listening = OutboxStartupFlag()
         let onListening = self.onListening
-        var quiet = logger
-        quiet.logLevel = max(logger.logLevel, .notice)
-        let application = Application(
-            router: router,
-            configuration: .init(address: .hostname(address.host, port: address.port), serverName: nil),
-            onServerRunning: { channel in
-                listening.set()
-                onListening(channel.localAddress?.port ?? address.port)
-            },
-            logger: quiet)
+        let logger = self.logger
         logger.info("Serving the outbox admin page", metadata: ["outbox.admin_address": "\(address)"])
         let sampler = self.sampler
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask { await sampler.run() }
-            do {
-                try await application.run()
-            } catch where !listening.isSet {
-                throw OutboxError(code: .invalidConfiguration, operation: "serve admin page",
-                                  message: "The admin page could not listen on \(address) (\(error)); choose a free port on an address of this machine.")
-            }
+            try await OutboxHTTPServer.run(router, on: address, what: "The admin page", logger: logger, onListening: onListening)
             group.cancelAll()
         }
     }

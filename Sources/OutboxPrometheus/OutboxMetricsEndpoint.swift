@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import OutboxHTTPServing
 public import Logging
 import Metrics
 public import Outbox
@@ -62,25 +63,7 @@ public struct OutboxMetricsEndpoint: Service {
             buffer.writeBytes(registry.emitToBuffer())
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"], body: .init(byteBuffer: buffer))
         }
-        let listening = OutboxStartupFlag()
-        let address = self.address
-        let onListening = self.onListening
-        var quiet = logger
-        quiet.logLevel = max(logger.logLevel, .notice)
-        let application = Application(
-            router: router,
-            configuration: .init(address: .hostname(address.host, port: address.port), serverName: nil),
-            onServerRunning: { channel in
-                listening.set()
-                onListening(channel.localAddress?.port ?? address.port)
-            },
-            logger: quiet)
         logger.info("Serving metrics", metadata: ["outbox.metrics_address": "\(address)"])
-        do {
-            try await application.run()
-        } catch where !listening.isSet {
-            throw OutboxError(code: .invalidConfiguration, operation: "serve metrics",
-                              message: "The metrics endpoint could not listen on \(address) (\(error)); choose a free port on an address of this machine.")
-        }
+        try await OutboxHTTPServer.run(router, on: address, what: "The metrics endpoint", logger: logger, onListening: onListening)
     }
 }

@@ -198,7 +198,7 @@ public final class InMemoryOutboxStore: OutboxStore, Sendable {
                 oldestPendingAge: oldest.map { .milliseconds(Int64(max(0, now.timeIntervalSince($0)) * 1000)) },
                 partitionCount: partitionCount,
                 relays: relays,
-                leases: storage.leases.map { OutboxPartitionLease(partition: $0.partition, owner: $0.owner, expiresAt: $0.expiresAt) })
+                leases: storage.leases)
         }
     }
 
