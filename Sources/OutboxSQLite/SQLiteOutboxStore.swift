@@ -350,7 +350,7 @@ public final class SQLiteOutboxStore: OutboxStore, OutboxKitStore, Sendable {
 
     /// A write in an IMMEDIATE transaction: it takes the write lock up front, so a read-then-write
     /// (the heartbeat) cannot fail with a stale snapshot when other processes write too.
-    private func write<T: Sendable>(_ operation: String, _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+    func write<T: Sendable>(_ operation: String, _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         try await perform(operation) { [writer] in
             try await writer.writeWithoutTransaction { db in
                 var result: T?
@@ -363,7 +363,7 @@ public final class SQLiteOutboxStore: OutboxStore, OutboxKitStore, Sendable {
         }
     }
 
-    private func read<T: Sendable>(_ operation: String, _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+    func read<T: Sendable>(_ operation: String, _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         try await perform(operation) { [writer] in try await writer.read(body) }
     }
 

@@ -31,7 +31,7 @@ public final class InMemoryInboxStore: OutboxInboxStore, Sendable {
 
     public func migrateInbox() async throws {}
 
-    public func handleOnce(_ message: OutboxInboxMessage, group: String, now: Date, handler: Handler) async throws -> OutboxInboxOutcome {
+    public func handleOnce(_ message: OutboxInboxMessage, group: String, now: Date, handler: @escaping Handler) async throws -> OutboxInboxOutcome {
         let key = group + "\u{0}" + message.identity
         let reserved = try storage.withLock { storage -> Bool? in
             if storage.unavailable { throw OutboxError(code: .storeUnavailable, operation: "handle", message: "The in-memory inbox is unavailable.") }
