@@ -162,7 +162,7 @@ public final class KafkaTopicFollower: Sendable {
         rd_kafka_consumer_close(consumer.pointer)
     }
 
-    private static func decode(_ message: UnsafeMutablePointer<rd_kafka_message_t>) -> KafkaReceivedMessage {
+    static func decode(_ message: UnsafeMutablePointer<rd_kafka_message_t>) -> KafkaReceivedMessage {
         let value = message.pointee.payload.map { [UInt8](UnsafeRawBufferPointer(start: $0, count: message.pointee.len)) } ?? []
         let key = message.pointee.key.map { [UInt8](UnsafeRawBufferPointer(start: $0, count: message.pointee.key_len)) }
         var headers: [OutboxHeader] = []

@@ -19,6 +19,12 @@ struct PostgresOutboxNames: Sendable {
 
     subscript(dynamicMember name: KeyPath<OutboxTableNames, String>) -> String { tables[keyPath: name] }
 
+    /// Another table of the outbox, quoted and schema-qualified, e.g. `table("inbox")`.
+    func table(_ name: String) -> String { tables.table(name) }
+
+    /// A table's name without schema or quotes (for naming its indexes).
+    func unquotedTable(_ name: String) -> String { tables.unquoted(name) }
+
     init(schema: String, tablePrefix: String) throws {
         let schema = try OutboxStoreSupport.requireIdentifier(schema, what: "schema", store: "PostgreSQL")
         tables = try OutboxTableNames(store: "PostgreSQL", prefix: tablePrefix) { "\"\(schema)\".\"\($0)\"" }

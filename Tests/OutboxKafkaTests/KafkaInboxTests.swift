@@ -1,0 +1,76 @@
+import Foundation
+import GRDB
+import Outbox
+import OutboxKafka
+import OutboxSQLite
+import OutboxTesting
+import ServiceLifecycle
+import Testing
+
+/// The inbox consumer on real Kafka consumer groups (librdkafka against its mock cluster) with
+/// the SQLite inbox: two consumers in one group, joining and leaving mid-stream, handle every
+/// message once and in per-key order, redeliveries included.
+@Suite("Kafka inbox", .serialized)
+struct KafkaInboxTests {
+    @Test func twoConsumersInAGroupHandleEveryMessageOnceThroughRebalances() async throws {
+        let kafka = try await KafkaTestEnvironment(brokers: 1, partitions: 4)
+        var expected: [String: [String]] = [:]
+        var records: [OutboxRecord] = []
+        for index in 0..<40 {
+            for key in 0..<10 {
+                let message = OutboxMessage(topic: kafka.topic, key: "k\(key)", type: "OrderPlaced", text: "k\(key)#\(index)")
+                records.append(OutboxRecord(message: message, sequence: Int64(records.count + 1), partition: 0))
+                expected["k\(key)", default: []].append("k\(key)#\(index)")
+            }
+        }
+        // The first 100 twice: what a relay that crashed before its acknowledgement publishes again.
+        let outcomes = try await kafka.publisher.publish(records) + kafka.publisher.publish(Array(records.prefix(100)))
+        let allDelivered = outcomes.allSatisfy { $0.isDelivered }
+        try #require(allDelivered)
+
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("outbox-kafka-inbox-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let store = try SQLiteOutboxStore(path: folder.appendingPathComponent("projection.sqlite").path)
+        try await store.migrateInbox()
+        try await store.writer.write { db in
+            try db.execute(sql: "CREATE TABLE projection (seq INTEGER PRIMARY KEY AUTOINCREMENT, row TEXT NOT NULL, consumer TEXT NOT NULL)")
+        }
+        @Sendable func rows() async throws -> [String] {
+            try await store.writer.read { db in try String.fetchAll(db, sql: "SELECT row FROM projection ORDER BY seq") }
+        }
+        func consumer(_ name: String) throws -> ServiceGroup {
+            let handler: SQLiteOutboxStore.Handler = { message, db in
+                try db.execute(sql: "INSERT INTO projection (row, consumer) VALUES (?, ?)", arguments: [String(decoding: message.payload, as: UTF8.self), name])
+            }
+            let source = try KafkaInboxSource(bootstrapServers: kafka.cluster.bootstrapServers, group: "projection", topics: [kafka.topic],
+                                              properties: ["session.timeout.ms": "6000", "heartbeat.interval.ms": "500"])
+            let consumer = OutboxInboxConsumer(store: store, source: source,
+                                               configuration: OutboxInboxConfiguration(group: "projection", commitInterval: .milliseconds(100)),
+                                               logger: OutboxStoreConformance.defaultLogger, handler: handler)
+            return ServiceGroup(services: [consumer], logger: OutboxStoreConformance.defaultLogger)
+        }
+        let first = try consumer("first")
+        let firstRun = Task { try await first.run() }
+        try await waitUntil("the first consumer handles some", timeout: .seconds(60)) { try await rows().count >= 80 }
+        let second = try consumer("second")
+        let secondRun = Task { try await second.run() }
+        try await waitUntil("the group handles some more after the second joined", timeout: .seconds(60)) { try await rows().count >= 240 }
+        await first.triggerGracefulShutdown()
+        try await firstRun.value
+        try await waitUntil("the second consumer handles the rest", timeout: .seconds(60)) { try await rows().count >= 400 }
+        await second.triggerGracefulShutdown()
+        try await secondRun.value
+        try await kafka.stop()
+
+        let handled = try await rows()
+        #expect(handled.count == 400, "every message once, the redelivered ones included: \(handled.count)")
+        #expect(Dictionary(grouping: handled) { String($0.split(separator: "#")[0]) } == expected, "per-key order")
+        let byConsumer = try await store.writer.read { db in
+            try Dictionary(uniqueKeysWithValues: Row.fetchAll(db, sql: "SELECT consumer, count(*) AS n FROM projection GROUP BY consumer").map {
+                ($0["consumer"] as String, $0["n"] as Int)
+            })
+        }
+        #expect((byConsumer["first"] ?? 0) > 0 && (byConsumer["second"] ?? 0) > 0, "both consumers had partitions: \(byConsumer)")
+    }
+}

@@ -1,0 +1,57 @@
+import Foundation
+import Outbox
+import OutboxMySQL
+import OutboxTestSupport
+import OutboxTesting
+import Synchronization
+import Testing
+
+@Suite("MySQL/MariaDB inbox conformance", .enabled(if: TestServer.mariadb.shouldRun, "set OUTBOX_MYSQL_URL (scripts/test.sh does)"))
+struct MySQLInboxConformanceTests {
+    @Test(arguments: OutboxInboxConformance<MySQLInboxHarness>.Check.allCases)
+    func conformance(_ check: OutboxInboxConformance<MySQLInboxHarness>.Check) async throws {
+        try await OutboxInboxConformance(harness: MySQLInboxHarness()).run(check)
+    }
+}
+
+/// Each check gets its own table prefix with a `<prefix>_projection` table the handler writes to.
+final class MySQLInboxHarness: OutboxInboxStoreHarness {
+    private let running = Mutex<[ObjectIdentifier: MySQLStoreUnderTest]>([:])
+
+    var name: String { "MySQL/MariaDB" }
+
+    func makeStore() async throws -> MySQLOutboxStore {
+        let subject = try await MySQLStoreUnderTest(partitionCount: 4)
+        try await subject.mysql.migrateInbox()
+        try await subject.mysql.migrateInbox()
+        try await subject.application.query(
+            "CREATE TABLE `\(subject.prefix)_projection` (seq BIGINT AUTO_INCREMENT PRIMARY KEY, row_text VARCHAR(200) NOT NULL) ENGINE=InnoDB")
+        running.withLock { $0[ObjectIdentifier(subject.mysql)] = subject }
+        return subject.mysql
+    }
+
+    private func subject(_ store: MySQLOutboxStore) -> MySQLStoreUnderTest {
+        running.withLock { $0[ObjectIdentifier(store)]! }
+    }
+
+    func projecting(into store: MySQLOutboxStore, after: @escaping @Sendable (OutboxInboxMessage) throws -> Void) -> MySQLOutboxStore.Handler {
+        let table = "`\(subject(store).prefix)_projection`"
+        return { message, connection in
+            try await connection.query("INSERT INTO \(table) (row_text) VALUES (?)", [.text(String(decoding: message.payload, as: UTF8.self))])
+            try after(message)
+        }
+    }
+
+    func projection(of store: MySQLOutboxStore) async throws -> [String] {
+        let subject = subject(store)
+        return try await subject.application.query("SELECT row_text FROM `\(subject.prefix)_projection` ORDER BY seq").rows.map { $0[0].string ?? "" }
+    }
+
+    func close(_ store: MySQLOutboxStore) async throws {
+        guard let subject = running.withLock({ $0.removeValue(forKey: ObjectIdentifier(store)) }) else { return }
+        for table in ["projection", "inbox", "inbox_dead"] {
+            _ = try? await subject.application.query("DROP TABLE IF EXISTS `\(subject.prefix)_\(table)`")
+        }
+        try await subject.close()
+    }
+}
