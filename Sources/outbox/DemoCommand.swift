@@ -13,9 +13,11 @@ struct DemoCommand: AsyncParsableCommand {
         discussion: """
             Concurrent writers place orders, each order and its outbox message in one transaction;
             relays publish the messages to Kafka (librdkafka's mock cluster, started in this process);
-            the demo then consumes the topic back and checks that every message arrived, once,
-            byte-exact, with its headers and in per-customer order. `--sink jsonl` writes a
-            JSON-lines file instead of Kafka.
+            two inbox consumers in one consumer group write each order into a projection table of a
+            second database, exactly once. The demo checks that every message arrived at Kafka,
+            byte-exact, with its headers and in per-customer order, and that the projection holds
+            every order once, in per-customer order. `--sink jsonl` writes a JSON-lines file
+            instead of Kafka (no consumers).
             """)
 
     enum Sink: String, ExpressibleByArgument, CaseIterable {
@@ -96,6 +98,19 @@ struct DemoCommand: AsyncParsableCommand {
         let started = ContinuousClock.now
         let relaying = Task { try await group.run() }
 
+        var consumers: DemoConsumers?
+        var consuming: Task<Void, any Error>?
+        let consumerGroup: ServiceGroup?
+        if let bootstrap = destination.kafkaBootstrap {
+            let demoConsumers = try await DemoConsumers(bootstrapServers: bootstrap, workspace: workspace, count: 2, logger: logger)
+            let group = ServiceGroup(services: demoConsumers.services, logger: logger)
+            consumers = demoConsumers
+            consumerGroup = group
+            consuming = Task { try await group.run() }
+        } else {
+            consumerGroup = nil
+        }
+
         let writer = DemoWriter(store: application, messages: messages, writers: writers, customers: customers)
         let progress = Task { await showProgress(writer: writer, publisher: publisher) }
         let written: DemoWriter.Written
@@ -106,6 +121,8 @@ struct DemoCommand: AsyncParsableCommand {
             progress.cancel()
             await group.triggerGracefulShutdown()
             _ = try? await relaying.value
+            await consumerGroup?.triggerGracefulShutdown()
+            _ = try? await consuming?.value
             throw error
         }
         let elapsed = ContinuousClock.now - started
@@ -114,8 +131,19 @@ struct DemoCommand: AsyncParsableCommand {
         await group.triggerGracefulShutdown()
         try await relaying.value
 
+        var projection: DemoReport.Projection?
+        if let consumers, let consumerGroup {
+            let deadline = ContinuousClock.now + .seconds(max(60, messages / 500))
+            while try await consumers.handledCount() < messages && ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            await consumerGroup.triggerGracefulShutdown()
+            try await consuming?.value
+            let handled = try await consumers.handled()
+            projection = DemoReport.Projection(ids: handled.ids, byConsumer: handled.byConsumer)
+        }
         let delivered = try await destination.readBack(count: messages)
-        let report = DemoReport(written: written, delivered: delivered, latencies: publisher.latencies, elapsed: elapsed)
+        let report = DemoReport(written: written, delivered: delivered, projection: projection, latencies: publisher.latencies, elapsed: elapsed)
         print(report.summary(relays: relays, store: "sqlite://\(workspace.databasePath)", published: destination.description))
         if !report.isClean { throw ExitCode.failure }
     }

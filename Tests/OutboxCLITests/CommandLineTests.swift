@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Outbox
 import OutboxKafka
 import OutboxSQLite
@@ -162,7 +163,15 @@ struct CommandLineTests {
         #expect(result.output.contains("Kafka (in-process mock cluster)"))
         #expect(result.output.contains("3000 committed, 3000 delivered, 0 lost"))
         #expect(result.output.contains("order violations  0"))
-        #expect(result.output.contains("OK: every message arrived once"))
+        #expect(result.output.contains("handled           3000 of 3000 orders, handled twice 0, not handled 0, order violations 0"), "\(result.output)")
+        #expect(result.output.contains("the consumers handled each order exactly once, in per-customer order"))
+        // Read the projection database the consumers wrote, as a user would.
+        let projection = try SQLiteOutboxStore(path: folder.path("demo/projection.sqlite"))
+        let (rows, distinct) = try await projection.writer.read { db in
+            (try Int.fetchOne(db, sql: "SELECT count(*) FROM customer_orders") ?? 0,
+             try Int.fetchOne(db, sql: "SELECT count(DISTINCT order_message) FROM customer_orders") ?? 0)
+        }
+        #expect(rows == 3000 && distinct == 3000)
     }
 
     @Test func demoOnJSONLinesVerifiesEveryMessage() async throws {

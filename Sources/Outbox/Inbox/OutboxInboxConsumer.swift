@@ -65,6 +65,8 @@ public final class OutboxInboxConsumer<Store: OutboxInboxStore>: Service, Sendab
         /// Failed attempts of messages waiting for a retry, by partition and offset.
         var attempts: [OutboxInboxPartition: [Int64: Int]] = [:]
         var stopping = false
+        /// Offset commits failed in a row (a rebalance in progress fails a commit or two).
+        var commitFailures = 0
     }
 
     private let store: Store
@@ -255,13 +257,18 @@ public final class OutboxInboxConsumer<Store: OutboxInboxStore>: Service, Sendab
         guard !positions.isEmpty else { return }
         do {
             try await source.commit(positions)
+            state.withLock { $0.commitFailures = 0 }
         } catch {
             // Not lost: a later commit covers these positions, and a consumer that dies first
-            // re-reads messages the inbox then skips.
-            logger.warning("Outbox inbox could not commit offsets; a later commit covers them", metadata: ["outbox.error": "\(error)"])
-            state.withLock { state in
+            // re-reads messages the inbox then skips. A rebalance fails a commit or two; only a
+            // run of failures is worth a warning.
+            let failures = state.withLock { state -> Int in
                 for partition in positions.keys { state.offsets.forgetCommitted(partition) }
+                state.commitFailures += 1
+                return state.commitFailures
             }
+            logger.log(level: failures >= 3 ? .warning : .debug, "Outbox inbox could not commit offsets; a later commit covers them",
+                       metadata: ["outbox.error": "\(error)", "outbox.failures": "\(failures)"])
         }
     }
 }
