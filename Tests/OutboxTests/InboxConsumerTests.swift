@@ -1,4 +1,5 @@
 import Foundation
+import MetricsTestKit
 import Outbox
 import OutboxTesting
 import ServiceLifecycle
@@ -125,11 +126,19 @@ import Testing
         _ = Self.publish(broker, keys: 4, perKey: 3)
         let store = InMemoryInboxStore()
         let (handler, attempts) = Self.handler { text, _ in text == "k2#1" }
-        try await Self.consume(store, broker.source(group: "projection", partitions: Set(Self.partitions)), handler) {
+        let metrics = TestMetrics()
+        var configuration = Self.configuration()
+        configuration.metricsFactory = metrics
+        try await Self.consume(store, broker.source(group: "projection", partitions: Set(Self.partitions)), handler, configuration) {
             store.rows.count == 11 && broker.committed(group: "projection", Self.partitions[2]) == 3
         }
         #expect(Self.byKey(store.rows)["k2"] == ["k2#0", "k2#2"], "the key went on after its poison")
         #expect(attempts["k2#1"] == 3)
+        let group = [("group", "projection")]
+        #expect(try metrics.expectCounter("outbox_inbox_messages_handled_total", group).totalValue == 11)
+        #expect(try metrics.expectCounter("outbox_inbox_handler_failures_total", group).totalValue == 3)
+        #expect(try metrics.expectCounter("outbox_inbox_messages_dead_lettered_total", group).totalValue == 1)
+        #expect(try !metrics.expectTimer("outbox_inbox_handle_duration_seconds", group).values.isEmpty)
         let letters = try await store.inboxDeadLetters(group: "projection", limit: 10, afterID: nil)
         #expect(letters.count == 1 && letters[0].attempts == 3 && letters[0].reason == "handler refused k2#1")
         let taken = try await store.takeInboxDeadLetters(group: "projection", ids: letters.map(\.id))

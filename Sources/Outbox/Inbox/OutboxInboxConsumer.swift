@@ -1,5 +1,6 @@
 import Foundation
 public import Logging
+public import Metrics
 public import ServiceLifecycle
 import Synchronization
 
@@ -20,6 +21,8 @@ public struct OutboxInboxConfiguration: Sendable {
     public var pollTimeout: Duration
     /// On shutdown or revocation, how long handlers in flight may take to finish. Default 10 s.
     public var shutdownGracePeriod: Duration
+    /// Where metrics go; `nil` uses the bootstrapped `MetricsSystem`.
+    public var metricsFactory: (any MetricsFactory)?
 
     /// Creates a configuration; every argument but the group has a default.
     public init(
@@ -29,8 +32,10 @@ public struct OutboxInboxConfiguration: Sendable {
         retryPolicy: OutboxRetryPolicy = OutboxRetryPolicy(maximumAttempts: 5, maximumPermanentFailureAttempts: 5, maximumBackoff: .seconds(30)),
         commitInterval: Duration = .milliseconds(500),
         pollTimeout: Duration = .milliseconds(200),
-        shutdownGracePeriod: Duration = .seconds(10)
+        shutdownGracePeriod: Duration = .seconds(10),
+        metricsFactory: (any MetricsFactory)? = nil
     ) {
+        self.metricsFactory = metricsFactory
         self.group = group
         self.maximumConcurrentHandlers = max(1, maximumConcurrentHandlers)
         self.maximumBufferedMessages = max(1, maximumBufferedMessages)
@@ -76,6 +81,7 @@ public final class OutboxInboxConsumer<Store: OutboxInboxStore>: Service, Sendab
     private let logger: Logger
     private let state = Mutex(State())
     private let wakeUp = OutboxSignal()
+    private let metrics: InboxMetrics
 
     /// Creates a consumer.
     public init(store: Store, source: any OutboxInboxSource, configuration: OutboxInboxConfiguration, logger: Logger, handler: Store.Handler) {
@@ -86,6 +92,7 @@ public final class OutboxInboxConsumer<Store: OutboxInboxStore>: Service, Sendab
         var logger = logger
         logger[metadataKey: "outbox.group"] = .string(configuration.group)
         self.logger = logger
+        metrics = InboxMetrics(factory: configuration.metricsFactory ?? MetricsSystem.factory, group: configuration.group)
     }
 
     /// Consumes until graceful shutdown (finishes running handlers, commits, leaves the group) or
@@ -120,6 +127,8 @@ public final class OutboxInboxConsumer<Store: OutboxInboxStore>: Service, Sendab
                     let free = configuration.maximumConcurrentHandlers - state.running
                     let messages = free > 0 ? state.queue.start(limit: free, now: now) : []
                     state.running += messages.count
+                    metrics.running.record(state.running)
+                    metrics.buffered.record(state.queue.count)
                     return (false, messages, state.queue.nextDue)
                 }
                 if stopping { break }
@@ -174,20 +183,25 @@ public final class OutboxInboxConsumer<Store: OutboxInboxStore>: Service, Sendab
     private func handle(_ message: OutboxInboxMessage) async {
         defer { wakeUp.signal() }
         let outcome: Result<OutboxInboxOutcome, any Error>
+        let started = ContinuousClock.now
         do {
             outcome = .success(try await store.handleOnce(message, group: configuration.group, now: Date(), handler: handler))
         } catch {
             outcome = .failure(error)
         }
+        metrics.handlerDuration.record(duration: ContinuousClock.now - started)
         switch outcome {
-        case .success:
+        case .success(let result):
+            (result == .handled ? metrics.handled : metrics.duplicates).increment()
             finish(message)
         case .failure(let error as OutboxError) where error.code == .storeUnavailable:
+            metrics.storeUnavailable.increment()
             if Task.isCancelled { return release(message, until: .now) }
             logger.warning("Outbox inbox could not reach its store; the message waits", metadata: ["outbox.error": "\(error)"])
             release(message, until: .now + .seconds(1))
         case .failure(let error):
             if Task.isCancelled { return release(message, until: .now) }
+            metrics.failed.increment()
             let attempts = state.withLock { state -> Int in
                 let attempts = (state.attempts[message.partition]?[message.offset] ?? 0) + 1
                 state.attempts[message.partition, default: [:]][message.offset] = attempts
@@ -197,6 +211,7 @@ public final class OutboxInboxConsumer<Store: OutboxInboxStore>: Service, Sendab
             if attempts >= configuration.retryPolicy.maximumAttempts {
                 do {
                     try await store.deadLetter(message, group: configuration.group, reason: reason, attempts: attempts, now: Date())
+                    metrics.deadLettered.increment()
                     logger.warning("Outbox inbox dead-lettered a message", metadata: [
                         "outbox.topic": "\(message.partition)", "outbox.offset": "\(message.offset)", "outbox.attempts": "\(attempts)",
                         "outbox.error": "\(reason)",
