@@ -20,7 +20,7 @@ struct BenchCommand: AsyncParsableCommand {
         commandName: "bench",
         abstract: "Measure relay throughput, latency, scaling and idle cost against the raw store and producer limits.")
 
-    static let allScenarios = ["drain", "steady", "scale", "backlog", "enqueue", "idle"]
+    static let allScenarios = ["drain", "steady", "scale", "backlog", "enqueue", "idle", "consume"]
 
     @Option(help: "The store URL (default: a temporary SQLite file). Server stores get tables of their own, dropped afterwards.")
     var store: String?
@@ -179,6 +179,16 @@ struct BenchCommand: AsyncParsableCommand {
             if idle.polls > 0 { report.add("idle wake-up poller queries", idle.polls, "q/s") }
             // Committed by another store object, as another process would, after the relay idled.
             report.add("idle → first message, worst of 3", idle.firstMessage.max() ?? 0, "ms")
+        }
+        if selected.contains("consume"), let consume = try await measureConsume(target, broker, payload: payload, logger: logger) {
+            report.add("consume: raw consumer (reads only)", consume.raw, "msg/s")
+            report.add("consume: inbox consumer \(messages)", consume.inbox, "msg/s", against: ("raw consumer", consume.raw))
+            func percentile(_ fraction: Double) -> Double {
+                consume.latencies.isEmpty ? 0 : consume.latencies[min(consume.latencies.count - 1, Int(Double(consume.latencies.count) * fraction))]
+            }
+            print("  consume \(rate) msg/s for \(seconds) s, \(consume.latencies.count) messages, commit → handled by the inbox:")
+            report.add("consume commit → handled p50", percentile(0.5), "ms")
+            report.add("consume commit → handled p99", percentile(0.99), "ms")
         }
         // Last: a million inserted and deleted rows leave the table (and PostgreSQL's vacuum) busy,
         // which would colour every scenario after it.

@@ -15,6 +15,10 @@ struct BenchPublisher {
     let publisher: any OutboxPublisher
     /// How the report names the broker.
     let description: String
+    /// With Kafka: the bootstrap servers, for the consume scenario's consumers.
+    var kafkaBootstrap: String?
+    /// With the in-process mock: the cluster, to create the consume scenario's topics.
+    var kafkaCluster: KafkaMockCluster?
     private let group: ServiceGroup
     private let running: Task<Void, any Error>
     private let cleanup: @Sendable () -> Void
@@ -36,9 +40,12 @@ struct BenchPublisher {
             }
             let kafka = try KafkaPublisher(configuration: KafkaPublisherConfiguration(bootstrapServers: bootstrap, properties: properties), logger: logger)
             let mock = cluster
-            return try await start(kafka, description: "Kafka \(kafkaBrokers ?? "in-process mock (3 brokers, 6 partitions)")", logger: logger) {
+            var started = try await start(kafka, description: "Kafka \(kafkaBrokers ?? "in-process mock (3 brokers, 6 partitions)")", logger: logger) {
                 withExtendedLifetime(mock) {}
             }
+            started.kafkaBootstrap = bootstrap
+            started.kafkaCluster = cluster
+            return started
         case .nats:
             guard let natsURL else {
                 throw ValidationError("--publisher nats needs --nats-url nats://host:port (or OUTBOX_NATS_URL): a NATS server with JetStream.")

@@ -58,6 +58,12 @@ struct OpenedStore: Sendable {
     /// Drops the namespace's tables or collections, the business table included (bench cleanup);
     /// does nothing on the default names, which may hold an application's outbox.
     let dropNamespace: @Sendable () async -> Void
+    /// An inbox consumer on this store (its inbox migrated first) whose handler inserts one row
+    /// into the business table per message, in the inbox's transaction, then calls `handled`.
+    let makeInboxConsumer: @Sendable (
+        _ source: any OutboxInboxSource, _ configuration: OutboxInboxConfiguration,
+        _ handled: @escaping @Sendable (OutboxInboxMessage) -> Void
+    ) async throws -> any Service
     /// Queries the store's wake-up poller made so far (0 for stores that are notified).
     let pollQueries: @Sendable () -> Int
     /// Releases what was opened outside the services.
@@ -138,8 +144,17 @@ struct OpenedStore: Sendable {
             dropNamespace: {
                 guard settings.namespace != nil else { return }
                 try? await sqlite.writer.write { db in
-                    for table in ["messages", "leases", "relays", "orders"] { try db.execute(sql: "DROP TABLE IF EXISTS \"\(prefix)_\(table)\"") }
-                    try db.execute(sql: "DELETE FROM grdb_migrations WHERE identifier LIKE ?", arguments: ["\(prefix).v%"])
+                    for table in ["messages", "leases", "relays", "orders", "inbox", "inbox_dead"] {
+                        try db.execute(sql: "DROP TABLE IF EXISTS \"\(prefix)_\(table)\"")
+                    }
+                    try db.execute(sql: "DELETE FROM grdb_migrations WHERE identifier LIKE ?", arguments: ["\(prefix).%"])
+                }
+            },
+            makeInboxConsumer: { source, configuration, handled in
+                try await sqlite.migrateInbox()
+                return OutboxInboxConsumer(store: sqlite, source: source, configuration: configuration, logger: sqlite.logger) { message, db in
+                    try db.execute(sql: "INSERT INTO \"\(orders)\" (note) VALUES (?)", arguments: [message.identity])
+                    handled(message)
                 }
             },
             pollQueries: { 0 }, close: {})
@@ -175,6 +190,15 @@ struct OpenedStore: Sendable {
                 guard settings.namespace != nil else { return }
                 _ = try? await client.query(PostgresQuery(unsafeSQL: "DROP SCHEMA \"\(schema)\" CASCADE"), logger: logger)
             },
+            makeInboxConsumer: { source, configuration, handled in
+                try await postgres.migrateInbox()
+                return OutboxInboxConsumer(store: postgres, source: source, configuration: configuration, logger: logger) { message, connection in
+                    var insert = PostgresQuery(unsafeSQL: "INSERT INTO \(orders) (note) VALUES ($1)")
+                    insert.binds.append(message.identity)
+                    try await connection.query(insert, logger: logger)
+                    handled(message)
+                }
+            },
             pollQueries: { 0 }, close: {})
     }
 
@@ -201,8 +225,15 @@ struct OpenedStore: Sendable {
             },
             dropNamespace: {
                 guard settings.namespace != nil else { return }
-                for table in ["messages", "leases", "relays", "commit_guard", "migrations", "orders"] {
+                for table in ["messages", "leases", "relays", "commit_guard", "migrations", "orders", "inbox", "inbox_dead"] {
                     _ = try? await pool.query("DROP TABLE IF EXISTS `\(prefix)_\(table)`")
+                }
+            },
+            makeInboxConsumer: { source, configuration, handled in
+                try await mysql.migrateInbox()
+                return OutboxInboxConsumer(store: mysql, source: source, configuration: configuration, logger: logger) { message, connection in
+                    try await connection.query("INSERT INTO \(orders) (note) VALUES (?)", [.text(message.identity)])
+                    handled(message)
                 }
             },
             pollQueries: { mysql.pollQueries },
@@ -227,8 +258,15 @@ struct OpenedStore: Sendable {
             },
             dropNamespace: {
                 guard settings.namespace != nil else { return }
-                for name in ["messages", "partitions", "leases", "relays", "meta", "orders"] {
+                for name in ["messages", "partitions", "leases", "relays", "meta", "orders", "inbox", "inbox_dead", "inbox_meta"] {
                     _ = try? await client.runCommand(["drop": .string("\(prefix)_\(name)")])
+                }
+            },
+            makeInboxConsumer: { source, configuration, handled in
+                try await mongo.migrateInbox()
+                return OutboxInboxConsumer(store: mongo, source: source, configuration: configuration, logger: logger) { message, session in
+                    try await orders.insertOne(["note": .string(message.identity)], session: session)
+                    handled(message)
                 }
             },
             pollQueries: { mongo.pollQueries }, close: {})

@@ -1,0 +1,121 @@
+import Foundation
+import Logging
+import Outbox
+import OutboxKafka
+import ServiceLifecycle
+import Synchronization
+
+/// The consume scenario: the inbox consumer on the bench's store against a raw consumer of the
+/// same topic, and commit → handled latency through the whole path at the steady rate.
+extension BenchCommand {
+    struct ConsumeResult {
+        /// Messages per second a consumer that only reads reaches.
+        var raw: Double
+        /// Messages per second the inbox consumer handles (one transaction per message: the inbox
+        /// record and one business row).
+        var inbox: Double
+        /// Application commit → handled by the inbox consumer, milliseconds, sorted.
+        var latencies: [Double]
+    }
+
+    func measureConsume(_ target: BenchStore, _ broker: BenchPublisher, payload: [UInt8], logger: Logger) async throws -> ConsumeResult? {
+        guard let bootstrap = broker.kafkaBootstrap else {
+            print("  consume                             skipped: it reads Kafka (--publisher kafka)")
+            return nil
+        }
+        let suffix = UUID().uuidString.prefix(8).lowercased()
+        let topic = "bench-consume-\(suffix)"
+        try broker.kafkaCluster?.createTopic(topic, partitions: 6, replicationFactor: 3)
+        // Publish the backlog both consumers read.
+        for start in stride(from: 0, to: messages, by: batchSize) {
+            let batch = (start..<min(start + batchSize, messages)).map {
+                OutboxRecord(message: OutboxMessage(topic: topic, key: "key-\($0 % keys)", type: "Bench", payload: payload), sequence: Int64($0), partition: 0)
+            }
+            let delivered = try await broker.publisher.publish(batch).filter(\.isDelivered).count
+            guard delivered == batch.count else {
+                throw OutboxError(code: .publisherUnavailable, operation: "bench", message: "Only \(delivered) of \(batch.count) messages reached Kafka.")
+            }
+        }
+        let properties = ["session.timeout.ms": "6000", "heartbeat.interval.ms": "500"]
+
+        // Raw: read everything, nothing else.
+        let raw = try KafkaInboxSource(bootstrapServers: bootstrap, group: "bench-raw-\(suffix)", topics: [topic], properties: properties)
+        var read = 0
+        var rawStarted: ContinuousClock.Instant?
+        let rawDeadline = ContinuousClock.now + .seconds(max(120, messages / 500))
+        while read < messages && ContinuousClock.now < rawDeadline {
+            let poll = try await raw.poll(timeout: .milliseconds(200))
+            if !poll.messages.isEmpty && rawStarted == nil { rawStarted = .now }
+            read += poll.messages.count
+        }
+        let rawRate = Double(read) / max(0.001, (ContinuousClock.now - (rawStarted ?? .now)).timeInterval)
+        await raw.close()
+
+        // Inbox: the same topic, from its first message, handled once each in the store.
+        let handled = Atomic<Int>(0)
+        let firstHandled = Mutex<ContinuousClock.Instant?>(nil)
+        let inbox = try await target.target.opened.makeInboxConsumer(
+            try KafkaInboxSource(bootstrapServers: bootstrap, group: "bench-inbox-\(suffix)", topics: [topic], properties: properties),
+            OutboxInboxConfiguration(group: "bench-inbox-\(suffix)", maximumConcurrentHandlers: 16, commitInterval: .milliseconds(200)),
+            { _ in
+                firstHandled.withLock { if $0 == nil { $0 = .now } }
+                handled.add(1, ordering: .relaxed)
+            })
+        let group = ServiceGroup(services: [inbox], logger: logger)
+        let running = Task { try await group.run() }
+        let deadline = ContinuousClock.now + .seconds(max(120, messages / 200))
+        while handled.load(ordering: .relaxed) < messages && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        let inboxElapsed = ContinuousClock.now - (firstHandled.withLock { $0 } ?? .now)
+        await group.triggerGracefulShutdown()
+        try await running.value
+        let inboxRate = Double(handled.load(ordering: .relaxed)) / max(0.001, inboxElapsed.timeInterval)
+
+        return ConsumeResult(raw: rawRate, inbox: inboxRate,
+                             latencies: try await measureCommitToHandled(target, broker, bootstrap: bootstrap, payload: payload, logger: logger))
+    }
+
+    /// Offers `rate` single-message application transactions per second for `seconds`; a relay
+    /// publishes them to Kafka and an inbox consumer on the same store handles them.
+    private func measureCommitToHandled(_ target: BenchStore, _ broker: BenchPublisher, bootstrap: String, payload: [UInt8],
+                                        logger: Logger) async throws -> [Double] {
+        let suffix = UUID().uuidString.prefix(8).lowercased()
+        let topic = "bench-latency-\(suffix)"
+        try broker.kafkaCluster?.createTopic(topic, partitions: 6, replicationFactor: 3)
+        let committedAt = Mutex<[String: ContinuousClock.Instant]>([:])
+        let latencies = Mutex<[Double]>([])
+        let consumer = try await target.target.opened.makeInboxConsumer(
+            try KafkaInboxSource(bootstrapServers: bootstrap, group: "bench-latency-\(suffix)", topics: [topic],
+                                 properties: ["session.timeout.ms": "6000", "heartbeat.interval.ms": "500", "fetch.wait.max.ms": "5"]),
+            OutboxInboxConfiguration(group: "bench-latency-\(suffix)", commitInterval: .milliseconds(200), pollTimeout: .milliseconds(50)),
+            { message in
+                let now = ContinuousClock.now
+                guard let committed = committedAt.withLock({ $0[message.identity] }) else { return }
+                latencies.withLock { $0.append(max(0, (now - committed).timeInterval * 1000)) }
+            })
+        let relay = OutboxRelay(store: target.store, publisher: broker.publisher,
+                                configuration: OutboxRelayConfiguration(relayID: "bench-latency", batchSize: batchSize), logger: logger)
+        let group = ServiceGroup(services: target.services + [relay, consumer], logger: logger)
+        let running = Task { try await group.run() }
+        // Leases, the listener and the consumer group settle; the consumer's first poll joins the group.
+        try await Task.sleep(for: .seconds(3))
+        let total = rate * seconds
+        let started = ContinuousClock.now
+        for index in 0..<total {
+            let due = started + .nanoseconds(Int64(index) * 1_000_000_000 / Int64(rate))
+            if due > .now { try await Task.sleep(until: due, clock: .continuous) }
+            let message = OutboxMessage(topic: topic, key: "key-\(index % keys)", type: "Bench", payload: payload)
+            // Recorded before the commit returns, as the handler may run first.
+            let id = message.id.uuidString.lowercased()
+            committedAt.withLock { $0[id] = .now }
+            try await target.enqueue([message])
+        }
+        while latencies.withLock({ $0.count }) < total && ContinuousClock.now - started < .seconds(seconds + 60) {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        await group.triggerGracefulShutdown()
+        try await running.value
+        return latencies.withLock { $0 }.sorted()
+    }
+}
