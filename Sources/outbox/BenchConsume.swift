@@ -85,12 +85,16 @@ extension BenchCommand {
         try broker.kafkaCluster?.createTopic(topic, partitions: 6, replicationFactor: 3)
         let committedAt = Mutex<[String: ContinuousClock.Instant]>([:])
         let latencies = Mutex<[Double]>([])
+        let warmUp = OutboxMessage(topic: topic, key: "warm-up", type: "Bench", payload: payload)
+        let warmUpID = warmUp.id.uuidString.lowercased()
+        let warmedUp = Atomic<Bool>(false)
         let consumer = try await target.target.opened.makeInboxConsumer(
             try KafkaInboxSource(bootstrapServers: bootstrap, group: "bench-latency-\(suffix)", topics: [topic],
                                  properties: ["session.timeout.ms": "6000", "heartbeat.interval.ms": "500", "fetch.wait.max.ms": "5"]),
             OutboxInboxConfiguration(group: "bench-latency-\(suffix)", commitInterval: .milliseconds(200), pollTimeout: .milliseconds(50)),
             { message in
                 let now = ContinuousClock.now
+                if message.identity == warmUpID { warmedUp.store(true, ordering: .releasing) }
                 guard let committed = committedAt.withLock({ $0[message.identity] }) else { return }
                 latencies.withLock { $0.append(max(0, (now - committed).timeInterval * 1000)) }
             })
@@ -98,8 +102,14 @@ extension BenchCommand {
                                 configuration: OutboxRelayConfiguration(relayID: "bench-latency", batchSize: batchSize), logger: logger)
         let group = ServiceGroup(services: target.services + [relay, consumer], logger: logger)
         let running = Task { try await group.run() }
-        // Leases, the listener and the consumer group settle; the consumer's first poll joins the group.
-        try await Task.sleep(for: .seconds(3))
+        // Measured once everything has settled: leases, the listener, and the consumer group
+        // (joining takes seconds: the group waits for more members). A first message through the
+        // whole path says when.
+        try await target.enqueue([warmUp])
+        let warming = ContinuousClock.now
+        while !warmedUp.load(ordering: .acquiring) && ContinuousClock.now - warming < .seconds(60) {
+            try await Task.sleep(for: .milliseconds(20))
+        }
         let total = rate * seconds
         let started = ContinuousClock.now
         for index in 0..<total {

@@ -16,7 +16,7 @@ struct MongoInboxConformanceTests {
 
 /// Each check gets its own collection prefix with a `<prefix>_projection` collection the handler writes to.
 final class MongoInboxHarness: OutboxInboxStoreHarness {
-    private let running = Mutex<[ObjectIdentifier: MongoStoreUnderTest]>([:])
+    private let running = StoreSubjects<MongoStoreUnderTest>()
     private let sequence = ProjectionSequence()
 
     var name: String { "MongoDB" }
@@ -26,12 +26,12 @@ final class MongoInboxHarness: OutboxInboxStoreHarness {
         try await subject.mongo.migrateInbox()
         try await subject.mongo.migrateInbox()
         try await subject.client.collection("\(subject.prefix)_projection").createIndexes([("seq", ["seq": 1], false)])
-        running.withLock { $0[ObjectIdentifier(subject.mongo)] = subject }
+        running.keep(subject, for: subject.mongo)
         return subject.mongo
     }
 
     private func subject(_ store: MongoOutboxStore) -> MongoStoreUnderTest {
-        running.withLock { $0[ObjectIdentifier(store)]! }
+        running.subject(for: store)
     }
 
     func projecting(into store: MongoOutboxStore, after: @escaping @Sendable (OutboxInboxMessage) throws -> Void) -> MongoOutboxStore.Handler {
@@ -49,7 +49,7 @@ final class MongoInboxHarness: OutboxInboxStoreHarness {
     }
 
     func close(_ store: MongoOutboxStore) async throws {
-        guard let subject = running.withLock({ $0.removeValue(forKey: ObjectIdentifier(store)) }) else { return }
+        guard let subject = running.take(for: store) else { return }
         for collection in ["projection", "inbox", "inbox_dead", "inbox_meta"] {
             _ = try? await subject.client.runCommand(["drop": .string("\(subject.prefix)_\(collection)")])
         }

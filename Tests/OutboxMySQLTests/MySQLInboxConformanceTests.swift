@@ -3,7 +3,6 @@ import Outbox
 import OutboxMySQL
 import OutboxTestSupport
 import OutboxTesting
-import Synchronization
 import Testing
 
 @Suite("MySQL/MariaDB inbox conformance", .enabled(if: TestServer.mariadb.shouldRun, "set OUTBOX_MYSQL_URL (scripts/test.sh does)"))
@@ -16,7 +15,7 @@ struct MySQLInboxConformanceTests {
 
 /// Each check gets its own table prefix with a `<prefix>_projection` table the handler writes to.
 final class MySQLInboxHarness: OutboxInboxStoreHarness {
-    private let running = Mutex<[ObjectIdentifier: MySQLStoreUnderTest]>([:])
+    private let running = StoreSubjects<MySQLStoreUnderTest>()
 
     var name: String { "MySQL/MariaDB" }
 
@@ -26,12 +25,12 @@ final class MySQLInboxHarness: OutboxInboxStoreHarness {
         try await subject.mysql.migrateInbox()
         try await subject.application.query(
             "CREATE TABLE `\(subject.prefix)_projection` (seq BIGINT AUTO_INCREMENT PRIMARY KEY, row_text VARCHAR(200) NOT NULL) ENGINE=InnoDB")
-        running.withLock { $0[ObjectIdentifier(subject.mysql)] = subject }
+        running.keep(subject, for: subject.mysql)
         return subject.mysql
     }
 
     private func subject(_ store: MySQLOutboxStore) -> MySQLStoreUnderTest {
-        running.withLock { $0[ObjectIdentifier(store)]! }
+        running.subject(for: store)
     }
 
     func projecting(into store: MySQLOutboxStore, after: @escaping @Sendable (OutboxInboxMessage) throws -> Void) -> MySQLOutboxStore.Handler {
@@ -48,7 +47,7 @@ final class MySQLInboxHarness: OutboxInboxStoreHarness {
     }
 
     func close(_ store: MySQLOutboxStore) async throws {
-        guard let subject = running.withLock({ $0.removeValue(forKey: ObjectIdentifier(store)) }) else { return }
+        guard let subject = running.take(for: store) else { return }
         for table in ["projection", "inbox", "inbox_dead"] {
             _ = try? await subject.application.query("DROP TABLE IF EXISTS `\(subject.prefix)_\(table)`")
         }

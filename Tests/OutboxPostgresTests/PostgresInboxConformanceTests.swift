@@ -4,7 +4,6 @@ import OutboxPostgres
 import OutboxTestSupport
 import OutboxTesting
 import PostgresNIO
-import Synchronization
 import Testing
 
 @Suite("PostgreSQL inbox conformance", .enabled(if: TestServer.postgres.shouldRun, "set OUTBOX_POSTGRES_URL (scripts/test.sh does)"))
@@ -17,7 +16,7 @@ struct PostgresInboxConformanceTests {
 
 /// Each check gets its own schema with a `projection` table the handler writes to.
 final class PostgresInboxHarness: OutboxInboxStoreHarness {
-    private let running = Mutex<[ObjectIdentifier: PostgresStoreUnderTest]>([:])
+    private let running = StoreSubjects<PostgresStoreUnderTest>()
 
     var name: String { "PostgreSQL" }
 
@@ -27,12 +26,12 @@ final class PostgresInboxHarness: OutboxInboxStoreHarness {
         try await subject.postgres.migrateInbox()
         try await subject.client.query(PostgresQuery(unsafeSQL: "CREATE TABLE \(subject.schema).projection (seq BIGSERIAL PRIMARY KEY, row TEXT NOT NULL)"),
                                        logger: subject.logger)
-        running.withLock { $0[ObjectIdentifier(subject.postgres)] = subject }
+        running.keep(subject, for: subject.postgres)
         return subject.postgres
     }
 
     private func subject(_ store: PostgresOutboxStore) -> PostgresStoreUnderTest {
-        running.withLock { $0[ObjectIdentifier(store)]! }
+        running.subject(for: store)
     }
 
     func projecting(into store: PostgresOutboxStore, after: @escaping @Sendable (OutboxInboxMessage) throws -> Void) -> PostgresOutboxStore.Handler {
@@ -53,7 +52,7 @@ final class PostgresInboxHarness: OutboxInboxStoreHarness {
     }
 
     func close(_ store: PostgresOutboxStore) async throws {
-        let subject = running.withLock { $0.removeValue(forKey: ObjectIdentifier(store)) }
+        let subject = running.take(for: store)
         try await subject?.close()
     }
 }
