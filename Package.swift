@@ -209,7 +209,11 @@ let package = Package(
         ),
         .testTarget(
             name: "OutboxKafkaTests",
-            dependencies: ["Outbox", "OutboxTesting", "OutboxTestSupport", "OutboxKafka", "OutboxSQLite"],
+            dependencies: [
+                "Outbox", "OutboxTesting", "OutboxTestSupport", "OutboxKafka", "OutboxSQLite",
+                .product(name: "GRDB", package: "GRDB.swift"), .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"), .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -26,7 +26,7 @@ struct RelayTracing: Sendable {
         spans.reserveCapacity(records.count)
         for record in records {
             var parent = ServiceContext.topLevel
-            tracer.extract(record.message.headers, into: &parent, using: HeaderExtractor())
+            tracer.extract(record.message.headers, into: &parent, using: OutboxHeaderExtractor())
             let topic = record.message.topic
             let span = tracer.startSpan("send \(topic)", context: parent, ofKind: .producer)
             span.attributes["messaging.system"] = system
@@ -65,7 +65,7 @@ struct RelayTracing: Sendable {
 }
 
 /// Reads a propagated value from the outbox headers (the last of a name wins, as the injector appends).
-private struct HeaderExtractor: Extractor {
+struct OutboxHeaderExtractor: Extractor {
     func extract(key: String, from carrier: [OutboxHeader]) -> String? {
         carrier.last { $0.name.lowercased() == key.lowercased() }?.value
     }

@@ -73,6 +73,9 @@ public final class KafkaInboxSource: OutboxInboxSource, Sendable {
         thread.start()
     }
 
+    /// `kafka` in traces.
+    public var messagingSystem: String { "kafka" }
+
     public func poll(timeout: Duration) async throws -> OutboxInboxPoll {
         let deadline = ContinuousClock.now + timeout
         while true {

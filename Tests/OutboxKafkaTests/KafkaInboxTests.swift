@@ -1,11 +1,14 @@
 import Foundation
 import GRDB
+import InMemoryTracing
 import Outbox
 import OutboxKafka
 import OutboxSQLite
 import OutboxTesting
+import ServiceContextModule
 import ServiceLifecycle
 import Testing
+import Tracing
 
 /// The inbox consumer on real Kafka consumer groups (librdkafka against its mock cluster) with
 /// the SQLite inbox: two consumers in one group, joining and leaving mid-stream, handle every
@@ -72,5 +75,56 @@ struct KafkaInboxTests {
             })
         }
         #expect((byConsumer["first"] ?? 0) > 0 && (byConsumer["second"] ?? 0) > 0, "both consumers had partitions: \(byConsumer)")
+    }
+}
+
+/// One trace from the request that enqueued a message to the handler that consumed it, through
+/// the relay's publish and a real Kafka consumer group (the mock cluster).
+@Suite("Kafka inbox traces", .serialized)
+struct KafkaInboxTraceTests {
+    @Test func theHandlerIsAGrandchildOfTheEnqueueThroughThePublish() async throws {
+        let tracer = InMemoryTracer()
+        let kafka = try await KafkaTestEnvironment(brokers: 1, partitions: 2)
+        let request = tracer.startSpan("POST /orders", context: .topLevel)
+        let message = OutboxMessage(topic: kafka.topic, key: "c-1", type: "OrderPlaced", text: "{}").capturingTraceContext(request.context, instrument: tracer)
+        request.end()
+        let store = InMemoryOutboxStore()
+        try await store.enqueueCommitted([message])
+        var relayConfiguration = OutboxRelayConfiguration.forTesting()
+        relayConfiguration.tracer = tracer
+        let relay = RunningRelay(OutboxRelay(store: store, publisher: kafka.publisher, configuration: relayConfiguration,
+                                             logger: OutboxStoreConformance.defaultLogger))
+
+        let inbox = InMemoryInboxStore()
+        let source = try KafkaInboxSource(bootstrapServers: kafka.cluster.bootstrapServers, group: "traced", topics: [kafka.topic])
+        let consumer = OutboxInboxConsumer(
+            store: inbox, source: source,
+            configuration: OutboxInboxConfiguration(group: "traced", tracer: tracer), logger: OutboxStoreConformance.defaultLogger
+        ) { _, transaction in
+            // The handler's own work, traced as an application would: a child of the processing span.
+            let span = tracer.startSpan("project order", context: ServiceContext.current ?? .topLevel)
+            transaction.insert("projected")
+            span.end()
+        }
+        let group = ServiceGroup(services: [consumer], logger: OutboxStoreConformance.defaultLogger)
+        let consuming = Task { try await group.run() }
+        try await waitUntil("the message is handled", timeout: .seconds(60)) { inbox.rows == ["projected"] }
+        await group.triggerGracefulShutdown()
+        try await consuming.value
+        try await relay.stop()
+        try await kafka.stop()
+
+        let spans = tracer.finishedSpans
+        let requestSpan = try #require(spans.first { $0.operationName == "POST /orders" })
+        let send = try #require(spans.first { $0.operationName == "send \(kafka.topic)" })
+        let process = try #require(spans.first { $0.operationName == "process \(kafka.topic)" })
+        let handler = try #require(spans.first { $0.operationName == "project order" })
+        #expect(send.parentSpanID == requestSpan.spanID)
+        #expect(process.parentSpanID == send.spanID, "the consumer continues the publish span the message carried")
+        #expect(handler.parentSpanID == process.spanID, "the handler runs in the processing span's context")
+        #expect(Set([requestSpan.traceID, send.traceID, process.traceID, handler.traceID]).count == 1, "one trace end to end")
+        #expect(process.kind == .consumer)
+        #expect(process.attributes["messaging.system"]?.toSpanAttribute() == "kafka".toSpanAttribute())
+        #expect(process.attributes["messaging.consumer.group.name"]?.toSpanAttribute() == "traced".toSpanAttribute())
     }
 }

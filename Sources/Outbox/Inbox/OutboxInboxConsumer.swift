@@ -1,8 +1,10 @@
 import Foundation
 public import Logging
 public import Metrics
+import ServiceContextModule
 public import ServiceLifecycle
 import Synchronization
+public import Tracing
 
 /// How an ``OutboxInboxConsumer`` schedules, retries and commits.
 public struct OutboxInboxConfiguration: Sendable {
@@ -23,6 +25,8 @@ public struct OutboxInboxConfiguration: Sendable {
     public var shutdownGracePeriod: Duration
     /// Where metrics go; `nil` uses the bootstrapped `MetricsSystem`.
     public var metricsFactory: (any MetricsFactory)?
+    /// Where handling spans go; `nil` uses the bootstrapped `InstrumentationSystem` tracer.
+    public var tracer: (any Tracer)?
 
     /// Creates a configuration; every argument but the group has a default.
     public init(
@@ -33,9 +37,11 @@ public struct OutboxInboxConfiguration: Sendable {
         commitInterval: Duration = .milliseconds(500),
         pollTimeout: Duration = .milliseconds(200),
         shutdownGracePeriod: Duration = .seconds(10),
-        metricsFactory: (any MetricsFactory)? = nil
+        metricsFactory: (any MetricsFactory)? = nil,
+        tracer: (any Tracer)? = nil
     ) {
         self.metricsFactory = metricsFactory
+        self.tracer = tracer
         self.group = group
         self.maximumConcurrentHandlers = max(1, maximumConcurrentHandlers)
         self.maximumBufferedMessages = max(1, maximumBufferedMessages)
@@ -82,6 +88,8 @@ public final class OutboxInboxConsumer<Store: OutboxInboxStore>: Service, Sendab
     private let state = Mutex(State())
     private let wakeUp = OutboxSignal()
     private let metrics: InboxMetrics
+    /// `nil` without a tracer: no spans, no cost.
+    private let tracer: (any Tracer)?
 
     /// Creates a consumer.
     public init(store: Store, source: any OutboxInboxSource, configuration: OutboxInboxConfiguration, logger: Logger, handler: Store.Handler) {
@@ -93,6 +101,8 @@ public final class OutboxInboxConsumer<Store: OutboxInboxStore>: Service, Sendab
         logger[metadataKey: "outbox.group"] = .string(configuration.group)
         self.logger = logger
         metrics = InboxMetrics(factory: configuration.metricsFactory ?? MetricsSystem.factory, group: configuration.group)
+        let tracer = configuration.tracer ?? InstrumentationSystem.tracer
+        self.tracer = tracer is NoOpTracer ? nil : tracer
     }
 
     /// Consumes until graceful shutdown (finishes running handlers, commits, leaves the group) or
@@ -184,12 +194,30 @@ public final class OutboxInboxConsumer<Store: OutboxInboxStore>: Service, Sendab
         defer { wakeUp.signal() }
         let outcome: Result<OutboxInboxOutcome, any Error>
         let started = ContinuousClock.now
+        let span = startSpan(for: message)
         do {
-            outcome = .success(try await store.handleOnce(message, group: configuration.group, now: Date(), handler: handler))
+            let (store, handler, group) = (self.store, self.handler, configuration.group)
+            let handle = { try await store.handleOnce(message, group: group, now: Date(), handler: handler) }
+            // The handler runs in the span's context: its own spans are children of the processing.
+            if let span {
+                outcome = .success(try await ServiceContext.withValue(span.context) { try await handle() })
+            } else {
+                outcome = .success(try await handle())
+            }
         } catch {
             outcome = .failure(error)
         }
         metrics.handlerDuration.record(duration: ContinuousClock.now - started)
+        if let span {
+            switch outcome {
+            case .success(let result):
+                if result == .duplicate { span.attributes["outbox.inbox.duplicate"] = true }
+                span.setStatus(SpanStatus(code: .ok))
+            case .failure(let error):
+                span.setStatus(SpanStatus(code: .error, message: OutboxFailureReason.clean("\(error)")))
+            }
+            span.end()
+        }
         switch outcome {
         case .success(let result):
             (result == .handled ? metrics.handled : metrics.duplicates).increment()
@@ -226,6 +254,25 @@ public final class OutboxInboxConsumer<Store: OutboxInboxStore>: Service, Sendab
                 release(message, until: .now + configuration.retryPolicy.backoff(afterAttempts: attempts))
             }
         }
+    }
+
+    /// A consumer span, child of the context the message carries (the relay's publish span), with
+    /// OpenTelemetry's messaging attributes; `nil` without a tracer.
+    private func startSpan(for message: OutboxInboxMessage) -> (any Span)? {
+        guard let tracer else { return nil }
+        var parent = ServiceContext.topLevel
+        tracer.extract(message.headers, into: &parent, using: OutboxHeaderExtractor())
+        let topic = message.partition.topic
+        let span = tracer.startSpan("process \(topic)", context: parent, ofKind: .consumer)
+        span.attributes["messaging.system"] = source.messagingSystem
+        span.attributes["messaging.operation.type"] = "process"
+        span.attributes["messaging.operation.name"] = "process"
+        span.attributes["messaging.destination.name"] = topic
+        span.attributes["messaging.destination.partition.id"] = "\(message.partition.partition)"
+        span.attributes["messaging.consumer.group.name"] = configuration.group
+        span.attributes["messaging.message.body.size"] = message.payload.count
+        if let id = message.outboxID { span.attributes["messaging.message.id"] = id.uuidString.lowercased() }
+        return span
     }
 
     private func finish(_ message: OutboxInboxMessage) {

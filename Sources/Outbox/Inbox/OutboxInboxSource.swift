@@ -16,6 +16,13 @@ public protocol OutboxInboxSource: Sendable {
 
     /// Leaves the group, after the consumer's final commit.
     func close() async
+
+    /// The broker's name in traces (OpenTelemetry's `messaging.system`). Default: `outbox`.
+    var messagingSystem: String { get }
+}
+
+extension OutboxInboxSource {
+    public var messagingSystem: String { "outbox" }
 }
 
 /// What one poll brought.
