@@ -63,6 +63,38 @@ extension PostgresOutboxStore: OutboxInboxStore {
         }
     }
 
+    public func handleBatch(_ messages: [OutboxInboxMessage], group: String, now: Date, handler: @escaping Handler) async throws -> [OutboxInboxOutcome] {
+        let handlerError = OutboxHandlerErrorBox()
+        let identities = messages.map(\.identity)
+        do {
+            return try await perform("handle") {
+                try await client.withTransaction(logger: logger) { connection in
+                    // Every record in one statement; the identities it inserted are the messages to
+                    // handle (a second copy in the batch, or a message recorded before, is not).
+                    let rows = try await connection.query("""
+                        INSERT INTO \(unescaped: names.table("inbox")) (group_name, identity, handled_at)
+                        SELECT \(group), identity, \(now) FROM unnest(\(identities)::text[]) AS identity
+                        ON CONFLICT DO NOTHING RETURNING identity
+                        """, logger: logger)
+                    var inserted = Set<String>()
+                    for try await identity in rows.decode(String.self) { inserted.insert(identity) }
+                    var outcomes: [OutboxInboxOutcome] = []
+                    for message in messages {
+                        guard inserted.remove(message.identity) != nil else {
+                            outcomes.append(.duplicate)
+                            continue
+                        }
+                        try await handlerError.run { try await handler(message, connection) }
+                        outcomes.append(.handled)
+                    }
+                    return outcomes
+                }
+            }
+        } catch {
+            throw handlerError.rethrow(error)
+        }
+    }
+
     public func deadLetter(_ message: OutboxInboxMessage, group: String, reason: String, attempts: Int, now: Date) async throws {
         try await perform("dead-letter") {
             try await client.withTransaction(logger: logger) { connection in

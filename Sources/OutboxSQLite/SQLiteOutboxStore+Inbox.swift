@@ -59,6 +59,29 @@ extension SQLiteOutboxStore: OutboxInboxStore {
         }
     }
 
+    public func handleBatch(_ messages: [OutboxInboxMessage], group: String, now: Date, handler: @escaping Handler) async throws -> [OutboxInboxOutcome] {
+        let handlerError = OutboxHandlerErrorBox()
+        do {
+            return try await write("handle") { db in
+                let record = try db.cachedStatement(sql: self.statements.named(
+                    "INSERT OR IGNORE INTO outbox_inbox (group_name, identity, handled_at) VALUES (?, ?, ?)"))
+                var outcomes: [OutboxInboxOutcome] = []
+                for message in messages {
+                    try record.execute(arguments: [group, message.identity, SQLiteTime.microseconds(now)])
+                    guard db.changesCount == 1 else {
+                        outcomes.append(.duplicate)
+                        continue
+                    }
+                    try handlerError.run { try handler(message, db) }
+                    outcomes.append(.handled)
+                }
+                return outcomes
+            }
+        } catch {
+            throw handlerError.rethrow(error)
+        }
+    }
+
     public func deadLetter(_ message: OutboxInboxMessage, group: String, reason: String, attempts: Int, now: Date) async throws {
         try await write("dead-letter") { db in
             try db.execute(sql: self.statements.named("INSERT OR IGNORE INTO outbox_inbox (group_name, identity, handled_at) VALUES (?, ?, ?)"),

@@ -48,6 +48,9 @@ public struct OutboxInboxConformance<Harness: OutboxInboxStoreHarness>: Sendable
         case concurrentDeliveriesAreHandledOnce
         /// Consumer groups are independent.
         case groupsAreIndependent
+        /// A batch handles each new message once, skips copies and recorded ones, and a failure in
+        /// it leaves every message handled with its record or not at all.
+        case batchHandlesEachMessageOnce
 
         public var description: String { rawValue }
     }
@@ -84,6 +87,7 @@ public struct OutboxInboxConformance<Harness: OutboxInboxStoreHarness>: Sendable
         case .retentionRemovesOldRecords: try await retentionRemovesOldRecords(store)
         case .concurrentDeliveriesAreHandledOnce: try await concurrentDeliveriesAreHandledOnce(store)
         case .groupsAreIndependent: try await groupsAreIndependent(store)
+        case .batchHandlesEachMessageOnce: try await batchHandlesEachMessageOnce(store)
         }
     }
 
@@ -275,6 +279,27 @@ public struct OutboxInboxConformance<Harness: OutboxInboxStoreHarness>: Sendable
         let once = try await store.handleOnce(positional, group: "billing", now: Date(), handler: harness.projecting(into: store) { _ in })
         let twice = try await store.handleOnce(positional, group: "billing", now: Date(), handler: harness.projecting(into: store) { _ in })
         try expect(once == .handled && twice == .duplicate, "without an outbox-id the position identifies the message")
+    }
+
+    func batchHandlesEachMessageOnce(_ store: Harness.Store) async throws {
+        let (a, b, c) = (Self.message(key: "a", payload: "a", id: UUID()), Self.message(key: "b", payload: "b", id: UUID()),
+                         Self.message(key: "c", payload: "c", id: UUID()))
+        _ = try await store.handleOnce(c, group: "g", now: Date(), handler: harness.projecting(into: store) { _ in })
+        let outcomes = try await store.handleBatch([a, b, a, c], group: "g", now: Date(), handler: harness.projecting(into: store) { _ in })
+        try expect(outcomes == [.handled, .handled, .duplicate, .duplicate], "new, new, copy, recorded: got \(outcomes)")
+        try expect(try await harness.projection(of: store) == ["c", "a", "b"], "each new message handled once")
+        let (d, e) = (Self.message(key: "d", payload: "d", id: UUID()), Self.message(key: "e", payload: "e", id: UUID()))
+        do {
+            _ = try await store.handleBatch([d, e], group: "g", now: Date(), handler: harness.projecting(into: store) { message in
+                if message.payload == Array("e".utf8) { throw ConformanceFailure("e refused") }
+            })
+            throw ConformanceFailure("[\(harness.name)] a batch whose handler throws must throw")
+        } catch let failure as ConformanceFailure where failure.description == "e refused" {}
+        let rows = try await harness.projection(of: store)
+        try expect(!rows.contains("e"), "the failed message's write rolled back")
+        let again = try await store.handleOnce(d, group: "g", now: Date(), handler: harness.projecting(into: store) { _ in })
+        try expect((again == .duplicate) == rows.contains("d"), "d is recorded exactly when its write committed")
+        try expect(try await harness.projection(of: store).filter { $0 == "d" }.count == 1, "d handled once in all")
     }
 
     // MARK: - Helpers

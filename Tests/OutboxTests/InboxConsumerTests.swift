@@ -133,9 +133,13 @@ import Testing
             store.rows.count == 11 && broker.committed(group: "projection", Self.partitions[2]) == 3
         }
         #expect(Self.byKey(store.rows)["k2"] == ["k2#0", "k2#2"], "the key went on after its poison")
-        #expect(attempts["k2#1"] == 3)
+        // Three attempts count; the handler may also have run once inside a batch that then
+        // failed and was handled again one message at a time.
+        #expect((3...4).contains(attempts["k2#1"] ?? 0))
         let group = [("group", "projection")]
-        #expect(try metrics.expectCounter("outbox_inbox_messages_handled_total", group).totalValue == 11)
+        let handled = try metrics.expectCounter("outbox_inbox_messages_handled_total", group).totalValue
+        let skipped = (try? metrics.expectCounter("outbox_inbox_duplicates_skipped_total", group).totalValue) ?? 0
+        #expect(handled + skipped == 11 && handled <= 11, "handled \(handled), skipped after a failed batch \(skipped)")
         #expect(try metrics.expectCounter("outbox_inbox_handler_failures_total", group).totalValue == 3)
         #expect(try metrics.expectCounter("outbox_inbox_messages_dead_lettered_total", group).totalValue == 1)
         #expect(try !metrics.expectTimer("outbox_inbox_handle_duration_seconds", group).values.isEmpty)

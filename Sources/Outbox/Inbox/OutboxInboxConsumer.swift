@@ -10,8 +10,13 @@ public import Tracing
 public struct OutboxInboxConfiguration: Sendable {
     /// The consumer group; inbox records are per group (groups are independent).
     public var group: String
-    /// Handlers running at once, over different keys. Default 16.
+    /// Store transactions running at once, over different keys. Default 16.
     public var maximumConcurrentHandlers: Int
+    /// Messages (of different keys) one store transaction may handle together, when the consumer
+    /// is behind: one commit for many messages. A handler that throws rolls its batch back, and the
+    /// batch is handled again one message at a time, so only the failing message's key waits.
+    /// With tracing on, batches are of one (each message's handler runs in its own span). Default 100.
+    public var maximumBatchSize: Int
     /// Messages read ahead of the handlers; polling pauses above it. Default 2,000.
     public var maximumBufferedMessages: Int
     /// Attempts before a message is dead-lettered, and the backoff between them. Default: 5
@@ -32,6 +37,7 @@ public struct OutboxInboxConfiguration: Sendable {
     public init(
         group: String,
         maximumConcurrentHandlers: Int = 16,
+        maximumBatchSize: Int = 100,
         maximumBufferedMessages: Int = 2_000,
         retryPolicy: OutboxRetryPolicy = OutboxRetryPolicy(maximumAttempts: 5, maximumPermanentFailureAttempts: 5, maximumBackoff: .seconds(30)),
         commitInterval: Duration = .milliseconds(500),
@@ -44,6 +50,7 @@ public struct OutboxInboxConfiguration: Sendable {
         self.tracer = tracer
         self.group = group
         self.maximumConcurrentHandlers = max(1, maximumConcurrentHandlers)
+        self.maximumBatchSize = max(1, maximumBatchSize)
         self.maximumBufferedMessages = max(1, maximumBufferedMessages)
         self.retryPolicy = retryPolicy
         self.commitInterval = commitInterval
@@ -72,7 +79,10 @@ public final class OutboxInboxConsumer<Store: OutboxInboxStore>: Service, Sendab
     private struct State: Sendable {
         var queue = OutboxInboxKeyQueue()
         var offsets = OutboxInboxOffsets()
+        /// Messages being handled.
         var running = 0
+        /// Store transactions running (each handles a batch of one or more messages).
+        var runningTasks = 0
         /// Failed attempts of messages waiting for a retry, by partition and offset.
         var attempts: [OutboxInboxPartition: [Int64: Int]] = [:]
         var stopping = false
@@ -132,18 +142,21 @@ public final class OutboxInboxConsumer<Store: OutboxInboxStore>: Service, Sendab
             while !Task.isCancelled {
                 let generation = wakeUp.generation
                 let now = ContinuousClock.now
-                let (stopping, started, nextDue) = state.withLock { state -> (Bool, [OutboxInboxMessage], ContinuousClock.Instant?) in
+                let batchSize = tracer == nil ? configuration.maximumBatchSize : 1
+                let (stopping, batches, nextDue) = state.withLock { state -> (Bool, [[OutboxInboxMessage]], ContinuousClock.Instant?) in
                     guard !state.stopping else { return (true, [], nil) }
-                    let free = configuration.maximumConcurrentHandlers - state.running
-                    let messages = free > 0 ? state.queue.start(limit: free, now: now) : []
+                    let free = configuration.maximumConcurrentHandlers - state.runningTasks
+                    let messages = free > 0 ? state.queue.start(limit: free * batchSize, now: now) : []
+                    let batches = stride(from: 0, to: messages.count, by: batchSize).map { Array(messages[$0..<min($0 + batchSize, messages.count)]) }
                     state.running += messages.count
+                    state.runningTasks += batches.count
                     metrics.running.record(state.running)
                     metrics.buffered.record(state.queue.count)
-                    return (false, messages, state.queue.nextDue)
+                    return (false, batches, state.queue.nextDue)
                 }
                 if stopping { break }
-                for message in started {
-                    handlers.addTask { await self.handle(message) }
+                for batch in batches {
+                    handlers.addTask { await self.handle(batch) }
                 }
                 if now - lastCommit >= configuration.commitInterval {
                     lastCommit = now
@@ -187,6 +200,39 @@ public final class OutboxInboxConsumer<Store: OutboxInboxStore>: Service, Sendab
                 logger.warning("Outbox inbox could not read from the broker; retrying", metadata: ["outbox.error": "\(error)"])
                 await wakeUp.wait(since: generation, timeout: .milliseconds(min(5_000, 100 << min(failures, 6))))
             }
+        }
+    }
+
+    /// Handles a batch in one store transaction; a batch whose handler failed is handled again
+    /// one message at a time, so the failure is counted against its own message.
+    private func handle(_ batch: [OutboxInboxMessage]) async {
+        defer {
+            state.withLock { $0.runningTasks -= 1 }
+            wakeUp.signal()
+        }
+        guard batch.count > 1 else {
+            if let message = batch.first { await handle(message) }
+            return
+        }
+        let started = ContinuousClock.now
+        do {
+            let outcomes = try await store.handleBatch(batch, group: configuration.group, now: Date(), handler: handler)
+            let each = (ContinuousClock.now - started) / batch.count
+            for (message, outcome) in zip(batch, outcomes) {
+                metrics.handlerDuration.record(duration: each)
+                (outcome == .handled ? metrics.handled : metrics.duplicates).increment()
+                finish(message)
+            }
+        } catch let error as OutboxError where error.code == .storeUnavailable {
+            metrics.storeUnavailable.increment()
+            logger.warning("Outbox inbox could not reach its store; the messages wait", metadata: ["outbox.error": "\(error)"])
+            for message in batch { release(message, until: .now + .seconds(1)) }
+        } catch {
+            if Task.isCancelled {
+                for message in batch { release(message, until: .now) }
+                return
+            }
+            for message in batch { await handle(message) }
         }
     }
 

@@ -20,6 +20,18 @@ public protocol OutboxInboxStore: Sendable {
     /// was recorded already. A handler that throws rolls its writes back with the record.
     func handleOnce(_ message: OutboxInboxMessage, group: String, now: Date, handler: Handler) async throws -> OutboxInboxOutcome
 
+    /// Runs `handler` for each message not yet recorded for `group`, in order, each with its
+    /// record, and answers one outcome per message (a second copy of a message within the batch is
+    /// a duplicate). The messages are of different keys. A handler that throws ends the batch and
+    /// the error is rethrown; every message is then handled with its record or not at all (I1
+    /// holds per message), and the consumer handles the batch again one message at a time, so the
+    /// failure counts against the message that caused it and the others are handled or skipped.
+    ///
+    /// The default runs ``handleOnce(_:group:now:handler:)`` for each message in turn (a
+    /// transaction each); the SQLite and PostgreSQL stores commit once per batch, and roll the
+    /// whole batch back on a failure.
+    func handleBatch(_ messages: [OutboxInboxMessage], group: String, now: Date, handler: Handler) async throws -> [OutboxInboxOutcome]
+
     /// Keeps a message whose handler failed for good, with its reason and attempts, and records it
     /// for the group so a redelivery is skipped; in one transaction.
     func deadLetter(_ message: OutboxInboxMessage, group: String, reason: String, attempts: Int, now: Date) async throws
@@ -34,6 +46,14 @@ public protocol OutboxInboxStore: Sendable {
     /// Deletes up to `limit` inbox records of the group handled before `cutoff` (the retention,
     /// which is the deduplication window); returns how many.
     func removeHandled(group: String, before cutoff: Date, limit: Int) async throws -> Int
+}
+
+extension OutboxInboxStore {
+    public func handleBatch(_ messages: [OutboxInboxMessage], group: String, now: Date, handler: Handler) async throws -> [OutboxInboxOutcome] {
+        var outcomes: [OutboxInboxOutcome] = []
+        for message in messages { outcomes.append(try await handleOnce(message, group: group, now: now, handler: handler)) }
+        return outcomes
+    }
 }
 
 /// What ``OutboxInboxStore/handleOnce(_:group:now:handler:)`` did.
