@@ -8,6 +8,7 @@ source "$(dirname "$0")/lib/common.sh"
 cd "$OUTBOX_ROOT"
 
 scripts/install-prerequisites.sh
+reserve_test_ports
 
 # Servers for the server-backed suites. Kafka needs none: its tests run librdkafka's mock cluster.
 # NATS is a real nats-server with JetStream, RabbitMQ a real rabbitmq-server.

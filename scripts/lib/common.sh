@@ -82,3 +82,19 @@ fail_on_own_warnings() {
 nats_server() {
   command -v nats-server 2>/dev/null || { [ -x /usr/sbin/nats-server ] && echo /usr/sbin/nats-server; } || true
 }
+
+# reserve_test_ports: keeps the test servers' ports out of the kernel's ephemeral range, so no
+# client socket takes one as its local port. The ports lie inside that range (32768–60999); a
+# client that keeps reconnecting to a stopped server there (a relay while a chaos run has the
+# broker down) eventually connects to itself on the server's own port — TCP lets a socket
+# connect to itself — and the restarted server then cannot bind it ("Address already in use";
+# seen in a chaos run on MariaDB and on RabbitMQ). Needs root; without it, warns and goes on.
+reserve_test_ports() {
+  local file=/proc/sys/net/ipv4/ip_local_reserved_ports ours current
+  ours="53300-53320,54220-54300,55430-55445,55670-55680,57010-57020,58180-58200,59090-59100,59310-59320,59460-59470,59510-59520"
+  current=$(cat "$file" 2>/dev/null || true)
+  if [ -w "$file" ] && echo "${current:+$current,}$ours" > "$file" 2>/dev/null; then
+    return 0
+  fi
+  echo "Could not reserve the test servers' ports ($file needs root); a restarted test server may rarely find its port taken." >&2
+}
