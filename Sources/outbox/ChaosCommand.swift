@@ -94,120 +94,133 @@ struct ChaosCommand: AsyncParsableCommand {
         case .nats: try await ChaosNATS(folder: folder)
         case .amqp: try ChaosAMQP(url: try requiredAMQPURL(), command: brokerCommand, folder: folder)
         }
+        // Whatever ends the run early (a failed restart command, a relay exiting on its own),
+        // no process it started may outlive it: relays left running would keep reconnecting to
+        // servers the test scripts stop.
+        let children = ChaosChildren()
+        do {
 
-        var generation = 0
-        func relayProcess(_ index: Int) -> ChaosProcess {
-            generation += 1
-            return ChaosProcess(name: "relay-\(index)", arguments: [
-                "relay", "--store", url, "--relay-id", "chaos-relay-\(index)-\(generation)",
-                "--lease-seconds", "2", "--retention-seconds", "86400", "--log-level", "warning",
-            ] + broker.relayArguments, logPath: "\(folder)/relay-\(index).log")
-        }
-        var relayProcesses = try (0..<relays).map { index -> ChaosProcess in
-            let relay = relayProcess(index)
-            try relay.start()
-            return relay
-        }
-        let writer = ChaosProcess(name: "writer", arguments: [
-            "chaos-writer", "--store", url, "--ledger", ledgerPath, "--rate", "\(rate)", "--log-level", "warning",
-        ] + broker.writerArguments, logPath: "\(folder)/writer.log")
-        try writer.start()
-        try await Task.sleep(for: .seconds(1))
-        for process in relayProcesses + [writer] + broker.processes where !process.isRunning {
-            throw ChaosFailure("\(process.name) exited at start-up; see its log in \(folder).")
-        }
-        progress("running \(relays) relays, a writer and \(broker.name) for \(seconds) s; logs in \(folder)")
-
-        // Break things.
-        var relayKills = 0, databaseRestarts = 0, writerKills = 0
-        var lastRestart = ContinuousClock.now
-        var lastBrokerFault = ContinuousClock.now - .seconds(3600)
-        let end = ContinuousClock.now + .seconds(seconds)
-        let started = ContinuousClock.now
-        let elapsed: @Sendable () -> String = { "t=\(Int((ContinuousClock.now - started).timeInterval))s" }
-        while ContinuousClock.now < end {
-            try await Task.sleep(for: .milliseconds(Int64.random(in: 1200...3000)))
-            var actions = ["kill-relay", "kill-relay"]
-            if ContinuousClock.now - lastBrokerFault > broker.faultSpacing { actions += broker.faults }
-            // Every run kills a relay: by a third of the run, if chance has not, now.
-            if relayKills == 0 && ContinuousClock.now - started > .seconds(seconds) / 3 { actions = ["kill-relay"] }
-            if restartCommand != nil && ContinuousClock.now - lastRestart > .seconds(12) { actions += ["restart-database", "restart-database"] }
-            if killWriter { actions += ["kill-writer", "kill-writer"] }
-            switch actions.randomElement()! {
-            case "kill-relay":
-                let index = Int.random(in: 0..<relayProcesses.count)
-                await relayProcesses[index].crash()
-                relayKills += 1
-                progress("\(elapsed()) SIGKILLed relay \(index)")
-                try await Task.sleep(for: .milliseconds(Int64.random(in: 200...1500)))
-                relayProcesses[index] = relayProcess(index)
-                try relayProcesses[index].start()
-            case "restart-database":
-                lastRestart = ContinuousClock.now
-                let status = await runShell(restartCommand!, logPath: "\(folder)/restart.log")
-                guard status == 0 else { throw ChaosFailure("The restart command failed (status \(status)); see \(folder)/restart.log.") }
-                databaseRestarts += 1
-                progress("\(elapsed()) restarted the database server")
-            case "kill-writer":
-                await writer.crash()
-                writerKills += 1
-                progress("\(elapsed()) SIGKILLed the writer application")
-                try writer.start()
-            case let fault:
-                try await broker.inject(fault, elapsed: elapsed, progress: progress)
-                lastBrokerFault = ContinuousClock.now
+            var generation = 0
+            func relayProcess(_ index: Int) -> ChaosProcess {
+                generation += 1
+                return ChaosProcess(name: "relay-\(index)", arguments: [
+                    "relay", "--store", url, "--relay-id", "chaos-relay-\(index)-\(generation)",
+                    "--lease-seconds", "2", "--retention-seconds", "86400", "--log-level", "warning",
+                ] + broker.relayArguments, logPath: "\(folder)/relay-\(index).log")
             }
-        }
+            var relayProcesses = try (0..<relays).map { index -> ChaosProcess in
+                let relay = relayProcess(index)
+                try relay.start()
+                children.add(relay)
+                return relay
+            }
+            let writer = ChaosProcess(name: "writer", arguments: [
+                "chaos-writer", "--store", url, "--ledger", ledgerPath, "--rate", "\(rate)", "--log-level", "warning",
+            ] + broker.writerArguments, logPath: "\(folder)/writer.log")
+            try writer.start()
+            children.add(writer)
+            try await Task.sleep(for: .seconds(1))
+            for process in relayProcesses + [writer] + broker.processes where !process.isRunning {
+                throw ChaosFailure("\(process.name) exited at start-up; see its log in \(folder).")
+            }
+            progress("running \(relays) relays, a writer and \(broker.name) for \(seconds) s; logs in \(folder)")
 
-        // Stop writing, let the relays drain, stop them.
-        // A writer transaction stuck on a database that just restarted may not end on SIGTERM.
-        await writer.stop(grace: .seconds(5))
-        try await broker.settle()
-        progress("\(elapsed()) writer stopped; draining")
-        let runningRelays = relayProcesses
-        let report = try await location.withStore(logger: logger) { store -> (ChaosReport, Int) in
-            let drainDeadline = ContinuousClock.now + .seconds(240)
-            var lastPending = -1
-            while true {
-                for relay in runningRelays where !relay.isRunning {
-                    throw ChaosFailure("\(relay.name) exited on its own; see its log in \(folder).")
+            // Break things.
+            var relayKills = 0, databaseRestarts = 0, writerKills = 0
+            var lastRestart = ContinuousClock.now
+            var lastBrokerFault = ContinuousClock.now - .seconds(3600)
+            let end = ContinuousClock.now + .seconds(seconds)
+            let started = ContinuousClock.now
+            let elapsed: @Sendable () -> String = { "t=\(Int((ContinuousClock.now - started).timeInterval))s" }
+            while ContinuousClock.now < end {
+                try await Task.sleep(for: .milliseconds(Int64.random(in: 1200...3000)))
+                var actions = ["kill-relay", "kill-relay"]
+                if ContinuousClock.now - lastBrokerFault > broker.faultSpacing { actions += broker.faults }
+                // Every run kills a relay: by a third of the run, if chance has not, now.
+                if relayKills == 0 && ContinuousClock.now - started > .seconds(seconds) / 3 { actions = ["kill-relay"] }
+                if restartCommand != nil && ContinuousClock.now - lastRestart > .seconds(12) { actions += ["restart-database", "restart-database"] }
+                if killWriter { actions += ["kill-writer", "kill-writer"] }
+                switch actions.randomElement()! {
+                case "kill-relay":
+                    let index = Int.random(in: 0..<relayProcesses.count)
+                    await relayProcesses[index].crash()
+                    relayKills += 1
+                    progress("\(elapsed()) SIGKILLed relay \(index)")
+                    try await Task.sleep(for: .milliseconds(Int64.random(in: 200...1500)))
+                    relayProcesses[index] = relayProcess(index)
+                    try relayProcesses[index].start()
+                    children.add(relayProcesses[index])
+                case "restart-database":
+                    lastRestart = ContinuousClock.now
+                    let status = await runShell(restartCommand!, logPath: "\(folder)/restart.log")
+                    guard status == 0 else { throw ChaosFailure("The restart command failed (status \(status)); see \(folder)/restart.log.") }
+                    databaseRestarts += 1
+                    progress("\(elapsed()) restarted the database server")
+                case "kill-writer":
+                    await writer.crash()
+                    writerKills += 1
+                    progress("\(elapsed()) SIGKILLed the writer application")
+                    try writer.start()
+                case let fault:
+                    try await broker.inject(fault, elapsed: elapsed, progress: progress)
+                    lastBrokerFault = ContinuousClock.now
                 }
-                if let status = try? await store.status(now: Date()) {
-                    if status.pending == 0 { break }
-                    if status.pending != lastPending {
-                        progress("\(elapsed()) \(status.pending) pending (\(status.retrying) waiting for a retry)")
-                        lastPending = status.pending
+            }
+
+            // Stop writing, let the relays drain, stop them.
+            // A writer transaction stuck on a database that just restarted may not end on SIGTERM.
+            await writer.stop(grace: .seconds(5))
+            try await broker.settle()
+            progress("\(elapsed()) writer stopped; draining")
+            let runningRelays = relayProcesses
+            let report = try await location.withStore(logger: logger) { store -> (ChaosReport, Int) in
+                let drainDeadline = ContinuousClock.now + .seconds(240)
+                var lastPending = -1
+                while true {
+                    for relay in runningRelays where !relay.isRunning {
+                        throw ChaosFailure("\(relay.name) exited on its own; see its log in \(folder).")
                     }
+                    if let status = try? await store.status(now: Date()) {
+                        if status.pending == 0 { break }
+                        if status.pending != lastPending {
+                            progress("\(elapsed()) \(status.pending) pending (\(status.retrying) waiting for a retry)")
+                            lastPending = status.pending
+                        }
+                    }
+                    guard ContinuousClock.now < drainDeadline else {
+                        throw ChaosFailure("The relays did not drain the outbox within 240 s; see the logs in \(folder).")
+                    }
+                    try await Task.sleep(for: .seconds(1))
                 }
-                guard ContinuousClock.now < drainDeadline else {
-                    throw ChaosFailure("The relays did not drain the outbox within 240 s; see the logs in \(folder).")
+                for relay in runningRelays { await relay.stop() }
+                let status = try await store.status(now: Date())
+                var deadLetters: [OutboxDeadLetter] = []
+                while true {
+                    let page = try await store.deadLetters(limit: 500, afterSequence: deadLetters.last?.record.sequence)
+                    deadLetters += page
+                    if page.count < 500 { break }
                 }
-                try await Task.sleep(for: .seconds(1))
+                progress("\(elapsed()) drained: \(status.deliveredRetained) delivered, \(status.dead) dead; reading \(broker.name) back")
+                let readBack = try await broker.readBack(count: status.deliveredRetained)
+                let ledger = try ChaosLedger(path: ledgerPath)
+                let report = ChaosReport(ledger: ledger, deliveredIDs: readBack.ids, deadLetters: deadLetters,
+                                         storeDeliveredCount: status.deliveredRetained, trimmedOffsets: readBack.trimmed)
+                if !report.lostIDs.isEmpty {
+                    let text = await broker.describeLoss(ledger: ledger, lostIDs: report.lostIDs, readBack: readBack, count: status.deliveredRetained)
+                    try? text.write(toFile: "\(folder)/lost.txt", atomically: true, encoding: .utf8)
+                    progress("lost messages described in \(folder)/lost.txt")
+                }
+                return (report, status.dead)
+            }.0
+            await broker.stop()
+            print(report.summary(store: storeName, kills: relayKills, restarts: databaseRestarts, writerKills: writerKills))
+            guard report.isClean else {
+                throw ChaosFailure("The chaos run found problems (see the line above); logs and the ledger are in \(folder).")
             }
-            for relay in runningRelays { await relay.stop() }
-            let status = try await store.status(now: Date())
-            var deadLetters: [OutboxDeadLetter] = []
-            while true {
-                let page = try await store.deadLetters(limit: 500, afterSequence: deadLetters.last?.record.sequence)
-                deadLetters += page
-                if page.count < 500 { break }
-            }
-            progress("\(elapsed()) drained: \(status.deliveredRetained) delivered, \(status.dead) dead; reading \(broker.name) back")
-            let readBack = try await broker.readBack(count: status.deliveredRetained)
-            let ledger = try ChaosLedger(path: ledgerPath)
-            let report = ChaosReport(ledger: ledger, deliveredIDs: readBack.ids, deadLetters: deadLetters,
-                                     storeDeliveredCount: status.deliveredRetained, trimmedOffsets: readBack.trimmed)
-            if !report.lostIDs.isEmpty {
-                let text = await broker.describeLoss(ledger: ledger, lostIDs: report.lostIDs, readBack: readBack, count: status.deliveredRetained)
-                try? text.write(toFile: "\(folder)/lost.txt", atomically: true, encoding: .utf8)
-                progress("lost messages described in \(folder)/lost.txt")
-            }
-            return (report, status.dead)
-        }.0
-        await broker.stop()
-        print(report.summary(store: storeName, kills: relayKills, restarts: databaseRestarts, writerKills: writerKills))
-        guard report.isClean else {
-            throw ChaosFailure("The chaos run found problems (see the line above); logs and the ledger are in \(folder).")
+        } catch {
+            await children.killAll()
+            await broker.stop()
+            throw error
         }
     }
 }

@@ -92,3 +92,15 @@ struct ChaosFailure: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
 }
+
+/// The processes a chaos run started, to SIGKILL those still running when the run ends early.
+final class ChaosChildren: @unchecked Sendable {
+    // @unchecked: used by the chaos command's one task only.
+    private var processes: [ChaosProcess] = []
+
+    func add(_ process: ChaosProcess) { processes.append(process) }
+
+    func killAll() async {
+        for process in processes where process.isRunning { await process.crash() }
+    }
+}

@@ -13,6 +13,21 @@ struct ChaosTests {
         try await expectClean(store: "sqlite://\(folder.path("chaos.sqlite"))", name: "sqlite", extra: ["--kill-writer"])
     }
 
+    /// A run that ends early (here: its restart command fails) leaves no process behind: relays
+    /// left running kept reconnecting to a stopped broker after a failed RabbitMQ run.
+    @Test func aRunThatFailsLeavesNoProcessBehind() async throws {
+        let folder = try TemporaryFolder()
+        let store = folder.path("orphans.sqlite")
+        let result = try await OutboxProcess.runLong(
+            ["chaos", "--store", "sqlite://\(store)", "--name", "orphans", "--seconds", "40", "--restart-command", "false",
+             "--work-directory", folder.path("work")], timeout: .seconds(300))
+        #expect(result.status != 0)
+        #expect(result.error.contains("The restart command failed"), "\(result.error)")
+        try await waitUntil("no process of the run is left", timeout: .seconds(10)) {
+            try await ProjectScript.processCount(matching: store) == 0
+        }
+    }
+
     @Test func postgresWithServerRestarts() async throws {
         let url = try await ProjectScript.run("start-postgres.sh", environment: ["OUTBOX_POSTGRES_PORT": "55434"])
         try await expectClean(store: url + "?sslmode=disable", name: "postgres", extra: ["--restart-command", "scripts/restart-postgres.sh 55434"])

@@ -54,4 +54,17 @@ public enum ProjectScript {
         }
         return process.isRunning ? nil : process.terminationStatus
     }
+
+    /// How many running processes have `text` in their command line (from /proc).
+    public static func processCount(matching text: String) async throws -> Int {
+        let own = ProcessInfo.processInfo.processIdentifier
+        var count = 0
+        for entry in try FileManager.default.contentsOfDirectory(atPath: "/proc") {
+            guard let pid = Int32(entry), pid != own,
+                  let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") else { continue }
+            let commandLine = String(decoding: data.map { $0 == 0 ? 0x20 : $0 }, as: UTF8.self)
+            if commandLine.contains(text) { count += 1 }
+        }
+        return count
+    }
 }
