@@ -28,8 +28,9 @@ public struct OutboxBacklog: Sendable, Hashable {
     /// Whether ``pending`` stopped at the limit (there may be more).
     public var pendingIsAtLeast: Bool { pending >= countLimit }
 
-    /// The age of a message created at `createdAt`, as of `now` (never negative: clocks of the
-    /// writer and the relay may disagree a little).
+    /// The age of a message created at `createdAt`, as of `now`, to the microsecond the stores
+    /// keep (never negative: clocks of the writer and the relay may disagree a little). Shared by
+    /// ``OutboxStatus`` and the backlog.
     package static func age(of createdAt: Date?, now: Date) -> Duration? {
         createdAt.map { .microseconds(max(0, OutboxStoreSupport.microseconds(now) - OutboxStoreSupport.microseconds($0))) }
     }

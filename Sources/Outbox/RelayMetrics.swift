@@ -70,7 +70,6 @@ struct RelayMetrics: Sendable {
     func record(_ backlog: OutboxBacklog) {
         pending.record(backlog.pending)
         deadLetters.record(backlog.dead)
-        let age = backlog.oldestPendingAge ?? .zero
-        oldestPendingAge.record(Double(age.components.seconds) + Double(age.components.attoseconds) / 1e18)
+        oldestPendingAge.record((backlog.oldestPendingAge ?? .zero).timeInterval)
     }
 }

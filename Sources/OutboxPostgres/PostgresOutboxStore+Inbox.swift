@@ -40,27 +40,9 @@ extension PostgresOutboxStore: OutboxInboxStore {
         }
     }
 
+    /// One message is a batch of one: the same transaction, record and handler.
     public func handleOnce(_ message: OutboxInboxMessage, group: String, now: Date, handler: @escaping Handler) async throws -> OutboxInboxOutcome {
-        let handlerError = OutboxHandlerErrorBox()
-        do {
-            return try await perform("handle") {
-                try await client.withTransaction(logger: logger) { connection in
-                    // A second transaction recording the same message waits here for the first,
-                    // then finds the row: a duplicate.
-                    let rows = try await connection.query("""
-                        INSERT INTO \(unescaped: names.table("inbox")) (group_name, identity, handled_at)
-                        VALUES (\(group), \(message.identity), \(now)) ON CONFLICT DO NOTHING RETURNING 1
-                        """, logger: logger)
-                    var inserted = false
-                    for try await _ in rows { inserted = true }
-                    guard inserted else { return .duplicate }
-                    try await handlerError.run { try await handler(message, connection) }
-                    return .handled
-                }
-            }
-        } catch {
-            throw handlerError.rethrow(error)
-        }
+        try await handleBatch([message], group: group, now: now, handler: handler)[0]
     }
 
     public func handleBatch(_ messages: [OutboxInboxMessage], group: String, now: Date, handler: @escaping Handler) async throws -> [OutboxInboxOutcome] {
@@ -70,7 +52,9 @@ extension PostgresOutboxStore: OutboxInboxStore {
             return try await perform("handle") {
                 try await client.withTransaction(logger: logger) { connection in
                     // Every record in one statement; the identities it inserted are the messages to
-                    // handle (a second copy in the batch, or a message recorded before, is not).
+                    // handle (a second copy in the batch, or a message recorded before, is not). A
+                    // transaction recording a message another one is recording waits here for it,
+                    // then finds the row: a duplicate.
                     let rows = try await connection.query("""
                         INSERT INTO \(unescaped: names.table("inbox")) (group_name, identity, handled_at)
                         SELECT \(group), identity, \(now) FROM unnest(\(identities)::text[]) AS identity

@@ -44,19 +44,9 @@ extension SQLiteOutboxStore: OutboxInboxStore {
         }
     }
 
+    /// One message is a batch of one: the same transaction, record and handler.
     public func handleOnce(_ message: OutboxInboxMessage, group: String, now: Date, handler: @escaping Handler) async throws -> OutboxInboxOutcome {
-        let handlerError = OutboxHandlerErrorBox()
-        do {
-            return try await write("handle") { db in
-                try db.execute(sql: self.statements.named("INSERT OR IGNORE INTO outbox_inbox (group_name, identity, handled_at) VALUES (?, ?, ?)"),
-                               arguments: [group, message.identity, SQLiteTime.microseconds(now)])
-                guard db.changesCount == 1 else { return .duplicate }
-                try handlerError.run { try handler(message, db) }
-                return .handled
-            }
-        } catch {
-            throw handlerError.rethrow(error)
-        }
+        try await handleBatch([message], group: group, now: now, handler: handler)[0]
     }
 
     public func handleBatch(_ messages: [OutboxInboxMessage], group: String, now: Date, handler: @escaping Handler) async throws -> [OutboxInboxOutcome] {

@@ -29,7 +29,7 @@ package struct OutboxStatusParts: Sendable {
         return OutboxStatus(
             pending: pending, retrying: retrying, inFlight: live.reduce(0) { $0 + $1.inFlight },
             dead: dead, deliveredRetained: delivered,
-            oldestPendingAge: oldestPending.map { .microseconds(max(0, OutboxStoreSupport.microseconds(now) - OutboxStoreSupport.microseconds($0))) },
+            oldestPendingAge: OutboxBacklog.age(of: oldestPending, now: now),
             partitionCount: owners.count, relays: live,
             leases: owners.sorted { $0.partition < $1.partition }.map { OutboxPartitionLease(partition: $0.partition, owner: $0.owner, expiresAt: $0.expiresAt) })
     }
