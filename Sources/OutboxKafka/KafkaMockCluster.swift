@@ -64,6 +64,12 @@ public final class KafkaMockCluster: @unchecked Sendable {
         try check(rd_kafka_mock_partition_set_leader(cluster, topic, partition, broker), "move leader of \(topic)/\(partition)")
     }
 
+    /// Makes `broker` the coordinator of consumer group `group` (the group's state is the
+    /// cluster's, so its members just find the new coordinator).
+    public func setGroupCoordinator(group: String, broker: Int32) throws {
+        try check(rd_kafka_mock_coordinator_set(cluster, "group", group, broker), "move the coordinator of group \(group)")
+    }
+
     /// Makes the next `errors.count` produce requests (to any broker) fail with these errors, in order.
     public func failNextProduceRequests(with errors: [KafkaErrorCode]) {
         let codes = errors.map { rd_kafka_resp_err_t(rawValue: $0.rawValue) }

@@ -57,9 +57,10 @@ extension BenchCommand {
         let inbox = try await target.target.opened.makeInboxConsumer(
             try KafkaInboxSource(bootstrapServers: bootstrap, group: "bench-inbox-\(suffix)", topics: [topic], properties: properties),
             OutboxInboxConfiguration(group: "bench-inbox-\(suffix)", maximumConcurrentHandlers: 16, commitInterval: .milliseconds(200)),
-            { _ in
+            { message in
                 firstHandled.withLock { if $0 == nil { $0 = .now } }
                 handled.add(1, ordering: .relaxed)
+                return message.identity
             })
         let group = ServiceGroup(services: [inbox], logger: logger)
         let running = Task { try await group.run() }
@@ -95,8 +96,10 @@ extension BenchCommand {
             { message in
                 let now = ContinuousClock.now
                 if message.identity == warmUpID { warmedUp.store(true, ordering: .releasing) }
-                guard let committed = committedAt.withLock({ $0[message.identity] }) else { return }
-                latencies.withLock { $0.append(max(0, (now - committed).timeInterval * 1000)) }
+                if let committed = committedAt.withLock({ $0[message.identity] }) {
+                    latencies.withLock { $0.append(max(0, (now - committed).timeInterval * 1000)) }
+                }
+                return message.identity
             })
         let relay = OutboxRelay(store: target.store, publisher: broker.publisher,
                                 configuration: OutboxRelayConfiguration(relayID: "bench-latency", batchSize: batchSize), logger: logger)

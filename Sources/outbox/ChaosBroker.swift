@@ -19,6 +19,9 @@ protocol ChaosBroker: AnyObject, Sendable {
     var relayArguments: [String] { get }
     /// What the writer needs for this broker (where poison goes).
     var writerArguments: [String] { get }
+    /// The Kafka bootstrap servers inbox consumers read from; `nil` for brokers the inbox has no
+    /// source for yet.
+    var kafkaBootstrap: String? { get }
     /// The faults it can show; each run picks one now and then.
     var faults: [String] { get }
     /// Least time between two of its faults (a broker that takes seconds to restart would
@@ -39,6 +42,7 @@ protocol ChaosBroker: AnyObject, Sendable {
 
 extension ChaosBroker {
     var writerArguments: [String] { [] }
+    var kafkaBootstrap: String? { nil }
     var faultSpacing: Duration { .zero }
 }
 

@@ -12,16 +12,21 @@ struct ChaosCommand: AsyncParsableCommand {
         abstract: "Crash and break a running outbox (relays, the broker, the database) and account for every message.",
         discussion: """
             Starts the broker (`outbox mock-kafka`, or with --publisher nats a nats-server with
-            JetStream), --relays `outbox relay` processes and an `outbox chaos-writer` application
-            on an empty store. For --seconds it SIGKILLs and restarts relays, breaks the broker
+            JetStream), --relays `outbox relay` processes, an `outbox chaos-writer` application and
+            (Kafka) --consumers `outbox chaos-consumer` inbox consumers in one consumer group, which
+            handle the topic into the same store, on an empty store. For --seconds it SIGKILLs and
+            restarts relays and consumers, stops consumers gracefully (a rebalance), breaks the broker
             (Kafka: a broker down, partition leaders moved, produce errors; NATS: the server
             restarted, SIGKILLed or down for seconds), runs --restart-command (a database restart)
             now and then, and with --kill-writer SIGKILLs the writer mid-transaction. Every 150th
             message is poison (larger than the broker accepts). Then it lets the relays drain,
             reads the topic (stream) back and prints one line:
-              chaos <store>: committed=… delivered=… lost=0 duplicates=… order_violations=0 dead=…
+              chaos <store>: committed=… delivered=… lost=0 duplicates=… order_violations=0 dead=… …
+                handled=… handled_twice=0 not_handled=0 consumer_order_violations=0 consumer_dead=…
             and exits non-zero when a message was lost, a key was out of order, or a poison message
-            was not dead-lettered.
+            was not dead-lettered; or, on the consumers' side, a message on the broker was handled
+            twice, not at all or out of its key's order, or a consumer's poison message (1 in 256:
+            its handler always throws) was not dead-lettered in the inbox.
             """)
 
     @OptionGroup var options: StoreOptions
@@ -44,6 +49,9 @@ struct ChaosCommand: AsyncParsableCommand {
     @Option(help: "Writer transactions per second.")
     var rate: Double = 150
 
+    @Option(help: "Inbox consumer processes (default: 2 with Kafka; the inbox reads Kafka only, so 0 otherwise).")
+    var consumers: Int?
+
     @Option(help: "A shell command that restarts the database server (run now and then).")
     var restartCommand: String?
 
@@ -60,6 +68,12 @@ struct ChaosCommand: AsyncParsableCommand {
         guard (5...3600).contains(seconds) else { throw ValidationError("--seconds must be between 5 and 3600.") }
         guard (1...8).contains(relays) else { throw ValidationError("--relays must be between 1 and 8.") }
         guard rate > 0 && rate <= 5000 else { throw ValidationError("--rate must be between 0 and 5000.") }
+        if let consumers {
+            guard (0...8).contains(consumers) else { throw ValidationError("--consumers must be between 0 and 8.") }
+            guard consumers == 0 || publisher == .kafka else {
+                throw ValidationError("--consumers needs --publisher kafka: the inbox has a Kafka source only.")
+            }
+        }
     }
 
     private func requiredAMQPURL() throws -> String {
@@ -87,6 +101,10 @@ struct ChaosCommand: AsyncParsableCommand {
             guard status.pending == 0 && status.dead == 0 && status.deliveredRetained == 0 else {
                 throw ValidationError("The store is not empty (\(status.pending) pending, \(status.dead) dead, \(status.deliveredRetained) delivered); run chaos on an empty store.")
             }
+        }
+        let consumerCount = consumers ?? (publisher == .kafka ? 2 : 0)
+        if consumerCount > 0 {
+            try await OpenedStore.open(location, logger: logger).withServices { try await ChaosConsumers.prepare($0) }
         }
 
         let broker: any ChaosBroker = switch publisher {
@@ -119,14 +137,17 @@ struct ChaosCommand: AsyncParsableCommand {
             ] + broker.writerArguments, logPath: "\(folder)/writer.log")
             try writer.start()
             children.add(writer)
+            let consumerProcesses = ChaosConsumers(count: consumerCount, storeURL: url, kafkaBrokers: broker.kafkaBootstrap ?? "", folder: folder)
+            try consumerProcesses.start(children: children)
             try await Task.sleep(for: .seconds(1))
-            for process in relayProcesses + [writer] + broker.processes where !process.isRunning {
+            for process in relayProcesses + [writer] + consumerProcesses.processes + broker.processes where !process.isRunning {
                 throw ChaosFailure("\(process.name) exited at start-up; see its log in \(folder).")
             }
-            progress("running \(relays) relays, a writer and \(broker.name) for \(seconds) s; logs in \(folder)")
+            let consumersText = consumerCount > 0 ? ", \(consumerCount) consumers" : ""
+            progress("running \(relays) relays, a writer\(consumersText) and \(broker.name) for \(seconds) s; logs in \(folder)")
 
             // Break things.
-            var relayKills = 0, databaseRestarts = 0, writerKills = 0
+            var relayKills = 0, databaseRestarts = 0, writerKills = 0, consumerKills = 0, consumerStops = 0
             var lastRestart = ContinuousClock.now
             var lastBrokerFault = ContinuousClock.now - .seconds(3600)
             let end = ContinuousClock.now + .seconds(seconds)
@@ -136,10 +157,13 @@ struct ChaosCommand: AsyncParsableCommand {
                 try await Task.sleep(for: .milliseconds(Int64.random(in: 1200...3000)))
                 var actions = ["kill-relay", "kill-relay"]
                 if ContinuousClock.now - lastBrokerFault > broker.faultSpacing { actions += broker.faults }
-                // Every run kills a relay: by a third of the run, if chance has not, now.
-                if relayKills == 0 && ContinuousClock.now - started > .seconds(seconds) / 3 { actions = ["kill-relay"] }
                 if restartCommand != nil && ContinuousClock.now - lastRestart > .seconds(12) { actions += ["restart-database", "restart-database"] }
                 if killWriter { actions += ["kill-writer", "kill-writer"] }
+                if consumerCount > 0 { actions += ["kill-consumer", "stop-consumer"] }
+                // Every run kills a relay by a third of the run and a consumer by two thirds: if
+                // chance has not, now.
+                if consumerCount > 0 && consumerKills == 0 && ContinuousClock.now - started > .seconds(seconds) * 2 / 3 { actions = ["kill-consumer"] }
+                if relayKills == 0 && ContinuousClock.now - started > .seconds(seconds) / 3 { actions = ["kill-relay"] }
                 switch actions.randomElement()! {
                 case "kill-relay":
                     let index = Int.random(in: 0..<relayProcesses.count)
@@ -156,6 +180,14 @@ struct ChaosCommand: AsyncParsableCommand {
                     guard status == 0 else { throw ChaosFailure("The restart command failed (status \(status)); see \(folder)/restart.log.") }
                     databaseRestarts += 1
                     progress("\(elapsed()) restarted the database server")
+                case "kill-consumer":
+                    let index = try await consumerProcesses.crashOne()
+                    consumerKills += 1
+                    progress("\(elapsed()) SIGKILLed consumer \(index) and restarted it")
+                case "stop-consumer":
+                    let index = try await consumerProcesses.stopOne()
+                    consumerStops += 1
+                    progress("\(elapsed()) stopped consumer \(index) (it left the group) and restarted it")
                 case "kill-writer":
                     await writer.crash()
                     writerKills += 1
@@ -173,7 +205,8 @@ struct ChaosCommand: AsyncParsableCommand {
             try await broker.settle()
             progress("\(elapsed()) writer stopped; draining")
             let runningRelays = relayProcesses
-            let report = try await location.withStore(logger: logger) { store -> (ChaosReport, Int) in
+            let (report, consumerAudit) = try await OpenedStore.open(location, logger: logger).withServices { opened -> (ChaosReport, ChaosConsumerAudit?) in
+                let store = opened.store
                 let drainDeadline = ContinuousClock.now + .seconds(240)
                 var lastPending = -1
                 while true {
@@ -210,11 +243,15 @@ struct ChaosCommand: AsyncParsableCommand {
                     try? text.write(toFile: "\(folder)/lost.txt", atomically: true, encoding: .utf8)
                     progress("lost messages described in \(folder)/lost.txt")
                 }
-                return (report, status.dead)
-            }.0
+                guard consumerCount > 0 else { return (report, nil) }
+                let audit = try await Self.awaitConsumers(consumerProcesses, opened: opened, report: report, published: Set(readBack.ids),
+                                                     folder: folder, progress: { progress("\(elapsed()) \($0)") })
+                return (report, audit)
+            }
             await broker.stop()
-            print(report.summary(store: storeName, kills: relayKills, restarts: databaseRestarts, writerKills: writerKills))
-            guard report.isClean else {
+            let consumerSummary = consumerAudit.map { " " + $0.summary(kills: consumerKills, stops: consumerStops) } ?? ""
+            print(report.summary(store: storeName, kills: relayKills, restarts: databaseRestarts, writerKills: writerKills) + consumerSummary)
+            guard report.isClean && consumerAudit?.isClean != false else {
                 throw ChaosFailure("The chaos run found problems (see the line above); logs and the ledger are in \(folder).")
             }
         } catch {
@@ -222,5 +259,34 @@ struct ChaosCommand: AsyncParsableCommand {
             await broker.stop()
             throw error
         }
+    }
+
+    /// Waits until the consumers have handled (or dead-lettered) every message the broker holds,
+    /// stops them, and audits what they wrote.
+    private static func awaitConsumers(_ consumers: ChaosConsumers, opened: OpenedStore, report: ChaosReport, published: Set<UUID>,
+                                folder: String, progress: @Sendable (String) -> Void) async throws -> ChaosConsumerAudit {
+        let expected = report.committedByKey.values.joined().filter(published.contains).count
+        let deadline = ContinuousClock.now + .seconds(180)
+        var lastFinished = -1
+        while true {
+            try consumers.checkRunning(folder: folder)
+            let (handlings, deadLetters) = try await ChaosConsumers.read(opened)
+            let finished = ChaosConsumerAudit.finished(handlings: handlings, deadLetters: deadLetters)
+            if finished >= expected { break }
+            if finished != lastFinished {
+                progress("consumers: \(finished) of \(expected) handled or dead-lettered")
+                lastFinished = finished
+            }
+            guard ContinuousClock.now < deadline else {
+                throw ChaosFailure("The consumers did not handle every message within 180 s (\(finished) of \(expected)); see the logs in \(folder).")
+            }
+            try await Task.sleep(for: .seconds(1))
+        }
+        await consumers.stopAll()
+        let (handlings, deadLetters) = try await ChaosConsumers.read(opened)
+        let audit = ChaosConsumerAudit(committedByKey: report.committedByKey, published: published, handlings: handlings, deadLetters: deadLetters)
+        let shares = audit.byConsumer.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+        progress("consumers done: \(audit.handled) handled (\(shares)), \(audit.dead) dead-lettered in the inbox")
+        return audit
     }
 }

@@ -9,6 +9,7 @@ final class ChaosKafka: ChaosBroker, @unchecked Sendable {
     let name = "mock Kafka"
     private let kafka: ChaosProcess
     private let bootstrap: String
+    var kafkaBootstrap: String? { bootstrap }
     private let follower: KafkaTopicFollower
     private var brokerDown = false
     private var followed: [KafkaReceivedMessage] = []
@@ -54,16 +55,19 @@ final class ChaosKafka: ChaosBroker, @unchecked Sendable {
             progress("\(elapsed()) took Kafka broker 1 (and the partitions it leads) down")
             try await Task.sleep(for: .milliseconds(Int64.random(in: 500...2000)))
             moveLeaders()
-            progress("\(elapsed()) gave every partition a leader again")
+            progress("\(elapsed()) gave every partition a leader and the consumer group a coordinator again")
         default:
             moveLeaders()
-            progress("\(elapsed()) moved partition leaders")
+            progress("\(elapsed()) moved partition leaders and the consumer group's coordinator")
         }
     }
 
+    /// Moves every partition's leader, and the inbox consumers' group coordinator, to brokers
+    /// that are up (a group whose coordinator is down cannot rebalance or commit).
     private func moveLeaders() {
         let low = brokerDown ? 2 : 1
         for partition in 0..<6 { kafka.command("leader chaos \(partition) \(Int.random(in: low...3))") }
+        kafka.command("coordinator \(ChaosConsumerCommand.group) \(Int.random(in: low...3))")
     }
 
     func settle() async throws { moveLeaders() }

@@ -50,6 +50,9 @@ struct ChaosReport {
     var trimmedOffsets: Int64 = 0
     /// The committed messages that never arrived, for the run's folder (`lost.txt`).
     var lostIDs: [UUID] = []
+    /// The committed messages of each key in commit order (uncertain ones resolved), for the
+    /// consumers' audit.
+    var committedByKey: [String?: [UUID]] = [:]
 
     /// Audits the consumer's deliveries against the ledger and the store's dead letters.
     ///
@@ -79,6 +82,7 @@ struct ChaosReport {
             committedByKey[entry.key, default: []].append(entry.id)
             if entry.isPoison { poisonIDs.insert(entry.id) }
         }
+        self.committedByKey = committedByKey
         let audit = DeliveryAudit(committedByKey: committedByKey, deliveredIDs: deliveredIDs, deadLettered: deadIDs)
         committed = committedByKey.values.reduce(0) { $0 + $1.count }
         delivered = audit.delivered

@@ -24,7 +24,7 @@ struct MockKafkaCommand: AsyncParsableCommand {
 
     @Flag(help: ArgumentHelp(
         "Read fault-injection commands from standard input, one per line.",
-        discussion: "broker-down <id> | leader <topic> <partition> <broker> | produce-errors <count>"))
+        discussion: "broker-down <id> | leader <topic> <partition> <broker> | coordinator <group> <broker> | produce-errors <count>"))
     var commandsFromStdin = false
 
     func validate() throws {
@@ -98,6 +98,8 @@ private final class MockKafkaController: @unchecked Sendable {
                     try cluster.takeBrokerDown(Int32(words[1]) ?? -1)
                 case ("leader", 4):
                     try cluster.setLeader(topic: words[1], partition: Int32(words[2]) ?? -1, broker: Int32(words[3]) ?? -1)
+                case ("coordinator", 3):
+                    try cluster.setGroupCoordinator(group: words[1], broker: Int32(words[2]) ?? -1)
                 case ("produce-errors", 2):
                     let count = max(0, min(100, Int(words[1]) ?? 0))
                     cluster.failNextProduceRequests(with: (0..<count).map { $0 % 2 == 0 ? .notLeaderForPartition : .requestTimedOut })

@@ -11,7 +11,7 @@ struct OutboxCommand: AsyncParsableCommand {
             The store is chosen by URL with --store or the OUTBOX_STORE_URL environment variable
             (default: \(StoreLocation.defaultURL)).
             """,
-        subcommands: [DemoCommand.self, MigrateCommand.self, RelayCommand.self, StatusCommand.self, DeadLettersCommand.self, AdminCommand.self, MockKafkaCommand.self, BenchCommand.self, ChaosCommand.self, ChaosWriterCommand.self, KafkaProbeCommand.self]
+        subcommands: [DemoCommand.self, MigrateCommand.self, RelayCommand.self, StatusCommand.self, DeadLettersCommand.self, AdminCommand.self, MockKafkaCommand.self, BenchCommand.self, ChaosCommand.self, ChaosWriterCommand.self, ChaosConsumerCommand.self, KafkaProbeCommand.self]
     )
 
     /// Runs the command the arguments name, with a umask that keeps every file the CLI creates (an

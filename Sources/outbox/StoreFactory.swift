@@ -59,11 +59,15 @@ struct OpenedStore: Sendable {
     /// does nothing on the default names, which may hold an application's outbox.
     let dropNamespace: @Sendable () async -> Void
     /// An inbox consumer on this store (its inbox migrated first) whose handler inserts one row
-    /// into the business table per message, in the inbox's transaction, then calls `handled`.
+    /// into the business table per message, in the inbox's transaction: the note `note` returns
+    /// for the message (a `note` that throws fails the handler).
     let makeInboxConsumer: @Sendable (
         _ source: any OutboxInboxSource, _ configuration: OutboxInboxConfiguration,
-        _ handled: @escaping @Sendable (OutboxInboxMessage) -> Void
+        _ note: @escaping @Sendable (OutboxInboxMessage) throws -> String
     ) async throws -> any Service
+    /// Every note in the business table, in insertion order where the store keeps one (the
+    /// MongoDB collection has none; readers that need an order write it into the note).
+    let businessNotes: @Sendable () async throws -> [String]
     /// Queries the store's wake-up poller made so far (0 for stores that are notified).
     let pollQueries: @Sendable () -> Int
     /// Releases what was opened outside the services.
@@ -150,12 +154,14 @@ struct OpenedStore: Sendable {
                     try db.execute(sql: "DELETE FROM grdb_migrations WHERE identifier LIKE ?", arguments: ["\(prefix).%"])
                 }
             },
-            makeInboxConsumer: { source, configuration, handled in
+            makeInboxConsumer: { source, configuration, note in
                 try await sqlite.migrateInbox()
                 return OutboxInboxConsumer(store: sqlite, source: source, configuration: configuration, logger: sqlite.logger) { message, db in
-                    try db.execute(sql: "INSERT INTO \"\(orders)\" (note) VALUES (?)", arguments: [message.identity])
-                    handled(message)
+                    try db.execute(sql: "INSERT INTO \"\(orders)\" (note) VALUES (?)", arguments: [try note(message)])
                 }
+            },
+            businessNotes: {
+                try await sqlite.writer.read { db in try String.fetchAll(db, sql: "SELECT note FROM \"\(orders)\" ORDER BY id") }
             },
             pollQueries: { 0 }, close: {})
     }
@@ -190,14 +196,19 @@ struct OpenedStore: Sendable {
                 guard settings.namespace != nil else { return }
                 _ = try? await client.query(PostgresQuery(unsafeSQL: "DROP SCHEMA \"\(schema)\" CASCADE"), logger: logger)
             },
-            makeInboxConsumer: { source, configuration, handled in
+            makeInboxConsumer: { source, configuration, note in
                 try await postgres.migrateInbox()
                 return OutboxInboxConsumer(store: postgres, source: source, configuration: configuration, logger: logger) { message, connection in
                     var insert = PostgresQuery(unsafeSQL: "INSERT INTO \(orders) (note) VALUES ($1)")
-                    insert.binds.append(message.identity)
+                    insert.binds.append(try note(message))
                     try await connection.query(insert, logger: logger)
-                    handled(message)
                 }
+            },
+            businessNotes: {
+                var notes: [String] = []
+                let rows = try await client.query(PostgresQuery(unsafeSQL: "SELECT note FROM \(orders) ORDER BY id"), logger: logger)
+                for try await note in rows.decode(String.self) { notes.append(note) }
+                return notes
             },
             pollQueries: { 0 }, close: {})
     }
@@ -229,12 +240,14 @@ struct OpenedStore: Sendable {
                     _ = try? await pool.query("DROP TABLE IF EXISTS `\(prefix)_\(table)`")
                 }
             },
-            makeInboxConsumer: { source, configuration, handled in
+            makeInboxConsumer: { source, configuration, note in
                 try await mysql.migrateInbox()
                 return OutboxInboxConsumer(store: mysql, source: source, configuration: configuration, logger: logger) { message, connection in
-                    try await connection.query("INSERT INTO \(orders) (note) VALUES (?)", [.text(message.identity)])
-                    handled(message)
+                    try await connection.query("INSERT INTO \(orders) (note) VALUES (?)", [.text(try note(message))])
                 }
+            },
+            businessNotes: {
+                try await pool.query("SELECT note FROM \(orders) ORDER BY id").rows.compactMap { $0[0].string }
             },
             pollQueries: { mysql.pollQueries },
             close: { await pool.close() })
@@ -262,12 +275,14 @@ struct OpenedStore: Sendable {
                     _ = try? await client.runCommand(["drop": .string("\(prefix)_\(name)")])
                 }
             },
-            makeInboxConsumer: { source, configuration, handled in
+            makeInboxConsumer: { source, configuration, note in
                 try await mongo.migrateInbox()
                 return OutboxInboxConsumer(store: mongo, source: source, configuration: configuration, logger: logger) { message, session in
-                    try await orders.insertOne(["note": .string(message.identity)], session: session)
-                    handled(message)
+                    try await orders.insertOne(["note": .string(try note(message))], session: session)
                 }
+            },
+            businessNotes: {
+                try await orders.find([:], sort: ["_id": .int32(1)]).compactMap { $0["note"]?.stringValue }
             },
             pollQueries: { mongo.pollQueries }, close: {})
     }

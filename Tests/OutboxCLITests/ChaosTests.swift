@@ -3,8 +3,9 @@ import OutboxTestSupport
 import OutboxTesting
 import Testing
 
-/// `outbox chaos` on every store, and on NATS: real processes (writer, three relays, the broker), crashed and
-/// broken while they work; every committed message must be accounted for. Each store gets a
+/// `outbox chaos` on every store, and on NATS: real processes (writer, three relays, the broker and,
+/// with Kafka, two inbox consumers), crashed and broken while they work; every committed message
+/// must be accounted for, and with Kafka handled by the consumers exactly once, in key order. Each store gets a
 /// server of its own, so the restarts do not disturb other suites.
 @Suite("Chaos", .serialized, .enabled(if: TestServer.serversRequired || TestServer.postgres.url != nil, "set OUTBOX_REQUIRE_SERVERS=1 or the OUTBOX_*_URL variables (scripts/test.sh does)"))
 struct ChaosTests {
@@ -74,10 +75,22 @@ struct ChaosTests {
         #expect(result.status == 0, "\(summary)\n\(result.error.suffix(3000))")
         #expect(summary.contains(" lost=0 ") && summary.contains(" order_violations=0 "), "\(summary)")
         #expect(summary.contains(" poison_not_dead=0 ") && summary.contains(" dead_not_poison=0 "), "\(summary)")
-        let committed = summary.split(separator: " ").first { $0.hasPrefix("committed=") }.flatMap { Int($0.dropFirst("committed=".count)) } ?? 0
-        #expect(committed > 500, "the writer committed too little to prove anything: \(summary)")
-        let kills = summary.split(separator: " ").first { $0.hasPrefix("relay_kills=") }.flatMap { Int($0.dropFirst("relay_kills=".count)) } ?? 0
-        #expect(kills > 0, "no relay was killed: \(summary)")
+        #expect(figure("committed", in: summary) > 500, "the writer committed too little to prove anything: \(summary)")
+        #expect(figure("relay_kills", in: summary) > 0, "no relay was killed: \(summary)")
+        if !extra.contains("--publisher") {
+            // The inbox consumers (Kafka only): every message on the broker handled once, in key
+            // order, the consumer's poison dead-lettered in the inbox.
+            #expect(summary.contains(" handled_twice=0 ") && summary.contains(" not_handled=0 ") && summary.contains(" consumer_order_violations=0 "),
+                    "\(summary)")
+            #expect(figure("handled", in: summary) + figure("consumer_dead", in: summary) == figure("delivered", in: summary), "\(summary)")
+            #expect(figure("consumer_dead", in: summary) == figure("consumer_poison", in: summary), "\(summary)")
+            #expect(figure("consumer_kills", in: summary) > 0, "no consumer was killed: \(summary)")
+        }
         return summary
+    }
+
+    /// The number after `name=` in the summary line, or -1.
+    private func figure(_ name: String, in summary: String) -> Int {
+        summary.split(separator: " ").first { $0.hasPrefix("\(name)=") }.flatMap { Int($0.dropFirst(name.count + 1)) } ?? -1
     }
 }
