@@ -126,21 +126,64 @@ public final class MySQLOutboxStore: OutboxStore, OutboxKitStore, Sendable {
                 rows.append((values, bytes))
             }
             // The shared locks come before the sequence numbers: see "Commit order" above.
-            let guarded = partitions.sorted().map { MySQLValue.int($0) }
-            try await connection.query(
-                "SELECT COUNT(*) FROM \(names.commitGuard) WHERE partition_no IN \(MySQLValueList.placeholders(guarded.count)) LOCK IN SHARE MODE",
-                MySQLValueList.padded(guarded))
-            for chunk in Self.chunks(rows, packetLimit: packetLimit) {
-                let tuple = "(?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                try await connection.query("""
-                    INSERT INTO \(names.messages)
-                        (id, topic, message_key, message_type, payload, headers, partition_no, created_at, available_at)
-                    VALUES \(Array(repeating: tuple, count: chunk.count).joined(separator: ", "))
-                    """, chunk.flatMap(\.values))
+            if partitions.count == 1, let partition = partitions.first {
+                // One partition (one message, or one key's): the lock and the insert are one
+                // statement, one round trip fewer.
+                for chunk in Self.chunks(rows, packetLimit: packetLimit) {
+                    try await insertLockingGuard(chunk.map(\.values), partition: partition, in: connection)
+                }
+            } else {
+                let guarded = partitions.sorted().map { MySQLValue.int($0) }
+                try await connection.query(
+                    "SELECT COUNT(*) FROM \(names.commitGuard) WHERE partition_no IN \(MySQLValueList.placeholders(guarded.count)) LOCK IN SHARE MODE",
+                    MySQLValueList.padded(guarded))
+                for chunk in Self.chunks(rows, packetLimit: packetLimit) {
+                    let tuple = "(?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    try await connection.query("""
+                        INSERT INTO \(names.messages) (\(Self.insertedColumns))
+                        VALUES \(Array(repeating: tuple, count: chunk.count).joined(separator: ", "))
+                        """, chunk.flatMap(\.values))
+                }
             }
         }
         let wakeUp = self.wakeUp
         _ = connection.afterCommit { wakeUp.committed() }
+    }
+
+    /// The columns an enqueue writes, in the order of its values.
+    static let insertedColumns = "id, topic, message_key, message_type, payload, headers, partition_no, created_at, available_at"
+
+    /// Inserts rows of one partition with `INSERT … SELECT` from that partition's commit-guard row
+    /// `LOCK IN SHARE MODE`: the shared lock is taken before any sequence number is handed out,
+    /// as the separate locking read does. The guard row is read by its primary key (a constant
+    /// table to the optimizer), so it is locked before the first row is inserted, and no other
+    /// partition's row is locked; `ORDER BY` keeps the rows' sequence in the messages' order.
+    private func insertLockingGuard(_ rows: [[MySQLValue]], partition: Int, in connection: MySQLConnection) async throws {
+        let columns = ["id", "topic", "message_key", "message_type", "payload", "headers", "partition_no", "created_at", "available_at"]
+        let sql: String
+        if rows.count == 1 {
+            // The common case, without a derived table (which the server would materialise).
+            sql = """
+                INSERT INTO \(names.messages) (\(Self.insertedColumns))
+                SELECT \(Array(repeating: "?", count: columns.count).joined(separator: ", "))
+                FROM \(names.commitGuard) WHERE partition_no = ? LOCK IN SHARE MODE
+                """
+        } else {
+            let firstRow = "SELECT " + columns.map { "? AS \($0)" }.joined(separator: ", ") + ", 0 AS row_no"
+            let otherRows = (1..<rows.count).map { "SELECT " + Array(repeating: "?", count: columns.count).joined(separator: ", ") + ", \($0)" }
+            sql = """
+                INSERT INTO \(names.messages) (\(Self.insertedColumns))
+                SELECT \(columns.map { "v.\($0)" }.joined(separator: ", "))
+                FROM \(names.commitGuard) AS g JOIN (\(([firstRow] + otherRows).joined(separator: " UNION ALL "))) AS v
+                WHERE g.partition_no = ? ORDER BY v.row_no LOCK IN SHARE MODE
+                """
+        }
+        let result = try await connection.query(sql, rows.flatMap { $0 } + [.int(partition)])
+        // No guard row (a partition count the schema does not have) would insert nothing, silently.
+        guard result.affectedRows == rows.count else {
+            throw OutboxError(code: .invalidConfiguration, operation: "enqueue",
+                              message: "Partition \(partition) has no commit-guard row, so the message was not written; run `outbox migrate` for this outbox.")
+        }
     }
 
     /// Splits rows into statements of 256, 64, 16, 4 or 1 rows (few distinct prepared

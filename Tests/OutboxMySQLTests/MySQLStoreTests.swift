@@ -33,6 +33,49 @@ struct MySQLStoreTests {
         #expect(echoed.rows[0][1].int64 == Int64(hostile.unicodeScalars.count))
     }
 
+    /// The enqueue of one partition's messages takes the commit-guard lock inside its insert
+    /// (`INSERT … SELECT … LOCK IN SHARE MODE`), which inserts nothing when the guard row is
+    /// missing: that must fail in one sentence, never commit a transaction without its messages.
+    @Test func enqueueWithoutItsGuardRowFailsAndWritesNothing() async throws {
+        let subject = try await MySQLStoreUnderTest(partitionCount: 4)
+        defer { Task { try? await subject.close() } }
+        try await subject.application.query("DELETE FROM `\(subject.prefix)_commit_guard`")
+        for batch in [[OutboxMessage(topic: "t", key: "k", payload: [1])],
+                      (0..<3).map { OutboxMessage(topic: "t", key: "k", payload: [UInt8($0)]) }] {
+            let error = await #expect(throws: OutboxError.self) { try await subject.enqueueCommitted(batch) }
+            #expect(error?.message.contains("has no commit-guard row") == true, "\(String(describing: error))")
+        }
+        let rows = try await subject.application.query("SELECT COUNT(*) FROM `\(subject.prefix)_messages`")
+        #expect(rows.rows[0][0].int64 == 0)
+    }
+
+    /// Several messages of one key in one transaction (one statement with the guard lock) keep
+    /// their order, and a claim in another transaction skips their partition while it is open.
+    @Test func oneKeysMessagesKeepTheirOrderAndHoldTheirPartition() async throws {
+        let subject = try await MySQLStoreUnderTest(partitionCount: 4)
+        defer { Task { try? await subject.close() } }
+        let earlier = OutboxMessage(topic: "t", key: "one-key", payload: [9])
+        try await subject.enqueueCommitted([earlier])
+        let messages = (0..<5).map { OutboxMessage(topic: "t", key: "one-key", payload: [UInt8($0)]) }
+        let inserted = AsyncStream.makeStream(of: Void.self)
+        let release = AsyncStream.makeStream(of: Void.self)
+        let writing = Task {
+            try await subject.application.withTransaction { connection in
+                try await subject.mysql.enqueue(messages, in: connection)
+                inserted.continuation.yield()
+                for await _ in release.stream { break }
+            }
+        }
+        for await _ in inserted.stream { break }
+        // Open and uncommitted: its partition is locked, so a claim skips it, the committed
+        // earlier message too (without the lock it would be claimed).
+        #expect(try await subject.mysql.claim(partitions: Array(0..<4), limit: 10, now: Date()).isEmpty)
+        release.continuation.yield()
+        try await writing.value
+        let claimed = try await subject.mysql.claim(partitions: Array(0..<4), limit: 10, now: Date())
+        #expect(claimed.map(\.message.id) == [earlier.id] + messages.map(\.id))
+    }
+
     /// A hostile table prefix is refused before any SQL is built.
     @Test func hostilePrefixIsRefused() throws {
         let pool = MySQLConnectionPool(configuration: try TestServer.requireConfiguration())
