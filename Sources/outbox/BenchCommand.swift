@@ -106,7 +106,20 @@ struct BenchCommand: AsyncParsableCommand {
 
         // The store first: a wrong URL or a server that is down fails before Kafka starts.
         let target = try await BenchStore.open(url: store, workspace: workspace, logger: logger)
-        defer { Task { await target.close() } }
+        // Closed (its schema, tables or collections dropped) before the process ends, whatever
+        // happens: a `defer` could only start a task for it, which lost the race with the exit
+        // after longer runs and left the bench's PostgreSQL schema behind.
+        do {
+            try await measure(target, payload: payload, logger: logger)
+        } catch {
+            await target.close()
+            throw error
+        }
+        await target.close()
+    }
+
+    /// Every selected scenario on `target`, printed and (with --json) written as they finish.
+    private func measure(_ target: BenchStore, payload: [UInt8], logger: Logger) async throws {
         let broker = try await BenchPublisher.start(publisher, kafkaBrokers: kafkaBrokers,
                                                     natsURL: natsURL ?? ProcessInfo.processInfo.environment["OUTBOX_NATS_URL"],
                                                     amqpURL: amqpURL ?? ProcessInfo.processInfo.environment["OUTBOX_AMQP_URL"], logger: logger)
