@@ -151,7 +151,8 @@ public final class MySQLOutboxStore: OutboxStore, OutboxKitStore, Sendable {
     }
 
     /// The columns an enqueue writes, in the order of its values.
-    static let insertedColumns = "id, topic, message_key, message_type, payload, headers, partition_no, created_at, available_at"
+    static let insertedColumnNames = ["id", "topic", "message_key", "message_type", "payload", "headers", "partition_no", "created_at", "available_at"]
+    static let insertedColumns = insertedColumnNames.joined(separator: ", ")
 
     /// Inserts rows of one partition with `INSERT … SELECT` from that partition's commit-guard row
     /// `LOCK IN SHARE MODE`: the shared lock is taken before any sequence number is handed out,
@@ -159,7 +160,7 @@ public final class MySQLOutboxStore: OutboxStore, OutboxKitStore, Sendable {
     /// table to the optimizer), so it is locked before the first row is inserted, and no other
     /// partition's row is locked; `ORDER BY` keeps the rows' sequence in the messages' order.
     private func insertLockingGuard(_ rows: [[MySQLValue]], partition: Int, in connection: MySQLConnection) async throws {
-        let columns = ["id", "topic", "message_key", "message_type", "payload", "headers", "partition_no", "created_at", "available_at"]
+        let columns = Self.insertedColumnNames
         let sql: String
         if rows.count == 1 {
             // The common case, without a derived table (which the server would materialise).
