@@ -13,7 +13,7 @@ package enum OutboxStoreCallTimeout {
             try? await Task.sleep(for: timeout)
             outcome.finish(with: .failure(OutboxError(
                 code: .storeUnavailable, operation: operation,
-                message: "The store did not answer the \(operation) within \(timeout); the relay tries again.", isRetriable: true)))
+                message: "The store did not answer the \(operation) within \(timeout); it is tried again.", isRetriable: true)))
         }
         let result = await withTaskCancellationHandler {
             await outcome.value()

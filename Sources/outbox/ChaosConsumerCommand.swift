@@ -60,7 +60,8 @@ struct ChaosConsumerCommand: AsyncParsableCommand {
             retryPolicy: OutboxRetryPolicy(maximumAttempts: 3, maximumPermanentFailureAttempts: 3,
                                            initialBackoff: .milliseconds(50), maximumBackoff: .milliseconds(500)),
             commitInterval: .milliseconds(200),
-            shutdownGracePeriod: .seconds(5))
+            shutdownGracePeriod: .seconds(5),
+            storeCallTimeout: .seconds(10))
         let name = self.name
         // The store's own services (PostgreSQL's client) run first: creating the consumer
         // migrates the inbox through them.

@@ -224,3 +224,64 @@ import Testing
         #expect(try await store.inboxDeadLetters(group: "projection", limit: 10, afterID: nil).isEmpty)
     }
 }
+
+/// A store call that never returns (a driver waiting on a connection the restarted server dropped)
+/// is given up after `storeCallTimeout` and tried again, as a store outage: the key goes on. Before,
+/// a chaos run on PostgreSQL stalled both consumers for good after a database restart.
+@Suite struct InboxHungStoreCallTests {
+    @Test func aHungStoreCallIsGivenUpAndTriedAgain() async throws {
+        let broker = InMemoryInboxBroker()
+        let expected = InboxConsumerTests.publish(broker, keys: 2, perKey: 3)
+        let store = HangingOnceInboxStore()
+        let (handler, _) = InboxConsumerTests.handler()
+        var configuration = InboxConsumerTests.configuration()
+        configuration.storeCallTimeout = .milliseconds(200)
+        configuration.maximumBatchSize = 1
+        let consumer = OutboxInboxConsumer(store: store, source: broker.source(group: "projection", partitions: Set(InboxConsumerTests.partitions)),
+                                           configuration: configuration, logger: OutboxStoreConformance.defaultLogger, handler: handler)
+        let group = ServiceGroup(services: [consumer], logger: OutboxStoreConformance.defaultLogger)
+        let running = Task { try await group.run() }
+        // Without the timeout the key waits the full minute for the hung call.
+        try await waitUntil("every message handled despite the hung call", timeout: .seconds(10)) { store.inner.rows.count == 6 }
+        await group.triggerGracefulShutdown()
+        try await running.value
+        #expect(store.hung, "the first call hung")
+        #expect(InboxConsumerTests.byKey(store.inner.rows) == expected)
+        #expect(try await store.inner.inboxDeadLetters(group: "projection", limit: 10, afterID: nil).isEmpty)
+    }
+}
+
+/// The in-memory inbox, whose first call hangs for a minute without reaching the store and
+/// without heeding cancellation, as a driver stuck on a dead connection does.
+private final class HangingOnceInboxStore: OutboxInboxStore, Sendable {
+    let inner = InMemoryInboxStore()
+    private let first = Mutex(true)
+    var hung: Bool { !first.withLock { $0 } }
+
+    private func hangTheFirstTime() async {
+        guard first.withLock({ first in defer { first = false }; return first }) else { return }
+        await Task.detached { try? await Task.sleep(for: .seconds(60)) }.value
+    }
+
+    func migrateInbox() async throws {}
+    func handleOnce(_ message: OutboxInboxMessage, group: String, now: Date, handler: @escaping InMemoryInboxStore.Handler) async throws -> OutboxInboxOutcome {
+        await hangTheFirstTime()
+        return try await inner.handleOnce(message, group: group, now: now, handler: handler)
+    }
+    func handleBatch(_ messages: [OutboxInboxMessage], group: String, now: Date, handler: @escaping InMemoryInboxStore.Handler) async throws -> [OutboxInboxOutcome] {
+        await hangTheFirstTime()
+        return try await inner.handleBatch(messages, group: group, now: now, handler: handler)
+    }
+    func deadLetter(_ message: OutboxInboxMessage, group: String, reason: String, attempts: Int, now: Date) async throws {
+        try await inner.deadLetter(message, group: group, reason: reason, attempts: attempts, now: now)
+    }
+    func inboxDeadLetters(group: String, limit: Int, afterID: Int64?) async throws -> [OutboxInboxDeadLetter] {
+        try await inner.inboxDeadLetters(group: group, limit: limit, afterID: afterID)
+    }
+    func takeInboxDeadLetters(group: String, ids: [Int64]) async throws -> [OutboxInboxDeadLetter] {
+        try await inner.takeInboxDeadLetters(group: group, ids: ids)
+    }
+    func removeHandled(group: String, before cutoff: Date, limit: Int) async throws -> Int {
+        try await inner.removeHandled(group: group, before: cutoff, limit: limit)
+    }
+}

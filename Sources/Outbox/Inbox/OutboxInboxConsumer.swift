@@ -28,6 +28,10 @@ public struct OutboxInboxConfiguration: Sendable {
     public var pollTimeout: Duration
     /// On shutdown or revocation, how long handlers in flight may take to finish. Default 10 s.
     public var shutdownGracePeriod: Duration
+    /// How long one store call (a transaction with its handlers, a dead-lettering) may take before
+    /// it counts as a store outage and is tried again: a driver can wait forever on a connection
+    /// the server dropped (seen after a PostgreSQL restart). Longer than your slowest handler.
+    public var storeCallTimeout: Duration
     /// Where metrics go; `nil` uses the bootstrapped `MetricsSystem`.
     public var metricsFactory: (any MetricsFactory)?
     /// Where handling spans go; `nil` uses the bootstrapped `InstrumentationSystem` tracer.
@@ -43,9 +47,11 @@ public struct OutboxInboxConfiguration: Sendable {
         commitInterval: Duration = .milliseconds(500),
         pollTimeout: Duration = .milliseconds(200),
         shutdownGracePeriod: Duration = .seconds(10),
+        storeCallTimeout: Duration = .seconds(30),
         metricsFactory: (any MetricsFactory)? = nil,
         tracer: (any Tracer)? = nil
     ) {
+        self.storeCallTimeout = storeCallTimeout
         self.metricsFactory = metricsFactory
         self.tracer = tracer
         self.group = group
@@ -216,7 +222,10 @@ public final class OutboxInboxConsumer<Store: OutboxInboxStore>: Service, Sendab
         }
         let started = ContinuousClock.now
         do {
-            let outcomes = try await store.handleBatch(batch, group: configuration.group, now: Date(), handler: handler)
+            let (store, handler, group) = (self.store, self.handler, configuration.group)
+            let outcomes = try await OutboxStoreCallTimeout.run("handle", timeout: configuration.storeCallTimeout) {
+                try await store.handleBatch(batch, group: group, now: Date(), handler: handler)
+            }
             let each = (ContinuousClock.now - started) / batch.count
             for (message, outcome) in zip(batch, outcomes) {
                 metrics.handlerDuration.record(duration: each)
@@ -242,8 +251,14 @@ public final class OutboxInboxConsumer<Store: OutboxInboxStore>: Service, Sendab
         let started = ContinuousClock.now
         let span = startSpan(for: message)
         do {
-            let (store, handler, group) = (self.store, self.handler, configuration.group)
-            let handle = { try await store.handleOnce(message, group: group, now: Date(), handler: handler) }
+            let (store, handler, group, timeout) = (self.store, self.handler, configuration.group, configuration.storeCallTimeout)
+            // A hung call (a connection the server dropped) becomes a store outage: the message
+            // waits and is tried again; the unique inbox record keeps a late commit from counting twice.
+            let handle = {
+                try await OutboxStoreCallTimeout.run("handle", timeout: timeout) {
+                    try await store.handleOnce(message, group: group, now: Date(), handler: handler)
+                }
+            }
             // The handler runs in the span's context: its own spans are children of the processing.
             if let span {
                 outcome = .success(try await ServiceContext.withValue(span.context) { try await handle() })
@@ -284,7 +299,10 @@ public final class OutboxInboxConsumer<Store: OutboxInboxStore>: Service, Sendab
             let reason = OutboxFailureReason.clean("\(error)")
             if attempts >= configuration.retryPolicy.maximumAttempts {
                 do {
-                    try await store.deadLetter(message, group: configuration.group, reason: reason, attempts: attempts, now: Date())
+                    let (store, group) = (self.store, configuration.group)
+                    try await OutboxStoreCallTimeout.run("dead-letter", timeout: configuration.storeCallTimeout) {
+                        try await store.deadLetter(message, group: group, reason: reason, attempts: attempts, now: Date())
+                    }
                     metrics.deadLettered.increment()
                     logger.warning("Outbox inbox dead-lettered a message", metadata: [
                         "outbox.topic": "\(message.partition)", "outbox.offset": "\(message.offset)", "outbox.attempts": "\(attempts)",
