@@ -7,6 +7,7 @@ import OutboxSQLite
 import OutboxTesting
 import ServiceContextModule
 import ServiceLifecycle
+import Synchronization
 import Testing
 import Tracing
 
@@ -26,10 +27,10 @@ struct KafkaInboxTests {
                 expected["k\(key)", default: []].append("k\(key)#\(index)")
             }
         }
-        // The first 100 twice: what a relay that crashed before its acknowledgement publishes again.
-        let outcomes = try await kafka.publisher.publish(records) + kafka.publisher.publish(Array(records.prefix(100)))
-        let allDelivered = outcomes.allSatisfy { $0.isDelivered }
-        try #require(allDelivered)
+        // Published in two halves: the second only once the second consumer has joined, or the
+        // first (batching 100 messages a transaction) could handle everything before it did.
+        let firstHalf = try await kafka.publisher.publish(Array(records.prefix(200)))
+        try #require(firstHalf.allSatisfy { $0.isDelivered })
 
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("outbox-kafka-inbox-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -42,23 +43,30 @@ struct KafkaInboxTests {
         @Sendable func rows() async throws -> [String] {
             try await store.writer.read { db in try String.fetchAll(db, sql: "SELECT row FROM projection ORDER BY seq") }
         }
-        func consumer(_ name: String) throws -> ServiceGroup {
+        func consumer(_ name: String, watch: RevocationWatch? = nil) throws -> ServiceGroup {
             let handler: SQLiteOutboxStore.Handler = { message, db in
                 try db.execute(sql: "INSERT INTO projection (row, consumer) VALUES (?, ?)", arguments: [String(decoding: message.payload, as: UTF8.self), name])
             }
-            let source = try KafkaInboxSource(bootstrapServers: kafka.cluster.bootstrapServers, group: "projection", topics: [kafka.topic],
-                                              properties: ["session.timeout.ms": "6000", "heartbeat.interval.ms": "500"])
+            let kafkaSource = try KafkaInboxSource(bootstrapServers: kafka.cluster.bootstrapServers, group: "projection", topics: [kafka.topic],
+                                                   properties: ["session.timeout.ms": "6000", "heartbeat.interval.ms": "500"])
+            let source: any OutboxInboxSource = watch.map { $0.watching(kafkaSource) } ?? kafkaSource
             let consumer = OutboxInboxConsumer(store: store, source: source,
                                                configuration: OutboxInboxConfiguration(group: "projection", commitInterval: .milliseconds(100)),
                                                logger: OutboxStoreConformance.defaultLogger, handler: handler)
             return ServiceGroup(services: [consumer], logger: OutboxStoreConformance.defaultLogger)
         }
-        let first = try consumer("first")
+        let watch = RevocationWatch()
+        let first = try consumer("first", watch: watch)
         let firstRun = Task { try await first.run() }
         try await waitUntil("the first consumer handles some", timeout: .seconds(60)) { try await rows().count >= 80 }
         let second = try consumer("second")
         let secondRun = Task { try await second.run() }
-        try await waitUntil("the group handles some more after the second joined", timeout: .seconds(60)) { try await rows().count >= 240 }
+        // The second joining makes the group revoke the first consumer's partitions (eager assignment).
+        try await waitUntil("the group rebalanced for the second consumer", timeout: .seconds(60)) { watch.sawRevocation }
+        // The first 100 again: what a relay that crashed before its acknowledgement publishes again.
+        let secondHalf = try await kafka.publisher.publish(Array(records.suffix(200))) + kafka.publisher.publish(Array(records.prefix(100)))
+        try #require(secondHalf.allSatisfy { $0.isDelivered })
+        try await waitUntil("the group handles some more after the second joined", timeout: .seconds(60)) { try await rows().count >= 300 }
         await first.triggerGracefulShutdown()
         try await firstRun.value
         try await waitUntil("the second consumer handles the rest", timeout: .seconds(60)) { try await rows().count >= 400 }
@@ -127,4 +135,31 @@ struct KafkaInboxTraceTests {
         #expect(process.attributes["messaging.system"]?.toSpanAttribute() == "kafka".toSpanAttribute())
         #expect(process.attributes["messaging.consumer.group.name"]?.toSpanAttribute() == "traced".toSpanAttribute())
     }
+}
+
+/// Notes when the source it watches answers a poll with revoked partitions (a rebalance).
+final class RevocationWatch: Sendable {
+    private let revoked = Mutex(false)
+    var sawRevocation: Bool { revoked.withLock { $0 } }
+
+    func watching(_ source: any OutboxInboxSource) -> any OutboxInboxSource { WatchedSource(inner: source, watch: self) }
+
+    fileprivate func note(_ poll: OutboxInboxPoll) {
+        if !poll.revoked.isEmpty { revoked.withLock { $0 = true } }
+    }
+}
+
+private struct WatchedSource: OutboxInboxSource {
+    let inner: any OutboxInboxSource
+    let watch: RevocationWatch
+
+    var messagingSystem: String { inner.messagingSystem }
+    func poll(timeout: Duration) async throws -> OutboxInboxPoll {
+        let poll = try await inner.poll(timeout: timeout)
+        watch.note(poll)
+        return poll
+    }
+    func commit(_ positions: [OutboxInboxPartition: Int64]) async throws { try await inner.commit(positions) }
+    func releaseRevoked(_ partitions: Set<OutboxInboxPartition>) async { await inner.releaseRevoked(partitions) }
+    func close() async { await inner.close() }
 }
