@@ -160,10 +160,12 @@ struct ChaosCommand: AsyncParsableCommand {
                 if restartCommand != nil && ContinuousClock.now - lastRestart > .seconds(12) { actions += ["restart-database", "restart-database"] }
                 if killWriter { actions += ["kill-writer", "kill-writer"] }
                 if consumerCount > 0 { actions += ["kill-consumer", "stop-consumer"] }
-                // Every run kills a relay by a third of the run and a consumer by two thirds: if
-                // chance has not, now.
-                if consumerCount > 0 && consumerKills == 0 && ContinuousClock.now - started > .seconds(seconds) * 2 / 3 { actions = ["kill-consumer"] }
-                if relayKills == 0 && ContinuousClock.now - started > .seconds(seconds) / 3 { actions = ["kill-relay"] }
+                // Every run kills a relay by a third of the run, restarts the database (given a
+                // command) by half of it and kills a consumer by two thirds: if chance has not, now.
+                let runFraction = (ContinuousClock.now - started) / .seconds(seconds)
+                if consumerCount > 0 && consumerKills == 0 && runFraction > 2.0 / 3 { actions = ["kill-consumer"] }
+                if restartCommand != nil && databaseRestarts == 0 && runFraction > 0.5 { actions = ["restart-database"] }
+                if relayKills == 0 && runFraction > 1.0 / 3 { actions = ["kill-relay"] }
                 switch actions.randomElement()! {
                 case "kill-relay":
                     let index = Int.random(in: 0..<relayProcesses.count)

@@ -77,6 +77,9 @@ struct ChaosTests {
         #expect(summary.contains(" poison_not_dead=0 ") && summary.contains(" dead_not_poison=0 "), "\(summary)")
         #expect(figure("committed", in: summary) > 500, "the writer committed too little to prove anything: \(summary)")
         #expect(figure("relay_kills", in: summary) > 0, "no relay was killed: \(summary)")
+        if extra.contains("--restart-command") {
+            #expect(figure("db_restarts", in: summary) > 0, "the database was never restarted: \(summary)")
+        }
         if !extra.contains("--publisher") {
             // The inbox consumers (Kafka only): every message on the broker handled once, in key
             // order, the consumer's poison dead-lettered in the inbox.
