@@ -16,6 +16,8 @@ extension OutboxTableNames {
     var migrationLock: String { "outbox.migrate.\(prefix)" }
     /// The messages table's name unquoted, as `information_schema` lists it.
     var messagesTableName: String { unquoted("messages") }
+    /// The commit-guard table's name unquoted, as `information_schema` lists it.
+    var commitGuardTableName: String { unquoted("commit_guard") }
     /// The relays table's name unquoted, as `information_schema` lists it.
     var relaysTableName: String { unquoted("relays") }
 }

@@ -63,9 +63,13 @@ extension MySQLOutboxStore {
 
     public func retryDeadLetters(sequences: [Int64], now: Date) async throws -> Int {
         let count = try await perform("retry dead letters") {
+            // Back to pending with their old sequences, which may be below their partitions'
+            // claim floors: the same transaction lowers those (see `MySQLClaimFloor`).
             try await updateDeadLetters(sequences) { list in
                 ("UPDATE \(names.messages) SET state = 0, attempts = 0, available_at = ?, finished_at = NULL WHERE sequence IN \(list) AND state = 1",
                  [.integer(OutboxStoreSupport.dueAtOnceMicroseconds)])
+            } after: { list in
+                (MySQLClaimFloor.lowerSQL(self.names, sequences: list), [])
             }
         }
         if count > 0 {
@@ -84,18 +88,24 @@ extension MySQLOutboxStore {
     }
 
     /// Runs one statement per slice of `sequences` in one transaction; `statement` gets the
-    /// `IN (…)` list and returns the SQL and the values that come before the list.
-    private func updateDeadLetters(_ sequences: [Int64], statement: (String) -> (String, [MySQLValue])) async throws -> Int {
+    /// `IN (…)` list and returns the SQL and the values that come before the list. `after`, given
+    /// the slice's length, is a second statement run on the same slice (its count not added).
+    private func updateDeadLetters(_ sequences: [Int64], statement: (String) -> (String, [MySQLValue]),
+                                   after: ((Int) -> (String, [MySQLValue]))? = nil) async throws -> Int {
         guard !sequences.isEmpty else { return 0 }
         let values = sequences.map { MySQLValue.integer($0) }
         let slices = stride(from: 0, to: values.count, by: 1024).map { Array(values[$0..<min(values.count, $0 + 1024)]) }
         let statements = slices.map { slice in
             let (sql, leading) = statement(MySQLValueList.placeholders(slice.count))
-            return (sql, leading + MySQLValueList.padded(slice))
+            let (afterSQL, afterLeading) = after?(slice.count) ?? ("", [])
+            return (sql, leading + MySQLValueList.padded(slice), afterSQL, afterLeading + MySQLValueList.padded(slice))
         }
         return try await transaction { connection in
             var count = 0
-            for (sql, values) in statements { count += try await connection.query(sql, values).affectedRows }
+            for (sql, values, afterSQL, afterValues) in statements {
+                count += try await connection.query(sql, values).affectedRows
+                if !afterSQL.isEmpty { try await connection.query(afterSQL, afterValues) }
+            }
             return count
         }
     }

@@ -70,20 +70,29 @@ extension MySQLOutboxStore {
                 // A partition is readable only when no enqueueing transaction on it is open (their
                 // shared locks make SKIP LOCKED leave its guard row out). The read is a second
                 // statement, so at READ COMMITTED its snapshot is taken after the locks.
-                let clear = try await connection.query(
-                    "SELECT partition_no FROM \(names.commitGuard) WHERE partition_no IN \(MySQLValueList.placeholders(wanted.count)) FOR UPDATE SKIP LOCKED",
-                    MySQLValueList.padded(wanted)).rows.compactMap { $0[0].int64 }.map { MySQLValue.integer($0) }
+                let guards = try await connection.query(
+                    "SELECT partition_no, claim_floor FROM \(names.commitGuard) WHERE partition_no IN \(MySQLValueList.placeholders(wanted.count)) FOR UPDATE SKIP LOCKED",
+                    MySQLValueList.padded(wanted)).rows
+                let clear = guards.compactMap { $0[0].int64 }.map { MySQLValue.integer($0) }
                 kit.starvation.record(wanted: partitions, locked: Set(clear.compactMap { $0.int64.map(Int.init) }))
                 guard !clear.isEmpty else { return [] }
+                let floor = MySQLClaimFloor.start(guards.map { $0[1].int64 ?? 0 })
                 let nowValue = MySQLValue.integer(MySQLTime.microseconds(now))
                 let skipped = Self.excludedInClaim(excluding).map { MySQLValue.integer($0) }
                 let rows = try await connection.query(
                     Self.claimSQL(names, partitions: clear.count, skipped: skipped.count),
-                    [nowValue] + MySQLValueList.padded(clear) + (skipped.isEmpty ? [] : MySQLValueList.padded(skipped))
+                    [.integer(floor), nowValue] + MySQLValueList.padded(clear) + (skipped.isEmpty ? [] : MySQLValueList.padded(skipped))
                         + [nowValue, .int(limit), .integer(Int64(min(maximumBytes, Int(Int64.max))))]).rows
-                // Messages are flowing (perhaps from another process): probe at full speed again.
-                if !rows.isEmpty { wakeUp.noteActivity() }
-                return try rows.map(Self.record)
+                let records = try rows.map(Self.record)
+                if let raised = MySQLClaimFloor.raised(claimed: records.map(\.sequence), inFlight: excluding) {
+                    // Messages are flowing (perhaps from another process): probe at full speed again.
+                    wakeUp.noteActivity()
+                    try await connection.query(MySQLClaimFloor.raiseSQL(names, partitions: clear.count),
+                                               [.integer(raised), .integer(raised)] + MySQLValueList.padded(clear))
+                } else if floor > 0 {
+                    try await MySQLClaimFloor.lowerBelowStrayRows(floor, partitions: clear, names: names, on: connection)
+                }
+                return records
             }
         }
     }
@@ -116,7 +125,7 @@ extension MySQLOutboxStore {
     }
 
     /// The claim's read, for `partitions` clear partitions and `skipped` sequences in flight
-    /// (placeholders: now, partitions, skipped, now, limit, maximum bytes). Its held-back probe
+    /// (placeholders: floor, now, partitions, skipped, now, limit, maximum bytes). Its held-back probe
     /// reads the `outbox_retrying` range, which holds only rows waiting for a retry. The outer
     /// query keeps the rows up to the one whose running payload total reaches the byte bound, so
     /// the client never receives a whole batch of large messages at once.
@@ -130,9 +139,11 @@ extension MySQLOutboxStore {
             """
     }
 
-    /// The claim's candidates in sequence order with their payload sizes (placeholders: now,
-    /// partitions, skipped, now, limit). The running total is taken outside, over these rows
-    /// only: a window at this level would run over every pending row before the LIMIT.
+    /// The claim's candidates in sequence order with their payload sizes (placeholders: floor,
+    /// now, partitions, skipped, now, limit). The walk starts at the partitions' lowest claim floor
+    /// (``MySQLClaimFloor``), past the entries of rows already drained. The running total is taken
+    /// outside, over these rows only: a window at this level would run over every pending row
+    /// before the LIMIT.
     static func claimCandidatesSQL(_ names: MySQLOutboxNames, partitions: Int, skipped: Int) -> String {
         // The rows this relay has in flight (none: no clause, another prepared shape).
         let skipClause = skipped == 0 ? "" : "AND m.sequence NOT IN \(MySQLValueList.placeholders(skipped))"
@@ -141,7 +152,7 @@ extension MySQLOutboxStore {
                    m.partition_no, m.created_at, m.attempts, m.last_error,
                    LENGTH(m.payload) AS size
             FROM \(names.messages) AS m FORCE INDEX (outbox_claim)
-            WHERE m.state = 0 AND m.available_at <= ? AND m.partition_no IN \(MySQLValueList.placeholders(partitions))
+            WHERE m.state = 0 AND m.sequence >= ? AND m.available_at <= ? AND m.partition_no IN \(MySQLValueList.placeholders(partitions))
               \(skipClause)
               AND NOT EXISTS (
                   SELECT 1 FROM \(names.messages) AS e

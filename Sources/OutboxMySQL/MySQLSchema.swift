@@ -5,7 +5,7 @@ import Foundation
 /// MySQL commits DDL implicitly, so every step is written to be safe to run again after a crash
 /// halfway (`IF NOT EXISTS`, `INSERT IGNORE`); the version row is written last.
 enum MySQLSchema {
-    static let latestVersion = 4
+    static let latestVersion = 5
 
     static func migrate(_ connection: MySQLConnection, names: MySQLOutboxNames, partitionCount: Int) async throws {
         // Two processes migrating at once take turns.
@@ -23,6 +23,7 @@ enum MySQLSchema {
             if current < 2 { try await version2(connection, names: names) }
             if current < 3 { try await version3(connection, names: names) }
             if current < 4 { try await version4(connection, names: names) }
+            if current < 5 { try await version5(connection, names: names) }
         } catch {
             _ = try? await connection.query("SELECT RELEASE_LOCK(?)", [.text(names.migrationLock)])
             throw error
@@ -131,6 +132,20 @@ enum MySQLSchema {
             try await connection.execute("ALTER TABLE \(names.relays) ADD COLUMN published BIGINT NOT NULL DEFAULT 0", operation: "migrate")
         }
         try await connection.query("INSERT IGNORE INTO \(names.migrations) (version, applied_at) VALUES (4, ?)",
+                                   [.integer(MySQLTime.microseconds(Date()))])
+    }
+
+    /// Each partition's claim floor: a sequence below which the partition has no pending row.
+    /// Claims walk the `(state, sequence)` index from the lowest floor of their partitions instead
+    /// of its start, so they no longer step over the index entries of every message drained but
+    /// not yet purged (see `MySQLClaimFloor`). 0, the default, is always safe.
+    private static func version5(_ connection: MySQLConnection, names: MySQLOutboxNames) async throws {
+        let columnSQL = "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ? AND column_name = ?"
+        let exists = try await connection.query(columnSQL, [.text(names.commitGuardTableName), .text("claim_floor")]).rows.first?[0].int64 ?? 0 > 0
+        if !exists {
+            try await connection.execute("ALTER TABLE \(names.commitGuard) ADD COLUMN claim_floor BIGINT NOT NULL DEFAULT 0", operation: "migrate")
+        }
+        try await connection.query("INSERT IGNORE INTO \(names.migrations) (version, applied_at) VALUES (5, ?)",
                                    [.integer(MySQLTime.microseconds(Date()))])
     }
 }

@@ -80,6 +80,59 @@ extension OutboxStoreConformance {
         try expect(again.map(\.message.id) == [messages[0].id] && again[0].attempts == 0, "a retried dead letter is pending with zero attempts")
     }
 
+    func messagesLeftBehindAreStillClaimed(_ subject: any OutboxStoreUnderTest) async throws {
+        let store = subject.store
+        let partitions = try await own(store, as: "relay")
+        func messages(_ name: String) -> [OutboxMessage] {
+            (0..<6).map { OutboxMessage(topic: "orders", key: "\(name)\($0)", text: "\(name) \($0)") }
+        }
+        func delivered(_ records: [OutboxRecord]) -> OutboxAcknowledgement {
+            OutboxAcknowledgement(relayID: "relay", delivered: records.map { .init(sequence: $0.sequence, partition: $0.partition) })
+        }
+        func claimAll(now: Date = Date(), excluding: [Int64] = []) async throws -> [OutboxRecord] {
+            try await store.claim(partitions: partitions, limit: 100, now: now, excluding: excluding)
+        }
+        // A message waits for a retry while later ones are drained past it.
+        let waiting = OutboxMessage(topic: "orders", key: "waiting", text: "retried")
+        try await subject.enqueueCommitted([waiting] + messages("a"))
+        let first = try await claimAll()
+        try expect(first.count == 7, "seven messages claimed, got \(first.count)")
+        let later = Date().addingTimeInterval(60)
+        _ = try await store.acknowledge(OutboxAcknowledgement(
+            relayID: "relay", delivered: first.dropFirst().map { .init(sequence: $0.sequence, partition: $0.partition) },
+            retries: [.init(sequence: first[0].sequence, partition: first[0].partition, availableAt: later, error: "timeout")]))
+        try await subject.enqueueCommitted(messages("b"))
+        let second = try await claimAll()
+        try expect(second.count == 6, "the retry is not due: six messages, got \(second.count)")
+        _ = try await store.acknowledge(delivered(second))
+        let due = try await claimAll(now: later.addingTimeInterval(1))
+        try expect(due.map(\.message.id) == [waiting.id], "the retried message comes back once due, got \(due.count) messages")
+        // It dies; later messages are drained; then it is sent back from the dead letters.
+        _ = try await store.acknowledge(OutboxAcknowledgement(relayID: "relay", deadLetters: [
+            .init(sequence: due[0].sequence, partition: due[0].partition, error: "rejected")]))
+        try await subject.enqueueCommitted(messages("c"))
+        _ = try await store.acknowledge(delivered(try await claimAll()))
+        try await subject.enqueueCommitted(messages("d"))
+        _ = try await store.acknowledge(delivered(try await claimAll()))
+        try expect(try await store.retryDeadLetters(sequences: [due[0].sequence], now: Date()) == 1, "the dead letter is sent back")
+        let sentBack = try await claimAll()
+        try expect(sentBack.map(\.message.id) == [waiting.id], "the dead letter sent back is claimed, got \(sentBack.count) messages")
+        _ = try await store.acknowledge(delivered(sentBack))
+        // A relay claims, then claims more with its first batch in flight, and crashes: whoever
+        // claims next (nothing in flight) gets both batches.
+        try await subject.enqueueCommitted(messages("e"))
+        let inFlight = try await claimAll()
+        try await subject.enqueueCommitted(messages("f"))
+        let more = try await claimAll(excluding: inFlight.map(\.sequence))
+        try expect(more.count == 6, "the second claim leaves the first batch out, got \(more.count)")
+        let newer = messages("g")
+        try await subject.enqueueCommitted(newer)
+        let afterCrash = try await claimAll()
+        let expected = (inFlight + more).map(\.message.id) + newer.map(\.id)
+        try expect(afterCrash.count == 18 && Set(afterCrash.map(\.message.id)) == Set(expected),
+                   "a crashed relay's messages in flight are claimed again with the new ones, got \(afterCrash.count) of 18")
+    }
+
     func deliveredRowsAreRetainedThenRemoved(_ subject: any OutboxStoreUnderTest) async throws {
         let store = subject.store
         let messages = (0..<5).map { OutboxMessage(topic: "orders", key: "r\($0)", text: "kept \($0)") }

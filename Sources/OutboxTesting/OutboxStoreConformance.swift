@@ -65,6 +65,10 @@ public struct OutboxStoreConformance: Sendable {
         /// The gauges' backlog read counts pending and dead messages up to its limit and ages the
         /// first pending message in commit order.
         case backlogCountsStopAtTheLimit
+        /// Messages left behind by later ones that were drained (waiting for a retry, sent back
+        /// from the dead letters, in flight at a relay that crashed) are still claimed: a store
+        /// that starts its claims past drained messages never starts past these.
+        case messagesLeftBehindAreStillClaimed
         /// The status shows each live relay with its partitions, in-flight and published counts, and
         /// every partition's lease with its owner and expiry (what `outbox admin` shows).
         case statusShowsRelaysAndLeases
@@ -137,6 +141,7 @@ public struct OutboxStoreConformance: Sendable {
         case .overlappingWritersDoNotStarveAPartition: try await overlappingWritersDoNotStarveAPartition(subject)
         case .backlogCountsStopAtTheLimit: try await backlogCountsStopAtTheLimit(subject)
         case .statusShowsRelaysAndLeases: try await statusShowsRelaysAndLeases(subject)
+        case .messagesLeftBehindAreStillClaimed: try await messagesLeftBehindAreStillClaimed(subject)
         }
     }
 

@@ -141,7 +141,7 @@ struct MySQLStoreTests {
         }
         _ = try await subject.application.query("ANALYZE TABLE \(subject.mysql.names.messages)")
         let sql = MySQLOutboxStore.claimSQL(subject.mysql.names, partitions: 4, skipped: 2)
-        let values: [MySQLValue] = [.integer(Int64.max), .int(0), .int(1), .int(2), .int(3), .integer(1), .integer(2), .integer(0), .int(500),
+        let values: [MySQLValue] = [.integer(0), .integer(Int64.max), .int(0), .int(1), .int(2), .int(3), .integer(1), .integer(2), .integer(0), .int(500),
                                     .integer(64 << 20)]
         let plan = try await subject.application.query("EXPLAIN " + sql, values)
         let tableColumn = try #require(plan.columns.firstIndex(of: "table"))
@@ -153,6 +153,52 @@ struct MySQLStoreTests {
             "SELECT index_name FROM information_schema.statistics WHERE table_schema = DATABASE() AND table_name = ?",
             [.text(subject.mysql.names.messagesTableName)]).rows.compactMap { $0[0].string }
         #expect(!indexes.contains("outbox_held"), "migration 2 drops the version 1 probe index")
+    }
+
+    /// A claim starts its walk at its partitions' claim floor: once drained messages are behind a
+    /// later claim, no claim steps over their index entries again (InnoDB keeps them, delete-marked,
+    /// until its purge gets to them). Before the floor, every claim walked from the index's start.
+    @Test func claimsStartPastDrainedMessages() async throws {
+        let subject = try await MySQLStoreUnderTest(partitionCount: 4)
+        defer { Task { try? await subject.close() } }
+        let grant = try await subject.mysql.heartbeat(OutboxHeartbeat(relayID: "relay", leaseDuration: .seconds(30)))
+        let partitions = Array(grant.owned).sorted()
+        try await subject.enqueueCommitted((0..<1_000).map { OutboxMessage(topic: "t", key: "k\($0 % 50)", text: "\($0)") })
+        let drained = try await subject.mysql.claim(partitions: partitions, limit: 1_000, now: Date())
+        #expect(drained.count == 1_000)
+        _ = try await subject.mysql.acknowledge(OutboxAcknowledgement(
+            relayID: "relay", delivered: drained.map { .init(sequence: $0.sequence, partition: $0.partition) }))
+        let next = OutboxMessage(topic: "t", key: "next", text: "next")
+        try await subject.enqueueCommitted([next])
+        let claimed = try await subject.mysql.claim(partitions: partitions, limit: 10, now: Date())
+        #expect(claimed.map(\.message.id) == [next.id])
+        let floors = try await subject.application.query("SELECT claim_floor FROM \(subject.mysql.names.commitGuard)").rows.compactMap { $0[0].int64 }
+        #expect(floors.count == 4 && floors.allSatisfy { $0 == claimed[0].sequence },
+                "every partition's floor is past the drained messages: \(floors), drained up to \(drained.last?.sequence ?? 0)")
+    }
+
+    /// A `TRUNCATE` of the messages table starts sequences again at 1, below every claim floor: a
+    /// claim that finds nothing looks below its floor, so the new messages are still claimed.
+    @Test func messagesAfterATruncateAreClaimed() async throws {
+        let subject = try await MySQLStoreUnderTest(partitionCount: 4)
+        defer { Task { try? await subject.close() } }
+        _ = try await subject.mysql.heartbeat(OutboxHeartbeat(relayID: "relay", leaseDuration: .seconds(30)))
+        try await subject.enqueueCommitted((0..<20).map { OutboxMessage(topic: "t", key: "k\($0)", text: "\($0)") })
+        let drained = try await subject.mysql.claim(partitions: Array(0..<4), limit: 100, now: Date())
+        _ = try await subject.mysql.acknowledge(OutboxAcknowledgement(
+            relayID: "relay", delivered: drained.map { .init(sequence: $0.sequence, partition: $0.partition) }))
+        try await subject.enqueueCommitted((0..<20).map { OutboxMessage(topic: "t", key: "k\($0)", text: "\($0)") })
+        #expect(try await subject.mysql.claim(partitions: Array(0..<4), limit: 100, now: Date()).count == 20)
+        let floors = try await subject.application.query("SELECT MIN(claim_floor) FROM \(subject.mysql.names.commitGuard)").rows
+        #expect(floors.first?[0].int64 == 21, "the floors are past the first 20 messages")
+        try await subject.application.query("TRUNCATE TABLE \(subject.mysql.names.messages)")
+        let fresh = OutboxMessage(topic: "t", key: "fresh", text: "after the truncate")
+        try await subject.enqueueCommitted([fresh])
+        var claimed: [OutboxRecord] = []
+        for _ in 0..<2 where claimed.isEmpty {
+            claimed = try await subject.mysql.claim(partitions: Array(0..<4), limit: 100, now: Date())
+        }
+        #expect(claimed.map(\.message.id) == [fresh.id], "the message written after the truncate is claimed by the second claim at the latest")
     }
 
     /// Store operations on a database where `migrate` never ran say so in one sentence.
