@@ -119,17 +119,30 @@ public final class OutboxRelay: Service, Sendable {
             while !Task.isCancelled {
                 let generation = wakeUp.generation
                 let now = ContinuousClock.now
-                let (claimable, stopping, batchesInFlight, inFlight, inFlightKeys, claimStartedAt, bytesInFlight) = ledger.withLock {
+                let (claimable, stopping, batchesInFlight, inFlight, inFlightKeys, claimStartedAt, bytesInFlight, held) = ledger.withLock {
                     ($0.claimablePartitions(at: now), $0.isStopping, $0.batchesInFlight, $0.sequencesInFlight, $0.inFlightKeys,
-                     $0.finishedBatches, $0.bytesInFlight)
+                     $0.finishedBatches, $0.bytesInFlight, $0.heldCount)
                 }
                 if stopping { break }
                 if let pausedUntil = publisherPause.withLock({ $0.until }), pausedUntil > now {
                     await wakeUp.wait(since: generation, timeout: pausedUntil - now)
                     continue
                 }
+                // Messages held behind a batch that was delivered go next, without another claim.
+                let readyBatch = ledger.withLock { ledger in
+                    ledger.batchesInFlight < configuration.maximumBatchesInFlight
+                        ? ledger.takeReady(limit: configuration.batchSize, claimable: Set(ledger.claimablePartitions(at: now))) : []
+                }
+                if !readyBatch.isEmpty {
+                    metrics.inFlight.record(ledger.withLock { $0.messagesInFlight })
+                    batches.addTask { await self.process(readyBatch) }
+                    continue
+                }
                 let budget = configuration.maximumBytesInFlight
-                if claimable.isEmpty || batchesInFlight >= configuration.maximumBatchesInFlight || (batchesInFlight > 0 && bytesInFlight >= budget) {
+                // Held messages stop the claims at one batch's worth, so a claim's messages always
+                // find room to wait (up to two batches' worth) instead of being thrown away.
+                if claimable.isEmpty || batchesInFlight >= configuration.maximumBatchesInFlight || (batchesInFlight > 0 && bytesInFlight >= budget)
+                    || held >= configuration.batchSize {
                     await wakeUp.wait(since: generation, timeout: configuration.pollInterval)
                     continue
                 }
@@ -159,7 +172,8 @@ public final class OutboxRelay: Service, Sendable {
                 }
                 let batch = ledger.withLock {
                     $0.admit(records, limit: configuration.batchSize, claimable: Set($0.claimablePartitions(at: .now)),
-                             claimStartedAt: claimStartedAt, keysInFlightAtClaim: inFlightKeys)
+                             claimStartedAt: claimStartedAt, keysInFlightAtClaim: inFlightKeys,
+                             parkLimit: 2 * configuration.batchSize)
                 }
                 if !batch.isEmpty {
                     metrics.inFlight.record(ledger.withLock { $0.messagesInFlight })
@@ -194,9 +208,12 @@ public final class OutboxRelay: Service, Sendable {
     // MARK: - Publishing and acknowledging
 
     private func process(_ batch: [OutboxRecord]) async {
+        // What the broker took and the store recorded: later messages of these keys held behind
+        // them may go. Anything else (an error, a fenced or unwritten outcome) lets them go.
+        var delivered: Set<Int64> = []
         defer {
             let (handOver, inFlight) = ledger.withLock { ledger in
-                ledger.finish(batch)
+                ledger.finish(batch, delivered: delivered)
                 return (!ledger.drainedSurplus.isEmpty, ledger.messagesInFlight)
             }
             metrics.inFlight.record(inFlight)
@@ -238,7 +255,9 @@ public final class OutboxRelay: Service, Sendable {
         }
         let now = Date()
         let acknowledgement = makeAcknowledgement(batch: batch, outcomes: outcomes, now: now)
-        await write(acknowledgement)
+        if await write(acknowledgement) {
+            delivered = Set(acknowledgement.delivered.map(\.sequence))
+        }
         metrics.batchDuration.record(duration: ContinuousClock.now - started)
         for (record, outcome) in zip(batch, outcomes) where outcome.isDelivered {
             let latency = now.timeIntervalSince(record.message.createdAt)
@@ -281,8 +300,10 @@ public final class OutboxRelay: Service, Sendable {
 
     /// Writes the outcome, retrying while our leases are still valid: giving up early would only
     /// cause duplicates, and after the leases lapse the new owner publishes these messages again.
-    private func write(_ acknowledgement: OutboxAcknowledgement) async {
-        guard !acknowledgement.isEmpty else { return }
+    /// Returns whether the whole outcome was recorded under leases still ours (nothing fenced).
+    @discardableResult
+    private func write(_ acknowledgement: OutboxAcknowledgement) async -> Bool {
+        guard !acknowledgement.isEmpty else { return true }
         var failures = 0
         while !Task.isCancelled {
             do {
@@ -294,7 +315,7 @@ public final class OutboxRelay: Service, Sendable {
                 if !(ledger.withLock { $0.leaseValidUntil.map { ContinuousClock.now < $0 } ?? false }) {
                     trimmed.retries = []
                     trimmed.deadLetters = []
-                    if trimmed.isEmpty { return }
+                    if trimmed.isEmpty { return false }
                 }
                 let written = trimmed
                 let result = try await metrics.timed(metrics.acknowledgeDuration) {
@@ -310,20 +331,22 @@ public final class OutboxRelay: Service, Sendable {
                     logger.warning("Outbox relay lost a partition lease during a batch; another relay publishes those messages again",
                                    metadata: ["outbox.fenced": "\(result.fenced)"])
                 }
-                return
+                return result.fenced == 0 && written.retries.count == acknowledgement.retries.count
+                    && written.deadLetters.count == acknowledgement.deadLetters.count
             } catch {
                 failures += 1
                 let leaseValid = ledger.withLock { $0.leaseValidUntil.map { ContinuousClock.now < $0 } ?? false }
                 guard leaseValid else {
                     logger.warning("Outbox relay could not record a batch outcome before its leases lapsed; the messages will be published again",
                                    metadata: ["outbox.error": "\(error)"])
-                    return
+                    return false
                 }
                 logger.warning("Outbox relay could not record a batch outcome; retrying",
                                metadata: ["outbox.error": "\(error)", "outbox.failures": "\(failures)"])
                 try? await Task.sleep(for: Self.storeBackoff(failures: failures))
             }
         }
+        return false
     }
 
     private func pausePublishing(after error: any Error) {

@@ -22,6 +22,7 @@ public final class InMemoryOutboxStore: OutboxStore, Sendable {
         var registrations: [String: OutboxLeasePlanner.Registration] = [:]
         var inFlight: [String: Int] = [:]
         var published: [String: Int] = [:]
+        var rowsClaimed = 0
     }
 
     private let storage: Mutex<Storage>
@@ -31,6 +32,10 @@ public final class InMemoryOutboxStore: OutboxStore, Sendable {
     public let partitionCount: Int
     /// Size bounds checked at enqueue.
     public let messageLimits: OutboxMessageLimits
+
+    /// Rows the claims have returned so far: against the messages delivered, how often a message
+    /// was claimed (1.0 when none is claimed twice).
+    public var rowsClaimed: Int { storage.withLock { $0.rowsClaimed } }
 
     /// Creates an empty store with `partitionCount` virtual partitions.
     public init(partitionCount: Int = 16, messageLimits: OutboxMessageLimits = .init()) {
@@ -121,6 +126,7 @@ public final class InMemoryOutboxStore: OutboxStore, Sendable {
                 bytes += row.record.message.payload.count
                 if result.count == limit || bytes >= maximumBytes { break }
             }
+            storage.rowsClaimed += result.count
             return result
         }
     }

@@ -84,4 +84,61 @@ import Testing
         ledger.dropLeases()
         #expect(ledger.claimablePartitions(at: .now).isEmpty)
     }
+
+    /// Parking: a later message of a key in flight waits behind it, then goes without a claim.
+    @Test func aParkedMessageGoesNextOnceItsKeyWasDelivered() {
+        var ledger = ledger(owning: [0])
+        let first = ledger.admit([record(1, key: "a")], limit: 10, claimable: [0], claimStartedAt: 0, keysInFlightAtClaim: [])
+        let second = ledger.admit([record(2, key: "a"), record(3, key: "b"), record(4, key: "a")], limit: 10, claimable: [0],
+                                  claimStartedAt: 0, keysInFlightAtClaim: ["a"], parkLimit: 10)
+        #expect(second.map(\.sequence) == [3])
+        #expect(ledger.heldCount == 2 && ledger.messagesInFlight == 4, "2 and 4 are parked and left out of claims")
+        #expect(ledger.takeReady(limit: 10, claimable: [0]).isEmpty, "nothing is ready while 1 is in flight")
+        ledger.finish(first, delivered: [1])
+        let next = ledger.takeReady(limit: 10, claimable: [0])
+        #expect(next.map(\.sequence) == [2, 4] && ledger.heldCount == 0 && ledger.batchesInFlight == 2)
+    }
+
+    @Test func parkedMessagesAreLetGoWhenTheirKeyFailed() {
+        var ledger = ledger(owning: [0])
+        let first = ledger.admit([record(1, key: "a")], limit: 10, claimable: [0], claimStartedAt: 0, keysInFlightAtClaim: [])
+        _ = ledger.admit([record(2, key: "a")], limit: 10, claimable: [0], claimStartedAt: 0, keysInFlightAtClaim: ["a"], parkLimit: 10)
+        ledger.finish(first, delivered: [])
+        #expect(ledger.takeReady(limit: 10, claimable: [0]).isEmpty, "2 must wait for 1's retry in the store")
+        #expect(ledger.heldCount == 0 && ledger.messagesInFlight == 0 && ledger.bytesInFlight == 0 && ledger.inFlightKeys.isEmpty)
+    }
+
+    @Test func aKeyNeverHasTwoBatchesInFlight() {
+        var ledger = ledger(owning: [0])
+        let first = ledger.admit([record(1, key: "a")], limit: 10, claimable: [0], claimStartedAt: 0, keysInFlightAtClaim: [])
+        _ = ledger.admit([record(2, key: "a"), record(3, key: "a"), record(4, key: "b")], limit: 10, claimable: [0],
+                         claimStartedAt: 0, keysInFlightAtClaim: ["a"], parkLimit: 10)
+        ledger.finish(first, delivered: [1])
+        let second = ledger.takeReady(limit: 1, claimable: [0])
+        #expect(second.map(\.sequence) == [2])
+        #expect(ledger.takeReady(limit: 10, claimable: [0]).isEmpty, "3 waits for the batch that took 2")
+        let parked = ledger.admit([record(5, key: "a")], limit: 10, claimable: [0], claimStartedAt: ledger.finishedBatches,
+                                  keysInFlightAtClaim: ["a"], parkLimit: 10)
+        #expect(parked.isEmpty)
+        ledger.finish(second, delivered: [2])
+        #expect(ledger.takeReady(limit: 10, claimable: [0]).map(\.sequence) == [3, 5])
+    }
+
+    @Test func heldMessagesOfAPartitionNoLongerClaimableAreLetGo() {
+        var ledger = ledger(owning: [0, 1])
+        let first = ledger.admit([record(1, key: "a", partition: 1)], limit: 10, claimable: [0, 1], claimStartedAt: 0, keysInFlightAtClaim: [])
+        _ = ledger.admit([record(2, key: "a", partition: 1), record(3, key: "a", partition: 1)], limit: 1, claimable: [0, 1],
+                         claimStartedAt: 0, keysInFlightAtClaim: ["a"], parkLimit: 10)
+        ledger.finish(first, delivered: [1])
+        #expect(ledger.takeReady(limit: 10, claimable: [0]).isEmpty)
+        #expect(ledger.heldCount == 0 && ledger.messagesInFlight == 0 && ledger.inFlightKeys.isEmpty, "partition 1 is free to hand over")
+    }
+
+    @Test func parkingStopsAtItsLimit() {
+        var ledger = ledger(owning: [0])
+        _ = ledger.admit([record(1, key: "a"), record(2, key: "b")], limit: 10, claimable: [0], claimStartedAt: 0, keysInFlightAtClaim: [])
+        _ = ledger.admit([record(3, key: "a"), record(4, key: "b"), record(5, key: "a")], limit: 10, claimable: [0],
+                         claimStartedAt: 0, keysInFlightAtClaim: ["a", "b"], parkLimit: 1)
+        #expect(ledger.heldCount == 1 && ledger.messagesInFlight == 3, "only 3 is parked; 4 and 5 are left to a later claim")
+    }
 }
