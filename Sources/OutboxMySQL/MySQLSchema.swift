@@ -114,25 +114,16 @@ enum MySQLSchema {
     /// Which run of a relay holds its registration, so two relays started with one id never
     /// share leases (see `OutboxLeasePlanner`).
     private static func version3(_ connection: MySQLConnection, names: MySQLOutboxNames) async throws {
-        let columnSQL = "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ? AND column_name = ?"
-        let exists = try await connection.query(columnSQL, [.text(names.relaysTableName), .text("instance")]).rows.first?[0].int64 ?? 0 > 0
-        if !exists {
-            try await connection.execute(
-                "ALTER TABLE \(names.relays) ADD COLUMN instance VARCHAR(64) CHARACTER SET ascii NOT NULL DEFAULT ''", operation: "migrate")
-        }
-        try await connection.query("INSERT IGNORE INTO \(names.migrations) (version, applied_at) VALUES (3, ?)",
-                                   [.integer(MySQLTime.microseconds(Date()))])
+        try await addColumn("instance VARCHAR(64) CHARACTER SET ascii NOT NULL DEFAULT ''", named: "instance",
+                            to: names.relays, listedAs: names.relaysTableName, on: connection)
+        try await record(version: 3, names: names, on: connection)
     }
 
     /// What each relay has published since it started, reported at heartbeats: throughput per relay.
     private static func version4(_ connection: MySQLConnection, names: MySQLOutboxNames) async throws {
-        let columnSQL = "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ? AND column_name = ?"
-        let exists = try await connection.query(columnSQL, [.text(names.relaysTableName), .text("published")]).rows.first?[0].int64 ?? 0 > 0
-        if !exists {
-            try await connection.execute("ALTER TABLE \(names.relays) ADD COLUMN published BIGINT NOT NULL DEFAULT 0", operation: "migrate")
-        }
-        try await connection.query("INSERT IGNORE INTO \(names.migrations) (version, applied_at) VALUES (4, ?)",
-                                   [.integer(MySQLTime.microseconds(Date()))])
+        try await addColumn("published BIGINT NOT NULL DEFAULT 0", named: "published",
+                            to: names.relays, listedAs: names.relaysTableName, on: connection)
+        try await record(version: 4, names: names, on: connection)
     }
 
     /// Each partition's claim floor: a sequence below which the partition has no pending row.
@@ -140,12 +131,25 @@ enum MySQLSchema {
     /// of its start, so they no longer step over the index entries of every message drained but
     /// not yet purged (see `MySQLClaimFloor`). 0, the default, is always safe.
     private static func version5(_ connection: MySQLConnection, names: MySQLOutboxNames) async throws {
+        try await addColumn("claim_floor BIGINT NOT NULL DEFAULT 0", named: "claim_floor",
+                            to: names.commitGuard, listedAs: names.commitGuardTableName, on: connection)
+        try await record(version: 5, names: names, on: connection)
+    }
+
+    /// Adds a column unless `information_schema` lists it already (a step that crashed halfway
+    /// may run again).
+    private static func addColumn(_ definition: String, named column: String, to table: String, listedAs tableName: String,
+                                  on connection: MySQLConnection) async throws {
         let columnSQL = "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ? AND column_name = ?"
-        let exists = try await connection.query(columnSQL, [.text(names.commitGuardTableName), .text("claim_floor")]).rows.first?[0].int64 ?? 0 > 0
+        let exists = try await connection.query(columnSQL, [.text(tableName), .text(column)]).rows.first?[0].int64 ?? 0 > 0
         if !exists {
-            try await connection.execute("ALTER TABLE \(names.commitGuard) ADD COLUMN claim_floor BIGINT NOT NULL DEFAULT 0", operation: "migrate")
+            try await connection.execute("ALTER TABLE \(table) ADD COLUMN \(definition)", operation: "migrate")
         }
-        try await connection.query("INSERT IGNORE INTO \(names.migrations) (version, applied_at) VALUES (5, ?)",
-                                   [.integer(MySQLTime.microseconds(Date()))])
+    }
+
+    /// Records a finished step; written last, so a crash before it runs the step again.
+    private static func record(version: Int, names: MySQLOutboxNames, on connection: MySQLConnection) async throws {
+        try await connection.query("INSERT IGNORE INTO \(names.migrations) (version, applied_at) VALUES (?, ?)",
+                                   [.int(version), .integer(MySQLTime.microseconds(Date()))])
     }
 }
