@@ -59,13 +59,13 @@ struct BenchStore: Sendable {
         if case .sqlite = location.kind {} else { settings.namespace = "outbox_bench_\(UUID().uuidString.prefix(8).lowercased())" }
         let opened = try await OpenedStore.open(location, settings: settings, logger: logger)
         // The connections run for the whole bench; the wake-up runs with each scenario's relays.
-        let target = opened.start(opened.connections)
+        let target = await opened.start(opened.connections)
         do {
             try await opened.store.migrate()
             try await opened.createBusinessTable()
             settings.wakeUps = false
             let other = try await OpenedStore.open(location, settings: settings, logger: logger)
-            return BenchStore(target: target, elsewhere: other.start())
+            return BenchStore(target: target, elsewhere: await other.start())
         } catch {
             await opened.dropNamespace()
             await target.stop()

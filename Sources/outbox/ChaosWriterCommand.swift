@@ -58,7 +58,7 @@ struct ChaosWriterCommand: AsyncParsableCommand {
         let open: @Sendable () async throws -> ApplicationWriter = {
             let opened = try await OpenedStore.open(
                 location, settings: StoreSettings(messageLimits: OutboxMessageLimits(maximumPayloadBytes: 2_000_000)), logger: logger)
-            return ApplicationWriter(started: opened.start())
+            return ApplicationWriter(started: await opened.start())
         }
         let application = ReopeningWriter(try await open(), open: open)
         let stop = StopFlag()

@@ -109,14 +109,22 @@ struct OpenedStore: Sendable {
         }
     }
 
-    /// Starts the services in the background, for a store used beyond one call (a writer).
-    func start(_ services: [any Service]? = nil) -> StartedStore {
+    /// Starts the services in the background, for a store used beyond one call (a writer), and
+    /// returns once they are running (a first query before a PostgresClient's `run()` warns).
+    func start(_ services: [any Service]? = nil) async -> StartedStore {
         let services = services ?? self.services
+        let starting = ServicesStarting(count: services.count)
         let running = Task {
             await withTaskGroup(of: Void.self) { group in
-                for service in services { group.addTask { try? await service.run() } }
+                for service in services {
+                    group.addTask {
+                        starting.oneStarted()
+                        try? await service.run()
+                    }
+                }
             }
         }
+        try? await starting.wait()
         return StartedStore(opened: self, running: running)
     }
 
@@ -301,8 +309,8 @@ struct StartedStore: Sendable {
     }
 }
 
-/// Lets a one-shot command wait until every service task is about to call `run()`, and a moment
-/// more: PostgresClient warns ("run() hasn't been called yet") when the first lease comes before
+/// Lets a command wait until every service task is about to call `run()`, and a moment more:
+/// PostgresClient warns ("run() hasn't been called yet") when the first lease comes before
 /// its run() began, which the first query of `outbox status` otherwise did every time.
 private final class ServicesStarting: Sendable {
     private let remaining: Mutex<Int>

@@ -35,6 +35,7 @@ struct ServerCommandTests {
                                                     timeout: .seconds(300))
         #expect(bench.status == 0, "\(bench.error.suffix(2000))")
         #expect(bench.output.contains("enqueue: app tx with outbox"), "\(bench.output)")
+        #expect(!bench.error.contains("hasn't been called yet"), "the bench queried before its PostgresClient ran: \(bench.error.prefix(500))")
         let left = try Self.benchSchemas(url).subtracting(before)
         #expect(left.isEmpty, "the bench left its schema behind: \(left.sorted())")
     }
