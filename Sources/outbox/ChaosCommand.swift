@@ -207,6 +207,7 @@ struct ChaosCommand: AsyncParsableCommand {
             try await broker.settle()
             progress("\(elapsed()) writer stopped; draining")
             let runningRelays = relayProcesses
+            let (kills, restarts, writerKillCount) = (relayKills, databaseRestarts, writerKills)
             let (report, consumerAudit) = try await OpenedStore.open(location, logger: logger).withServices { opened -> (ChaosReport, ChaosConsumerAudit?) in
                 let store = opened.store
                 let drainDeadline = ContinuousClock.now + .seconds(240)
@@ -246,6 +247,9 @@ struct ChaosCommand: AsyncParsableCommand {
                     progress("lost messages described in \(folder)/lost.txt")
                 }
                 guard consumerCount > 0 else { return (report, nil) }
+                // The relay side first: if the consumers then fail, its figures are still on record.
+                let relaySide = report.summary(store: storeName, kills: kills, restarts: restarts, writerKills: writerKillCount)
+                progress("\(elapsed()) relays: " + (relaySide.range(of: ": ").map { String(relaySide[$0.upperBound...]) } ?? relaySide))
                 let audit = try await Self.awaitConsumers(consumerProcesses, opened: opened, report: report, published: Set(readBack.ids),
                                                      folder: folder, progress: { progress("\(elapsed()) \($0)") })
                 return (report, audit)
