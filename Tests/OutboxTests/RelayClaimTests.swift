@@ -7,7 +7,7 @@ import Testing
 @Suite struct RelayClaimTests {
     /// Two relays over 1,000 keys with batches of 500 on a broker that takes 5 ms a batch: each
     /// relay's second batch in flight is claimed while its first holds every key it owns. Those
-    /// messages used to be thrown away and claimed again (1.8 rows claimed per message); they now
+    /// messages used to be thrown away and claimed again (1.46 rows claimed per message); they now
     /// wait behind the batch in flight and go next without another claim.
     @Test func overlappingBatchesClaimEachMessageAboutOnce() async throws {
         let store = InMemoryOutboxStore(partitionCount: 16)
