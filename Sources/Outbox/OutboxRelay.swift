@@ -130,7 +130,7 @@ public final class OutboxRelay: Service, Sendable {
                 }
                 // Messages held behind a batch that was delivered go next, without another claim.
                 let readyBatch = ledger.withLock { ledger in
-                    ledger.batchesInFlight < configuration.maximumBatchesInFlight
+                    ledger.hasReady && ledger.batchesInFlight < configuration.maximumBatchesInFlight
                         ? ledger.takeReady(limit: configuration.batchSize, claimable: Set(ledger.claimablePartitions(at: now))) : []
                 }
                 if !readyBatch.isEmpty {
@@ -301,7 +301,6 @@ public final class OutboxRelay: Service, Sendable {
     /// Writes the outcome, retrying while our leases are still valid: giving up early would only
     /// cause duplicates, and after the leases lapse the new owner publishes these messages again.
     /// Returns whether the whole outcome was recorded under leases still ours (nothing fenced).
-    @discardableResult
     private func write(_ acknowledgement: OutboxAcknowledgement) async -> Bool {
         guard !acknowledgement.isEmpty else { return true }
         var failures = 0

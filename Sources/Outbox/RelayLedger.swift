@@ -177,16 +177,15 @@ struct RelayLedger {
                 continue
             }
             keyDeliveredAt[key] = finishedBatches
-            for record in parked.removeValue(forKey: key) ?? [] {
-                if owned.contains(record.partition) && !surplus.contains(record.partition) {
-                    ready.append(record)
-                    readyKeys[key, default: 0] += 1
-                    madeReady = true
-                } else {
-                    heldCount -= 1
-                    forget(record)
-                }
+            // A key's messages share its partition: ours to publish, or all let go.
+            if let partition = parked[key]?.first?.partition, !owned.contains(partition) || surplus.contains(partition) {
+                letGo(key)
+                continue
             }
+            guard let waiting = parked.removeValue(forKey: key) else { continue }
+            ready += waiting
+            readyKeys[key, default: 0] += waiting.count
+            madeReady = true
         }
         if madeReady { ready.sort { $0.sequence < $1.sequence } }
     }
