@@ -12,6 +12,12 @@ import Synchronization
 /// grace period) until the inbox consumer has finished their work, committed and called
 /// ``releaseRevoked(_:)``; only then does the group move them. So a partition's next owner starts
 /// where this one stopped.
+///
+/// Read-ahead is bounded: while `maximumBufferedMessages` wait for the inbox consumer, the thread
+/// stops taking messages from librdkafka, whose own queue is bounded by its settings
+/// (`queued.min.messages`, `queued.max.messages.kbytes`). So a large backlog never sits in memory
+/// whole. The thread still polls librdkafka once a second meanwhile, which keeps rebalances and
+/// `max.poll.interval.ms` served even when the consumer is stuck (its store down).
 public final class KafkaInboxSource: OutboxInboxSource, Sendable {
     private struct State {
         var buffered: [OutboxInboxMessage] = []
@@ -19,6 +25,8 @@ public final class KafkaInboxSource: OutboxInboxSource, Sendable {
         var released: Set<OutboxInboxPartition> = []
         var failure: KafkaError?
         var closing = false
+        /// The consumer thread waits for room in the buffer.
+        var waitingForRoom = false
     }
 
     private let handle: KafkaHandle
@@ -28,6 +36,12 @@ public final class KafkaInboxSource: OutboxInboxSource, Sendable {
     private let releasedSignal = OutboxSignal()
     private let finished = Atomic<Bool>(false)
     private let gracePeriod: Duration
+    private let maximumBufferedMessages: Int
+    /// Signalled when `poll` takes messages while the consumer thread waits for room.
+    private let room = DispatchSemaphore(value: 0)
+
+    /// Messages read and not yet taken by ``poll(timeout:)``.
+    package var bufferedCount: Int { state.withLock { $0.buffered.count } }
 
     /// Joins `group` and subscribes to `topics`.
     ///
@@ -36,9 +50,11 @@ public final class KafkaInboxSource: OutboxInboxSource, Sendable {
     ///     the inbox relies on (`enable.auto.commit=false`, `enable.auto.offset.store=false`) win.
     ///   - gracePeriod: how long a revocation waits for the inbox consumer before giving the
     ///     partitions up anyway (what was not committed is then read again and skipped by the inbox).
+    ///   - maximumBufferedMessages: messages read ahead of the consumer before the source stops
+    ///     reading. Default 10,000.
     /// - Throws: ``KafkaError`` when the consumer cannot be created or subscribe.
     public init(bootstrapServers: String, group: String, topics: [String], properties: [String: String] = [:],
-                gracePeriod: Duration = .seconds(30)) throws {
+                gracePeriod: Duration = .seconds(30), maximumBufferedMessages: Int = 10_000) throws {
         var settings = ["bootstrap.servers": bootstrapServers, "group.id": group, "auto.offset.reset": "earliest",
                         "enable.partition.eof": "false", "log_level": "3", "partition.assignment.strategy": "range"]
         settings.merge(properties) { $1 }
@@ -47,6 +63,7 @@ public final class KafkaInboxSource: OutboxInboxSource, Sendable {
         let bridge = KafkaRebalanceBridge()
         self.bridge = bridge
         self.gracePeriod = gracePeriod
+        self.maximumBufferedMessages = max(1, maximumBufferedMessages)
         handle = try KafkaHandle(kind: .consumer, properties: settings, callbackOwner: bridge) { raw in
             rd_kafka_conf_set_opaque(raw, Unmanaged.passUnretained(bridge).toOpaque())
             rd_kafka_conf_set_rebalance_cb(raw) { consumer, error, partitions, opaque in
@@ -87,7 +104,13 @@ public final class KafkaInboxSource: OutboxInboxSource, Sendable {
                     return OutboxInboxPoll(revoked: state.revoked)
                 }
                 guard !state.buffered.isEmpty else { return nil }
-                defer { state.buffered = [] }
+                defer {
+                    state.buffered = []
+                    if state.waitingForRoom {
+                        state.waitingForRoom = false
+                        room.signal()
+                    }
+                }
                 return OutboxInboxPoll(messages: state.buffered)
             }
             if let answer { return answer }
@@ -122,6 +145,7 @@ public final class KafkaInboxSource: OutboxInboxSource, Sendable {
     public func close() async {
         state.withLock { $0.closing = true }
         releasedSignal.signal()
+        room.signal()
         while !finished.load(ordering: .acquiring) {
             try? await Task.sleep(for: .milliseconds(20))
         }
@@ -130,7 +154,17 @@ public final class KafkaInboxSource: OutboxInboxSource, Sendable {
     // MARK: - The consumer thread
 
     private func consume() {
+        var lastPoll = ContinuousClock.now
         while !state.withLock({ $0.closing }) {
+            let full = state.withLock { state -> Bool in
+                state.waitingForRoom = state.buffered.count >= maximumBufferedMessages
+                return state.waitingForRoom
+            }
+            if full && ContinuousClock.now - lastPoll < .seconds(1) {
+                _ = room.wait(timeout: .now() + .milliseconds(100))
+                continue
+            }
+            lastPoll = .now
             guard let message = rd_kafka_consumer_poll(handle.pointer, 100) else { continue }
             defer { rd_kafka_message_destroy(message) }
             if message.pointee.err != RD_KAFKA_RESP_ERR_NO_ERROR {

@@ -7,6 +7,10 @@ import CRdKafka
 /// What the mock does not do: drop duplicate retries of a plain idempotent producer, write abort
 /// markers, or fence zombie producers. The outbox's own guarantees are measured at the consumer
 /// by message id.
+///
+/// Retention: a mock partition keeps at most 5 MB (or 100,000 produce batches) and deletes its
+/// oldest messages beyond that, so a consumer that starts late reads only the newest part of a
+/// large topic. Spread a large backlog that must be read whole over enough partitions.
 public final class KafkaMockCluster: @unchecked Sendable {
     // @unchecked: the mock cluster's functions are thread-safe (they post to its own thread);
     // this object is the only owner of both pointers.

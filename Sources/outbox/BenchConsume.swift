@@ -25,7 +25,8 @@ extension BenchCommand {
         }
         let suffix = UUID().uuidString.prefix(8).lowercased()
         let topic = "bench-consume-\(suffix)"
-        try broker.kafkaCluster?.createTopic(topic, partitions: 6, replicationFactor: 3)
+        try broker.kafkaCluster?.createTopic(topic, partitions: Self.consumePartitions(messages: messages, payloadBytes: payload.count),
+                                             replicationFactor: 3)
         // Publish the backlog both consumers read.
         for start in stride(from: 0, to: messages, by: batchSize) {
             let batch = (start..<min(start + batchSize, messages)).map {
@@ -42,11 +43,12 @@ extension BenchCommand {
         let raw = try KafkaInboxSource(bootstrapServers: bootstrap, group: "bench-raw-\(suffix)", topics: [topic], properties: properties)
         var read = 0
         var rawStarted: ContinuousClock.Instant?
-        let rawDeadline = ContinuousClock.now + .seconds(max(120, messages / 500))
-        while read < messages && ContinuousClock.now < rawDeadline {
+        var rawProgress = Self.Progress(what: "The raw consumer", total: messages)
+        while read < messages {
             let poll = try await raw.poll(timeout: .milliseconds(200))
             if !poll.messages.isEmpty && rawStarted == nil { rawStarted = .now }
             read += poll.messages.count
+            try rawProgress.check(read)
         }
         let rawRate = Double(read) / max(0.001, (ContinuousClock.now - (rawStarted ?? .now)).timeInterval)
         await raw.close()
@@ -64,9 +66,16 @@ extension BenchCommand {
             })
         let group = ServiceGroup(services: [inbox], logger: logger)
         let running = Task { try await group.run() }
-        let deadline = ContinuousClock.now + .seconds(max(120, messages / 200))
-        while handled.load(ordering: .relaxed) < messages && ContinuousClock.now < deadline {
+        var inboxProgress = Self.Progress(what: "The inbox consumer", total: messages)
+        while handled.load(ordering: .relaxed) < messages {
             try await Task.sleep(for: .milliseconds(10))
+            do {
+                try inboxProgress.check(handled.load(ordering: .relaxed))
+            } catch {
+                await group.triggerGracefulShutdown()
+                _ = try? await running.value
+                throw error
+            }
         }
         let inboxElapsed = ContinuousClock.now - (firstHandled.withLock { $0 } ?? .now)
         await group.triggerGracefulShutdown()
@@ -75,6 +84,35 @@ extension BenchCommand {
 
         return ConsumeResult(raw: rawRate, inbox: inboxRate,
                              latencies: try await measureCommitToHandled(target, broker, bootstrap: bootstrap, payload: payload, logger: logger))
+    }
+
+    /// Partitions for the consume topic: the mock broker keeps at most 5 MB per partition and
+    /// deletes the oldest messages beyond it, so a large backlog is spread until each partition
+    /// holds under 4 MB (estimating 200 bytes of key, headers and framing per message); at least 6.
+    static func consumePartitions(messages: Int, payloadBytes: Int) -> Int {
+        let bytes = Double(messages) * Double(payloadBytes + 200)
+        return max(6, Int((bytes / 4_000_000).rounded(.up)))
+    }
+
+    /// Ends a consume measurement that stopped moving, with what it reached, instead of waiting
+    /// out a long deadline.
+    struct Progress {
+        var what: String
+        var total: Int
+        var last = 0
+        var lastMoved = ContinuousClock.now
+        static let patience = Duration.seconds(30)
+
+        mutating func check(_ count: Int) throws {
+            let now = ContinuousClock.now
+            if count != last {
+                last = count
+                lastMoved = now
+            } else if now - lastMoved > Self.patience {
+                throw OutboxError(code: .publisherUnavailable, operation: "bench",
+                                  message: "\(what) stopped at \(count) of \(total) messages: nothing new for \(Self.patience.components.seconds) s.")
+            }
+        }
     }
 
     /// Offers `rate` single-message application transactions per second for `seconds`; a relay

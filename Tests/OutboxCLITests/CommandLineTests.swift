@@ -187,6 +187,17 @@ struct CommandLineTests {
 
 @Suite("CLI with Kafka")
 struct KafkaCommandLineTests {
+    /// `outbox bench --scenarios consume` reads a backlog larger than a mock partition keeps
+    /// (5 MB). It used to put it on 6 partitions, the mock deleted the oldest messages, and both
+    /// consumers waited minutes for messages that were gone.
+    @Test func benchConsumesABacklogLargerThanAMockPartitionKeeps() async throws {
+        let result = try await OutboxProcess.run(
+            ["bench", "--scenarios", "consume", "--messages", "40000", "--payload-bytes", "1000", "--seconds", "1"], timeout: .seconds(200))
+        #expect(result.status == 0, "\(result.output)\n\(result.error.suffix(2000))")
+        #expect(result.output.contains("consume: inbox consumer 40000"), "\(result.output)")
+        #expect(result.output.contains("× raw consumer"), "\(result.output)")
+    }
+
     /// A standalone mock cluster, a relay process publishing to it, and a consumer reading back.
     @Test func relayPublishesFromSQLiteToAStandaloneMockKafka() async throws {
         let folder = try TemporaryFolder()

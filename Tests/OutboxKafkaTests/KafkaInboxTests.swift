@@ -84,6 +84,36 @@ struct KafkaInboxTests {
         }
         #expect((byConsumer["first"] ?? 0) > 0 && (byConsumer["second"] ?? 0) > 0, "both consumers had partitions: \(byConsumer)")
     }
+
+    /// The source reads ahead only so far. It used to buffer everything librdkafka delivered, so a
+    /// consumer behind a large backlog held all of it in memory (and the inbox's bookkeeping grew
+    /// with it). Read slowly, every message still arrives once, in offset order.
+    @Test func readAheadIsBoundedAndSkipsNothing() async throws {
+        let kafka = try await KafkaTestEnvironment(brokers: 1, partitions: 2)
+        let published = try await kafka.publisher.publish(kafka.records(5_000))
+        try #require(published.allSatisfy { $0.isDelivered })
+        let source = try KafkaInboxSource(bootstrapServers: kafka.cluster.bootstrapServers, group: "bounded", topics: [kafka.topic],
+                                          properties: ["session.timeout.ms": "6000", "heartbeat.interval.ms": "500"],
+                                          maximumBufferedMessages: 200)
+        var offsets: [Int32: [Int64]] = [:]
+        var mostBuffered = 0
+        let deadline = ContinuousClock.now + .seconds(90)
+        while offsets.values.reduce(0, { $0 + $1.count }) < 5_000 && ContinuousClock.now < deadline {
+            // Time for the source to read ahead as far as it will.
+            try await Task.sleep(for: .milliseconds(20))
+            mostBuffered = max(mostBuffered, source.bufferedCount)
+            for message in try await source.poll(timeout: .milliseconds(50)).messages {
+                offsets[message.partition.partition, default: []].append(message.offset)
+            }
+        }
+        await source.close()
+        try await kafka.stop()
+        #expect(mostBuffered > 0 && mostBuffered <= 210, "read ahead: \(mostBuffered) messages with a limit of 200")
+        #expect(offsets.values.reduce(0) { $0 + $1.count } == 5_000)
+        for (partition, read) in offsets {
+            #expect(read == Array(0..<Int64(read.count)), "partition \(partition): every offset once, in order")
+        }
+    }
 }
 
 /// One trace from the request that enqueued a message to the handler that consumed it, through

@@ -18,10 +18,10 @@ package struct OutboxInboxOffsets: Sendable {
 
     /// Records a received message (offsets of a partition arrive in increasing order).
     package mutating func received(_ partition: OutboxInboxPartition, offset: Int64) {
-        var state = partitions[partition, default: Partition()]
-        state.open.insert(offset)
-        state.next = max(state.next ?? offset + 1, offset + 1)
-        partitions[partition] = state
+        // In place: a copy of the partition's state copied its whole set of open offsets for
+        // every message received.
+        partitions[partition, default: Partition()].open.insert(offset)
+        partitions[partition]!.next = max(partitions[partition]!.next ?? offset + 1, offset + 1)
     }
 
     /// Records a finished message.
