@@ -195,7 +195,9 @@ struct BenchCommand: AsyncParsableCommand {
         }
         if selected.contains("consume"), let consume = try await measureConsume(target, broker, payload: payload, logger: logger) {
             report.add("consume: raw consumer (reads only)", consume.raw, "msg/s")
+            report.add("consume: plain consumer (no inbox)", consume.plain, "msg/s", against: ("raw consumer", consume.raw))
             report.add("consume: inbox consumer \(messages)", consume.inbox, "msg/s", against: ("raw consumer", consume.raw))
+            report.add("consume: inbox against plain", consume.inbox, "msg/s", against: ("plain consumer", consume.plain))
             func percentile(_ fraction: Double) -> Double {
                 consume.latencies.isEmpty ? 0 : consume.latencies[min(consume.latencies.count - 1, Int(Double(consume.latencies.count) * fraction))]
             }

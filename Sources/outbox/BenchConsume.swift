@@ -11,8 +11,12 @@ extension BenchCommand {
     struct ConsumeResult {
         /// Messages per second a consumer that only reads reaches.
         var raw: Double
-        /// Messages per second the inbox consumer handles (one transaction per message: the inbox
-        /// record and one business row).
+        /// Messages per second a consumer reaches that writes the same business row per message in
+        /// transactions of 100, 16 at once, with no inbox record and no key order: what the
+        /// inbox's writes cost without its guarantees.
+        var plain: Double
+        /// Messages per second the inbox consumer handles (the inbox record and one business row
+        /// per message, batches of up to 100 messages per transaction).
         var inbox: Double
         /// Application commit → handled by the inbox consumer, milliseconds, sorted.
         var latencies: [Double]
@@ -53,6 +57,9 @@ extension BenchCommand {
         let rawRate = Double(read) / max(0.001, (ContinuousClock.now - (rawStarted ?? .now)).timeInterval)
         await raw.close()
 
+        let plainRate = try await measurePlainConsumer(target, bootstrap: bootstrap, topic: topic, group: "bench-plain-\(suffix)",
+                                                       properties: properties)
+
         // Inbox: the same topic, from its first message, handled once each in the store.
         let handled = Atomic<Int>(0)
         let firstHandled = Mutex<ContinuousClock.Instant?>(nil)
@@ -82,8 +89,55 @@ extension BenchCommand {
         try await running.value
         let inboxRate = Double(handled.load(ordering: .relaxed)) / max(0.001, inboxElapsed.timeInterval)
 
-        return ConsumeResult(raw: rawRate, inbox: inboxRate,
+        return ConsumeResult(raw: rawRate, plain: plainRate, inbox: inboxRate,
                              latencies: try await measureCommitToHandled(target, broker, bootstrap: bootstrap, payload: payload, logger: logger))
+    }
+
+    /// Reads the topic in a group of its own and writes one business row per message, 100 rows a
+    /// transaction, up to 16 transactions at once, in whatever order: the baseline that tells
+    /// the inbox's own cost from the cost of the writes.
+    private func measurePlainConsumer(_ target: BenchStore, bootstrap: String, topic: String, group: String,
+                                      properties: [String: String]) async throws -> Double {
+        let source = try KafkaInboxSource(bootstrapServers: bootstrap, group: group, topics: [topic], properties: properties)
+        let write = target.target.opened.write
+        let total = messages
+        var started: ContinuousClock.Instant?
+        var written = 0
+        do {
+            try await withThrowingTaskGroup(of: Int.self) { tasks in
+                var waiting: [String] = []
+                var read = 0
+                var running = 0
+                var progress = Self.Progress(what: "The plain consumer", total: total)
+                while written < total {
+                    if read < total && waiting.count < 2_000 {
+                        let poll = try await source.poll(timeout: .milliseconds(running == 0 ? 200 : 1))
+                        if !poll.messages.isEmpty && started == nil { started = .now }
+                        read += poll.messages.count
+                        waiting += poll.messages.map(\.identity)
+                    }
+                    while running < 16 && (waiting.count >= 100 || (read >= total && !waiting.isEmpty)) {
+                        let rows = Array(waiting.prefix(100))
+                        waiting.removeFirst(rows.count)
+                        running += 1
+                        tasks.addTask {
+                            try await write([], rows)
+                            return rows.count
+                        }
+                    }
+                    if running == 16 || (running > 0 && read >= total && waiting.isEmpty), let done = try await tasks.next() {
+                        written += done
+                        running -= 1
+                    }
+                    try progress.check(read + written)
+                }
+            }
+        } catch {
+            await source.close()
+            throw error
+        }
+        await source.close()
+        return Double(written) / max(0.001, (ContinuousClock.now - (started ?? .now)).timeInterval)
     }
 
     /// Partitions for the consume topic: the mock broker keeps at most 5 MB per partition and

@@ -149,7 +149,8 @@ struct OpenedStore: Sendable {
             },
             write: { messages, notes in
                 try await sqlite.writer.write { db in
-                    for note in notes { try db.execute(sql: "INSERT INTO \"\(orders)\" (note) VALUES (?)", arguments: [note]) }
+                    let insert = try db.cachedStatement(sql: "INSERT INTO \"\(orders)\" (note) VALUES (?)")
+                    for note in notes { try insert.execute(arguments: [note]) }
                     try sqlite.enqueue(messages, in: db)
                 }
             },
