@@ -149,8 +149,12 @@ struct OpenedStore: Sendable {
             },
             write: { messages, notes in
                 try await sqlite.writer.write { db in
-                    let insert = try db.cachedStatement(sql: "INSERT INTO \"\(orders)\" (note) VALUES (?)")
-                    for note in notes { try insert.execute(arguments: [note]) }
+                    // Prepared only when there are rows: a writer of messages alone may run where
+                    // no business table was created (the chaos writer without consumers).
+                    if !notes.isEmpty {
+                        let insert = try db.cachedStatement(sql: "INSERT INTO \"\(orders)\" (note) VALUES (?)")
+                        for note in notes { try insert.execute(arguments: [note]) }
+                    }
                     try sqlite.enqueue(messages, in: db)
                 }
             },
