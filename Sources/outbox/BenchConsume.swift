@@ -12,8 +12,8 @@ extension BenchCommand {
         /// Messages per second a consumer that only reads reaches.
         var raw: Double
         /// Messages per second a consumer reaches that writes the same business row per message in
-        /// transactions of 100, 16 at once, with no inbox record and no key order: what the
-        /// inbox's writes cost without its guarantees.
+        /// the inbox's batches and as many transactions at once, with no inbox record and no key
+        /// order: what the inbox's writes cost without its guarantees.
         var plain: Double
         /// Messages per second the inbox consumer handles (the inbox record and one business row
         /// per message, batches of up to 100 messages per transaction).
@@ -21,6 +21,11 @@ extension BenchCommand {
         /// Application commit → handled by the inbox consumer, milliseconds, sorted.
         var latencies: [Double]
     }
+
+    /// Store transactions at once, for the inbox consumer and the plain one.
+    static let consumeTransactions = 16
+    /// The inbox's defaults, which the plain consumer copies: rows per transaction, read-ahead.
+    static let inboxDefaults = OutboxInboxConfiguration(group: "bench")
 
     func measureConsume(_ target: BenchStore, _ broker: BenchPublisher, payload: [UInt8], logger: Logger) async throws -> ConsumeResult? {
         guard let bootstrap = broker.kafkaBootstrap else {
@@ -47,7 +52,7 @@ extension BenchCommand {
         let raw = try KafkaInboxSource(bootstrapServers: bootstrap, group: "bench-raw-\(suffix)", topics: [topic], properties: properties)
         var read = 0
         var rawStarted: ContinuousClock.Instant?
-        var rawProgress = Self.Progress(what: "The raw consumer", total: messages)
+        var rawProgress = Self.ConsumeProgress(what: "The raw consumer", total: messages)
         while read < messages {
             let poll = try await raw.poll(timeout: .milliseconds(200))
             if !poll.messages.isEmpty && rawStarted == nil { rawStarted = .now }
@@ -65,7 +70,7 @@ extension BenchCommand {
         let firstHandled = Mutex<ContinuousClock.Instant?>(nil)
         let inbox = try await target.target.opened.makeInboxConsumer(
             try KafkaInboxSource(bootstrapServers: bootstrap, group: "bench-inbox-\(suffix)", topics: [topic], properties: properties),
-            OutboxInboxConfiguration(group: "bench-inbox-\(suffix)", maximumConcurrentHandlers: 16, commitInterval: .milliseconds(200)),
+            OutboxInboxConfiguration(group: "bench-inbox-\(suffix)", maximumConcurrentHandlers: Self.consumeTransactions, commitInterval: .milliseconds(200)),
             { message in
                 firstHandled.withLock { if $0 == nil { $0 = .now } }
                 handled.add(1, ordering: .relaxed)
@@ -73,7 +78,7 @@ extension BenchCommand {
             })
         let group = ServiceGroup(services: [inbox], logger: logger)
         let running = Task { try await group.run() }
-        var inboxProgress = Self.Progress(what: "The inbox consumer", total: messages)
+        var inboxProgress = Self.ConsumeProgress(what: "The inbox consumer", total: messages)
         while handled.load(ordering: .relaxed) < messages {
             try await Task.sleep(for: .milliseconds(10))
             do {
@@ -93,14 +98,15 @@ extension BenchCommand {
                              latencies: try await measureCommitToHandled(target, broker, bootstrap: bootstrap, payload: payload, logger: logger))
     }
 
-    /// Reads the topic in a group of its own and writes one business row per message, 100 rows a
-    /// transaction, up to 16 transactions at once, in whatever order: the baseline that tells
-    /// the inbox's own cost from the cost of the writes.
+    /// Reads the topic in a group of its own and writes one business row per message,
+    /// the inbox's batch of rows a transaction, up to ``consumeTransactions`` at once, in whatever
+    /// order: the baseline that tells the inbox's own cost from the cost of the writes.
     private func measurePlainConsumer(_ target: BenchStore, bootstrap: String, topic: String, group: String,
                                       properties: [String: String]) async throws -> Double {
         let source = try KafkaInboxSource(bootstrapServers: bootstrap, group: group, topics: [topic], properties: properties)
         let write = target.target.opened.write
-        let total = messages
+        let (total, transactions) = (messages, Self.consumeTransactions)
+        let (batch, readAhead) = (Self.inboxDefaults.maximumBatchSize, Self.inboxDefaults.maximumBufferedMessages)
         var started: ContinuousClock.Instant?
         var written = 0
         do {
@@ -108,16 +114,16 @@ extension BenchCommand {
                 var waiting: [String] = []
                 var read = 0
                 var running = 0
-                var progress = Self.Progress(what: "The plain consumer", total: total)
+                var progress = Self.ConsumeProgress(what: "The plain consumer", total: total)
                 while written < total {
-                    if read < total && waiting.count < 2_000 {
+                    if read < total && waiting.count < readAhead {
                         let poll = try await source.poll(timeout: .milliseconds(running == 0 ? 200 : 1))
                         if !poll.messages.isEmpty && started == nil { started = .now }
                         read += poll.messages.count
                         waiting += poll.messages.map(\.identity)
                     }
-                    while running < 16 && (waiting.count >= 100 || (read >= total && !waiting.isEmpty)) {
-                        let rows = Array(waiting.prefix(100))
+                    while running < transactions && (waiting.count >= batch || (read >= total && !waiting.isEmpty)) {
+                        let rows = Array(waiting.prefix(batch))
                         waiting.removeFirst(rows.count)
                         running += 1
                         tasks.addTask {
@@ -125,7 +131,7 @@ extension BenchCommand {
                             return rows.count
                         }
                     }
-                    if running == 16 || (running > 0 && read >= total && waiting.isEmpty), let done = try await tasks.next() {
+                    if running == transactions || (running > 0 && read >= total && waiting.isEmpty), let done = try await tasks.next() {
                         written += done
                         running -= 1
                     }
@@ -150,7 +156,7 @@ extension BenchCommand {
 
     /// Ends a consume measurement that stopped moving, with what it reached, instead of waiting
     /// out a long deadline.
-    struct Progress {
+    struct ConsumeProgress {
         var what: String
         var total: Int
         var last = 0

@@ -140,6 +140,9 @@ struct OpenedStore: Sendable {
         let prefix = settings.namespace ?? "outbox"
         let sqlite = try SQLiteOutboxStore(path: path, configuration: settings.configuration(tablePrefix: prefix))
         let orders = "\(prefix)_orders"
+        // Cached statements, as GRDB recommends for repeated writes: parsing the insert again for
+        // every row was most of the bench handler's cost.
+        let insertOrder = "INSERT INTO \"\(orders)\" (note) VALUES (?)"
         return OpenedStore(
             store: sqlite, name: named(location, settings, "prefix"), connections: [], wakeUps: settings.wakeUps ? [sqlite] : [],
             createBusinessTable: {
@@ -152,7 +155,7 @@ struct OpenedStore: Sendable {
                     // Prepared only when there are rows: a writer of messages alone may run where
                     // no business table was created (the chaos writer without consumers).
                     if !notes.isEmpty {
-                        let insert = try db.cachedStatement(sql: "INSERT INTO \"\(orders)\" (note) VALUES (?)")
+                        let insert = try db.cachedStatement(sql: insertOrder)
                         for note in notes { try insert.execute(arguments: [note]) }
                     }
                     try sqlite.enqueue(messages, in: db)
@@ -170,9 +173,7 @@ struct OpenedStore: Sendable {
             makeInboxConsumer: { source, configuration, note in
                 try await sqlite.migrateInbox()
                 return OutboxInboxConsumer(store: sqlite, source: source, configuration: configuration, logger: sqlite.logger) { message, db in
-                    // A cached statement, as GRDB recommends for repeated writes: parsing the
-                    // insert again for every message was most of the handler's cost.
-                    try db.cachedStatement(sql: "INSERT INTO \"\(orders)\" (note) VALUES (?)").execute(arguments: [try note(message)])
+                    try db.cachedStatement(sql: insertOrder).execute(arguments: [try note(message)])
                 }
             },
             businessNotes: {

@@ -10,6 +10,11 @@ package struct OutboxInboxOffsets: Sendable {
         var next: Int64?
         /// What was last committed (or handed out to commit).
         var committed: Int64?
+
+        mutating func received(_ offset: Int64) {
+            open.insert(offset)
+            next = max(next ?? offset + 1, offset + 1)
+        }
     }
 
     private var partitions: [OutboxInboxPartition: Partition] = [:]
@@ -20,8 +25,7 @@ package struct OutboxInboxOffsets: Sendable {
     package mutating func received(_ partition: OutboxInboxPartition, offset: Int64) {
         // In place: a copy of the partition's state copied its whole set of open offsets for
         // every message received.
-        partitions[partition, default: Partition()].open.insert(offset)
-        partitions[partition]!.next = max(partitions[partition]!.next ?? offset + 1, offset + 1)
+        partitions[partition, default: Partition()].received(offset)
     }
 
     /// Records a finished message.
