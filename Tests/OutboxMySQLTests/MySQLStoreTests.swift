@@ -141,14 +141,15 @@ struct MySQLStoreTests {
         }
         _ = try await subject.application.query("ANALYZE TABLE \(subject.mysql.names.messages)")
         let sql = MySQLOutboxStore.claimSQL(subject.mysql.names, partitions: 4, skipped: 2)
-        let values: [MySQLValue] = [.integer(0), .integer(Int64.max), .int(0), .int(1), .int(2), .int(3), .integer(1), .integer(2), .integer(0), .int(500),
-                                    .integer(64 << 20)]
+        let values = MySQLOutboxStore.claimValues(floor: 0, now: Date(), partitions: (0..<4).map { .int($0) }, skipped: [.integer(1), .integer(2)],
+                                                  limit: 500, maximumBytes: 64 << 20)
         let plan = try await subject.application.query("EXPLAIN " + sql, values)
         let tableColumn = try #require(plan.columns.firstIndex(of: "table"))
         let keyColumn = try #require(plan.columns.firstIndex(of: "key"))
         let keys = Dictionary(plan.rows.map { ($0[tableColumn].string ?? "", $0[keyColumn].string ?? "") }, uniquingKeysWith: { $1 })
         #expect(keys["m"] == "outbox_claim", "the claim walks the pending index: \(keys)")
         #expect(keys["e"] == "outbox_retrying", "the held-back probe reads the retrying range: \(keys)")
+        #expect(keys["r"] == "outbox_retrying", "the probe for any row waiting for a retry reads the retrying range: \(keys)")
         let indexes = try await subject.application.query(
             "SELECT index_name FROM information_schema.statistics WHERE table_schema = DATABASE() AND table_name = ?",
             [.text(subject.mysql.names.messagesTableName)]).rows.compactMap { $0[0].string }
