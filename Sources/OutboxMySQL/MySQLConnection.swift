@@ -26,14 +26,17 @@ public enum MySQLIsolationLevel: String, Sendable {
 public final class MySQLConnection: Sendable {
     private let worker: OutboxBlockingWorker
     private let session: MySQLSession
+    /// Where the statements this connection sends are counted (its pool's counter, when pooled).
+    private let statements: MySQLStatementCounter
     /// Work to run after the current ``withTransaction(isolation:_:)`` commits; `nil` outside one.
     private let commitHooks = Mutex<[@Sendable () -> Void]?>(nil)
     /// The settings the connection was opened with (the password included; never printed).
     public let configuration: MySQLConfiguration
 
-    private init(worker: OutboxBlockingWorker, session: MySQLSession, configuration: MySQLConfiguration) {
+    private init(worker: OutboxBlockingWorker, session: MySQLSession, configuration: MySQLConfiguration, statements: MySQLStatementCounter) {
         self.worker = worker
         self.session = session
+        self.statements = statements
         self.configuration = configuration
     }
 
@@ -42,10 +45,15 @@ public final class MySQLConnection: Sendable {
     /// - Throws: ``MySQLError`` (for example 1045 for a wrong password, 2002/2003 when no server
     ///   answers); its text never contains the password.
     public static func connect(_ configuration: MySQLConfiguration, isolation: MySQLIsolationLevel? = nil) async throws -> MySQLConnection {
+        try await connect(configuration, isolation: isolation, statements: MySQLStatementCounter())
+    }
+
+    static func connect(_ configuration: MySQLConfiguration, isolation: MySQLIsolationLevel?,
+                        statements: MySQLStatementCounter) async throws -> MySQLConnection {
         let worker = OutboxBlockingWorker(name: "outbox.mysql")
         do {
             let session = try await worker.run { try MySQLSession.open(configuration) }
-            let connection = MySQLConnection(worker: worker, session: session, configuration: configuration)
+            let connection = MySQLConnection(worker: worker, session: session, configuration: configuration, statements: statements)
             if let isolation {
                 try await connection.execute("SET SESSION TRANSACTION ISOLATION LEVEL \(isolation.rawValue)", operation: "set isolation")
             }
@@ -70,6 +78,7 @@ public final class MySQLConnection: Sendable {
     @discardableResult
     public func query(_ sql: String, _ values: [MySQLValue] = []) async throws -> MySQLResult {
         let session = self.session
+        statements.count()
         return try await worker.run { try session.run(sql, values) }
     }
 
@@ -133,6 +142,7 @@ public final class MySQLConnection: Sendable {
     /// Never pass values in `sql`: it is for text the library itself wrote.
     func execute(_ sql: String, operation: String) async throws {
         let session = self.session
+        statements.count()
         try await worker.run { try session.executeText(sql, operation: operation) }
     }
 
@@ -141,4 +151,14 @@ public final class MySQLConnection: Sendable {
         let session = self.session
         return try await worker.run { try session.maximumPacketBytes() }
     }
+}
+
+/// Counts statements sent to the server: what a store call costs in round trips, measured
+/// (`outbox bench`'s idle scenario reports it for MySQL).
+final class MySQLStatementCounter: Sendable {
+    private let sent = Atomic<Int>(0)
+
+    func count() { sent.add(1, ordering: .relaxed) }
+
+    var total: Int { sent.load(ordering: .relaxed) }
 }

@@ -30,6 +30,11 @@ public final class MySQLConnectionPool: Sendable {
     /// The isolation level every connection's session starts with; `nil` keeps the server's.
     public let isolation: MySQLIsolationLevel?
     private let state = Mutex(State())
+    private let statements = MySQLStatementCounter()
+
+    /// How many statements this pool's connections have sent to the server, transaction control
+    /// (`START TRANSACTION`, `COMMIT`) included.
+    public var statementsSent: Int { statements.total }
 
     /// Creates a pool; nothing connects until the first use.
     public init(configuration: MySQLConfiguration, maximumConnections: Int = 8, isolation: MySQLIsolationLevel? = nil) {
@@ -108,7 +113,7 @@ public final class MySQLConnectionPool: Sendable {
                 await discard(connection)
             case .open:
                 do {
-                    return try await MySQLConnection.connect(configuration, isolation: isolation)
+                    return try await MySQLConnection.connect(configuration, isolation: isolation, statements: statements)
                 } catch {
                     released()
                     throw error

@@ -50,6 +50,9 @@ public final class MySQLOutboxStore: OutboxStore, OutboxKitStore, Sendable {
     let wakeUp: OutboxPolledWakeUp
     /// The highest sequence: an index end lookup, and it moves with every insert.
     let pollQuery: String
+    /// Whether the last claim returned nothing: the next one first asks whether there is anything
+    /// to claim at all (see `claim`).
+    let lastClaimFoundNothing = Atomic<Bool>(false)
 
     /// Creates the store on the application's connection pool, which it shares (it opens none of
     /// its own; close the pool when the application stops).

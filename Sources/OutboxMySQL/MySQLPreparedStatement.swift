@@ -40,6 +40,7 @@ final class MySQLPreparedStatement {
             defer { mysql_stmt_free_result(statement) }
             (columns, rows) = try fetchRows()
         }
+        try discardFurtherResults()
         return MySQLResult(
             columns: columns, rows: rows,
             affectedRows: affected == UInt64.max ? 0 : Int(affected),
@@ -95,6 +96,21 @@ final class MySQLPreparedStatement {
     }
 
     // MARK: - Results
+
+    /// A `CALL` answers with its procedure's result sets and then a status of its own; the
+    /// connection is usable again only once all of them are read. The caller gets the first
+    /// result set; an error raised after it (a failed `COMMIT` inside the procedure) still throws.
+    private func discardFurtherResults() throws {
+        while mysql_stmt_more_results(statement) != 0 {
+            let status = mysql_stmt_next_result(statement)
+            if status > 0 { throw Self.error(of: statement, operation: "execute") }
+            if status < 0 { return }
+            if mysql_stmt_field_count(statement) > 0 {
+                defer { mysql_stmt_free_result(statement) }
+                _ = try fetchRows()
+            }
+        }
+    }
 
     private func fetchRows() throws -> ([String], [MySQLRow]) {
         guard let metadata = mysql_stmt_result_metadata(statement) else {

@@ -5,7 +5,7 @@ import Foundation
 /// MySQL commits DDL implicitly, so every step is written to be safe to run again after a crash
 /// halfway (`IF NOT EXISTS`, `INSERT IGNORE`); the version row is written last.
 enum MySQLSchema {
-    static let latestVersion = 5
+    static let latestVersion = 6
 
     static func migrate(_ connection: MySQLConnection, names: MySQLOutboxNames, partitionCount: Int) async throws {
         // Two processes migrating at once take turns.
@@ -24,6 +24,7 @@ enum MySQLSchema {
             if current < 3 { try await version3(connection, names: names) }
             if current < 4 { try await version4(connection, names: names) }
             if current < 5 { try await version5(connection, names: names) }
+            if current < 6 { try await version6(connection, names: names) }
         } catch {
             _ = try? await connection.query("SELECT RELEASE_LOCK(?)", [.text(names.migrationLock)])
             throw error
@@ -134,6 +135,21 @@ enum MySQLSchema {
         try await addColumn("claim_floor BIGINT NOT NULL DEFAULT 0", named: "claim_floor",
                             to: names.commitGuard, listedAs: names.commitGuardTableName, on: connection)
         try await record(version: 5, names: names, on: connection)
+    }
+
+    /// The usual heartbeat as one `CALL` (see `MySQLHeartbeatRenewal`). A procedure left by a
+    /// step that crashed before recording itself is dropped and made again. The migrating user
+    /// needs `CREATE ROUTINE` (MySQL gives the routine's creator `ALTER ROUTINE` and `EXECUTE` on
+    /// it); a relay running as another user needs `EXECUTE`.
+    private static func version6(_ connection: MySQLConnection, names: MySQLOutboxNames) async throws {
+        let procedure = MySQLHeartbeatRenewal.procedure(names)
+        let exists = try await connection.query(
+            "SELECT COUNT(*) FROM information_schema.routines WHERE routine_schema = DATABASE() AND routine_name = ?",
+            [.text(names.unquoted("renew"))]).rows.first?[0].int64 ?? 0 > 0
+        // Dropping needs ALTER ROUTINE even when nothing is there: only when there is.
+        if exists { try await connection.execute("DROP PROCEDURE \(procedure)", operation: "migrate") }
+        try await connection.execute(MySQLHeartbeatRenewal.createSQL(names), operation: "migrate")
+        try await record(version: 6, names: names, on: connection)
     }
 
     /// Adds a column unless `information_schema` lists it already (a step that crashed halfway

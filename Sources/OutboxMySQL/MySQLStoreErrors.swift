@@ -17,14 +17,19 @@ enum MySQLStoreErrors {
 
     private static func outboxError(_ mysql: MySQLError, _ text: OutboxStoreErrorText) -> OutboxError {
         switch mysql.code {
-        case 1146, 1054:
+        case 1146, 1054, 1305:
             return text.schemaMissing
-        case 1045, 1044, 1698:
+        case 1045, 1698:
             return text.loginRefused
         case 1049:
             return text.error(.invalidConfiguration, "The MySQL database does not exist; check the database name in the URL.")
+        case 1044:
+            // Both a login to a database the user may not use and a migration's CREATE ROUTINE.
+            return text.error(.invalidConfiguration, "MySQL denied the user access to the database or an action in it; grant SELECT, INSERT, UPDATE, DELETE and EXECUTE on it (and CREATE, ALTER, INDEX and CREATE ROUTINE for migrate).")
         case 1142, 1143:
-            return text.error(.invalidConfiguration, "The MySQL user lacks a privilege on the outbox tables; grant SELECT, INSERT, UPDATE, DELETE (and CREATE for migrate).")
+            return text.error(.invalidConfiguration, "The MySQL user lacks a privilege on the outbox tables; grant SELECT, INSERT, UPDATE, DELETE and EXECUTE (and CREATE, ALTER, INDEX and CREATE ROUTINE for migrate).")
+        case 1370:
+            return text.error(.invalidConfiguration, "The MySQL user may not run or change the outbox's stored procedure; grant EXECUTE on the database (and CREATE ROUTINE for migrate).")
         case 1153, 1301, 2020:
             return text.error(.invalidMessage, "The message is larger than the MySQL server's max_allowed_packet; send a smaller payload or raise max_allowed_packet.")
         case 1406:

@@ -1,0 +1,136 @@
+import Foundation
+import Outbox
+@testable import OutboxMySQL
+import OutboxTestSupport
+import OutboxTesting
+import Testing
+
+/// The usual heartbeat is one `CALL` of the schema's renewal procedure; the full, serialised
+/// heartbeat runs only when leases must move.
+@Suite("MySQL heartbeat renewal", .serialized)
+struct MySQLHeartbeatRenewalTests {
+    /// Before schema version 6 every heartbeat was six statements, idle or not.
+    @Test func aHeartbeatThatChangesNothingIsOneStatementAndGrantsTheSame() async throws {
+        let subject = try await MySQLStoreUnderTest(partitionCount: 8)
+        defer { Task { try? await subject.close() } }
+        let first = try await subject.mysql.heartbeat(OutboxHeartbeat(relayID: "relay-a", leaseDuration: .seconds(30), instanceID: "run-1"))
+        #expect(first.owned == Set(0..<8))
+        let before = subject.application.statementsSent
+        let renewed = try await subject.mysql.heartbeat(OutboxHeartbeat(relayID: "relay-a", leaseDuration: .seconds(30), inFlight: 3,
+                                                                         instanceID: "run-1", published: 42))
+        #expect(subject.application.statementsSent - before == 1, "the renewal is one statement")
+        #expect(renewed == first)
+        let registration = try await subject.application.query(
+            "SELECT in_flight, published, expires_at FROM `\(subject.prefix)_relays` WHERE relay_id = ?", [.text("relay-a")]).rows.first
+        #expect(registration?[0].int64 == 3 && registration?[1].int64 == 42, "the registration carries the new figures")
+        let expiries = try await subject.application.query("SELECT DISTINCT expires_at FROM `\(subject.prefix)_leases`").rows
+        #expect(expiries.count == 1 && expiries.first?[0].int64 == registration?[2].int64, "every lease was renewed with the registration")
+    }
+
+    /// A second relay joins (its first heartbeat is the full one) and the first relay's next
+    /// heartbeat, seeing it above its fair share, gives partitions up.
+    @Test func aRelayAboveItsShareStillHandsPartitionsOver() async throws {
+        let subject = try await MySQLStoreUnderTest(partitionCount: 8)
+        defer { Task { try? await subject.close() } }
+        _ = try await subject.mysql.heartbeat(OutboxHeartbeat(relayID: "relay-a", leaseDuration: .seconds(30), instanceID: "run-a"))
+        let joined = try await subject.mysql.heartbeat(OutboxHeartbeat(relayID: "relay-b", leaseDuration: .seconds(30), instanceID: "run-b"))
+        #expect(joined.owned.isEmpty && joined.liveRelays == 2, "every partition is still held by relay-a")
+        let renewed = try await subject.mysql.heartbeat(OutboxHeartbeat(relayID: "relay-a", leaseDuration: .seconds(30), instanceID: "run-a"))
+        #expect(renewed.owned.count == 8 && renewed.surplus.count == 4, "relay-a learns it holds four above its share: \(renewed)")
+        let released = try await subject.mysql.heartbeat(OutboxHeartbeat(relayID: "relay-a", leaseDuration: .seconds(30), releasing: renewed.surplus,
+                                                                          instanceID: "run-a"))
+        #expect(released.owned.count == 4)
+        let taken = try await subject.mysql.heartbeat(OutboxHeartbeat(relayID: "relay-b", leaseDuration: .seconds(30), instanceID: "run-b"))
+        #expect(taken.owned == renewed.surplus, "relay-b takes the released partitions")
+    }
+
+    /// A second run with a relay id another run holds is not renewed by the procedure: the full
+    /// heartbeat decides, and grants it nothing while the first run's registration lives.
+    @Test func anotherRunWithTheSameRelayIDIsNotRenewed() async throws {
+        let subject = try await MySQLStoreUnderTest(partitionCount: 4)
+        defer { Task { try? await subject.close() } }
+        _ = try await subject.mysql.heartbeat(OutboxHeartbeat(relayID: "relay", leaseDuration: .seconds(30), instanceID: "run-1"))
+        let twin = try await subject.mysql.heartbeat(OutboxHeartbeat(relayID: "relay", leaseDuration: .seconds(30), instanceID: "run-2"))
+        #expect(twin.owned.isEmpty && twin.relayIDInUse)
+        let owner = try await subject.application.query("SELECT instance FROM `\(subject.prefix)_relays` WHERE relay_id = ?", [.text("relay")])
+        #expect(owner.rows.first?[0].string == "run-1")
+    }
+
+    /// A user that may not create routines cannot migrate, and one that may not run them cannot
+    /// heartbeat: each gets one sentence naming the grant.
+    @Test func missingRoutinePrivilegesAreNamed() async throws {
+        let configuration = try TestServer.requireConfiguration()
+        let admin = MySQLConnectionPool(configuration: configuration)
+        defer { Task { await admin.close() } }
+        let user = "outbox_limited_\(UUID().uuidString.prefix(6).lowercased())"
+        let password = "limited-\(UUID().uuidString.prefix(8))"
+        let database = configuration.database
+        // Account statements take no placeholders; the name and password are the test's own letters.
+        try await admin.query("CREATE USER '\(user)'@'%' IDENTIFIED BY '\(password)'")
+        defer { Task { _ = try? await admin.query("DROP USER '\(user)'@'%'") } }
+        try await admin.query("GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, INDEX, DROP ON `\(database)`.* TO '\(user)'@'%'")
+        var limited = configuration
+        limited.username = user
+        limited.password = password
+        let pool = MySQLConnectionPool(configuration: limited)
+        defer { Task { await pool.close() } }
+        let prefix = "t_\(UUID().uuidString.prefix(8).lowercased())"
+        let store = try MySQLOutboxStore(pool: pool, configuration: .init(tablePrefix: prefix, partitionCount: 4), logger: .init(label: "test"))
+        let refused = await #expect(throws: OutboxError.self) { try await store.migrate() }
+        #expect(refused?.code == .invalidConfiguration)
+        #expect(refused?.description.contains("CREATE ROUTINE") == true, "\(String(describing: refused))")
+        #expect(refused?.description.contains(password) == false)
+
+        // Migrated by a user who may; this one still may not EXECUTE.
+        let owner = try MySQLOutboxStore(pool: admin, configuration: .init(tablePrefix: prefix, partitionCount: 4), logger: .init(label: "test"))
+        try await owner.migrate()
+        let notRun = await #expect(throws: OutboxError.self) {
+            try await store.heartbeat(OutboxHeartbeat(relayID: "relay", leaseDuration: .seconds(30), instanceID: "run"))
+        }
+        #expect(notRun?.description.contains("EXECUTE") == true, "\(String(describing: notRun))")
+        for table in ["messages", "leases", "relays", "commit_guard", "migrations"] {
+            try await admin.query("DROP TABLE IF EXISTS `\(prefix)_\(table)`")
+        }
+        try await admin.query("DROP PROCEDURE IF EXISTS `\(prefix)_renew`")
+    }
+}
+
+/// An idle relay's claims cost one statement: after a claim that found nothing, the next first
+/// asks whether its partitions have any pending row.
+@Suite("MySQL idle claims")
+struct MySQLIdleClaimTests {
+    @Test func aClaimAfterAnEmptyOneIsOneStatementUntilSomethingIsPending() async throws {
+        let subject = try await MySQLStoreUnderTest(partitionCount: 4)
+        defer { Task { try? await subject.close() } }
+        _ = try await subject.mysql.heartbeat(OutboxHeartbeat(relayID: "relay", leaseDuration: .seconds(30)))
+        #expect(try await subject.mysql.claim(partitions: Array(0..<4), limit: 10, now: Date()).isEmpty)
+        let before = subject.application.statementsSent
+        #expect(try await subject.mysql.claim(partitions: Array(0..<4), limit: 10, now: Date()).isEmpty)
+        #expect(subject.application.statementsSent - before == 1, "an idle claim is one statement")
+
+        let message = OutboxMessage(topic: "t", key: "k", text: "after a quiet spell")
+        try await subject.enqueueCommitted([message])
+        #expect(try await subject.mysql.claim(partitions: Array(0..<4), limit: 10, now: Date()).map(\.message.id) == [message.id])
+    }
+
+    /// The question walks from the pending index's start, so rows below a claim floor (after a
+    /// `TRUNCATE`, sequences start again at 1) are still found while the relay is idle.
+    @Test func rowsBelowTheFloorAreFoundByAnIdleRelay() async throws {
+        let subject = try await MySQLStoreUnderTest(partitionCount: 4)
+        defer { Task { try? await subject.close() } }
+        _ = try await subject.mysql.heartbeat(OutboxHeartbeat(relayID: "relay", leaseDuration: .seconds(30)))
+        try await subject.enqueueCommitted((0..<20).map { OutboxMessage(topic: "t", key: "k\($0)", text: "\($0)") })
+        let drained = try await subject.mysql.claim(partitions: Array(0..<4), limit: 100, now: Date())
+        _ = try await subject.mysql.acknowledge(OutboxAcknowledgement(
+            relayID: "relay", delivered: drained.map { .init(sequence: $0.sequence, partition: $0.partition) }))
+        #expect(try await subject.mysql.claim(partitions: Array(0..<4), limit: 100, now: Date()).isEmpty)
+        try await subject.application.query("TRUNCATE TABLE \(subject.mysql.names.messages)")
+        let fresh = OutboxMessage(topic: "t", key: "fresh", text: "after the truncate")
+        try await subject.enqueueCommitted([fresh])
+        var claimed: [OutboxRecord] = []
+        for _ in 0..<2 where claimed.isEmpty {
+            claimed = try await subject.mysql.claim(partitions: Array(0..<4), limit: 100, now: Date())
+        }
+        #expect(claimed.map(\.message.id) == [fresh.id])
+    }
+}
