@@ -117,6 +117,9 @@ extension BenchCommand {
         var queries: Double
         /// Probes per second of the store's wake-up poller (stores that cannot notify).
         var polls: Double
+        /// Statements per second sent to the server, the poller's included, where the store's
+        /// driver counts them (MySQL): what the store calls cost in round trips.
+        var statements: Double?
         /// Milliseconds from the commit of a message written elsewhere (another store object, as
         /// another process would) to its broker ack, after the relay sat idle; one per round.
         var firstMessage: [Double]
@@ -130,10 +133,11 @@ extension BenchCommand {
         let group = ServiceGroup(services: target.services + [relay], logger: logger)
         let relaying = Task { try await group.run() }
         try await Task.sleep(for: .seconds(3))
-        let (queries, polls) = (counting.queries, target.pollQueries())
+        let (queries, polls, statements) = (counting.queries, target.pollQueries(), target.statementsSent())
         try await Task.sleep(for: .seconds(idleSeconds))
         var result = IdleResult(queries: Double(counting.queries - queries) / Double(idleSeconds),
                                 polls: Double(target.pollQueries() - polls) / Double(idleSeconds), firstMessage: [])
+        if let statements, let now = target.statementsSent() { result.statements = Double(now - statements) / Double(idleSeconds) }
         for round in 0..<3 {
             if round > 0 { try await Task.sleep(for: .seconds(5)) }  // idle again
             let message = OutboxMessage(topic: "bench", key: "idle-\(round)", type: "Bench", payload: payload)

@@ -31,6 +31,8 @@ struct BenchStore: Sendable {
     var services: [any Service] { target.opened.wakeUps }
     /// Queries the store's wake-up poller made so far (0 for stores that are notified).
     func pollQueries() -> Int { target.opened.pollQueries() }
+    /// Statements the relays' store sent so far, where its driver counts them (MySQL).
+    func statementsSent() -> Int? { target.opened.statementsSent() }
 
     /// One application transaction that enqueues the messages.
     func enqueue(_ messages: [OutboxMessage]) async throws { try await target.opened.enqueue(messages) }

@@ -70,6 +70,9 @@ struct OpenedStore: Sendable {
     let businessNotes: @Sendable () async throws -> [String]
     /// Queries the store's wake-up poller made so far (0 for stores that are notified).
     let pollQueries: @Sendable () -> Int
+    /// Statements sent to the server so far, where the store's driver counts them (MySQL); the
+    /// wake-up poller's probes included.
+    var statementsSent: @Sendable () -> Int? = { nil }
     /// Releases what was opened outside the services.
     let close: @Sendable () async -> Void
 
@@ -266,6 +269,7 @@ struct OpenedStore: Sendable {
                 try await pool.query("SELECT note FROM \(orders) ORDER BY id").rows.compactMap { $0[0].string }
             },
             pollQueries: { mysql.pollQueries },
+            statementsSent: { pool.statementsSent },
             close: { await pool.close() })
     }
 
