@@ -212,6 +212,12 @@ public final class MySQLOutboxStore: OutboxStore, OutboxKitStore, Sendable {
         }
     }
 
+    /// Drops the outbox's tables and procedure, its inbox's too: for throw-away outboxes (tests,
+    /// `outbox bench`), never for one holding a user's messages.
+    package func dropSchema() async throws {
+        try await MySQLSchema.drop(names: names, on: pool)
+    }
+
     // MARK: - Wake-up
 
     /// Queries the wake-up poller has made so far (it polls only while no notification path works).

@@ -152,6 +152,15 @@ enum MySQLSchema {
         try await record(version: 6, names: names, on: connection)
     }
 
+    /// Drops every table and the procedure of the outbox (and its inbox): for throw-away outboxes,
+    /// such as the tests' and `outbox bench`'s, never for a user's.
+    static func drop(names: MySQLOutboxNames, on pool: MySQLConnectionPool) async throws {
+        for table in ["messages", "leases", "relays", "commit_guard", "migrations", "inbox", "inbox_dead"] {
+            try await pool.query("DROP TABLE IF EXISTS \(names.table(table))")
+        }
+        try await pool.query("DROP PROCEDURE IF EXISTS \(MySQLHeartbeatRenewal.procedure(names))")
+    }
+
     /// Adds a column unless `information_schema` lists it already (a step that crashed halfway
     /// may run again).
     private static func addColumn(_ definition: String, named column: String, to table: String, listedAs tableName: String,

@@ -190,7 +190,7 @@ struct BenchCommand: AsyncParsableCommand {
             let idle = try await measureIdle(target, publishing, payload: payload, logger: logger)
             report.add("idle relay store queries", idle.queries, "q/s")
             if idle.polls > 0 { report.add("idle wake-up poller queries", idle.polls, "q/s") }
-            if let statements = idle.statements { report.add("idle statements sent (poller's included)", statements, "q/s") }
+            if let statements = idle.statements { report.add("idle statements to the server", statements, "q/s") }
             // Committed by another store object, as another process would, after the relay idled.
             report.add("idle → first message, worst of 3", idle.firstMessage.max() ?? 0, "ms")
         }

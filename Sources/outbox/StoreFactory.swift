@@ -255,9 +255,8 @@ struct OpenedStore: Sendable {
             },
             dropNamespace: {
                 guard settings.namespace != nil else { return }
-                for table in ["messages", "leases", "relays", "commit_guard", "migrations", "orders", "inbox", "inbox_dead"] {
-                    _ = try? await pool.query("DROP TABLE IF EXISTS `\(prefix)_\(table)`")
-                }
+                try? await mysql.dropSchema()
+                _ = try? await pool.query("DROP TABLE IF EXISTS \(orders)")
             },
             makeInboxConsumer: { source, configuration, note in
                 try await mysql.migrateInbox()

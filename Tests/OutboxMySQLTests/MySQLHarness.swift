@@ -78,9 +78,8 @@ final class MySQLStoreUnderTest: OutboxStoreUnderTestWithOpenTransactions {
     }
 
     func close() async throws {
-        for table in ["orders", "messages", "leases", "relays", "commit_guard", "migrations"] {
-            _ = try? await application.query("DROP TABLE IF EXISTS `\(prefix)_\(table)`")
-        }
+        _ = try? await application.query("DROP TABLE IF EXISTS \(ordersTable)")
+        try? await mysql.dropSchema()
         await application.close()
     }
 }

@@ -88,10 +88,7 @@ struct MySQLHeartbeatRenewalTests {
             try await store.heartbeat(OutboxHeartbeat(relayID: "relay", leaseDuration: .seconds(30), instanceID: "run"))
         }
         #expect(notRun?.description.contains("EXECUTE") == true, "\(String(describing: notRun))")
-        for table in ["messages", "leases", "relays", "commit_guard", "migrations"] {
-            try await admin.query("DROP TABLE IF EXISTS `\(prefix)_\(table)`")
-        }
-        try await admin.query("DROP PROCEDURE IF EXISTS `\(prefix)_renew`")
+        try await owner.dropSchema()
     }
 }
 
