@@ -44,6 +44,26 @@ struct MySQLHeartbeatRenewalTests {
         #expect(taken.owned == renewed.surplus, "relay-b takes the released partitions")
     }
 
+    /// Relay ids travel back from the procedure as JSON: quotes, backslashes, commas, SQL and
+    /// 4-byte UTF-8 come back as they were, so the fair share is computed over the right ids.
+    @Test func hostileRelayIDsSurviveTheRenewal() async throws {
+        let subject = try await MySQLStoreUnderTest(partitionCount: 8)
+        defer { Task { try? await subject.close() } }
+        let first = "relay \"one\", \\ '; DROP TABLE x; -- 😀"
+        let second = "relay,two\\\"]𝄞"
+        _ = try await subject.mysql.heartbeat(OutboxHeartbeat(relayID: first, leaseDuration: .seconds(30), instanceID: "run-1"))
+        _ = try await subject.mysql.heartbeat(OutboxHeartbeat(relayID: second, leaseDuration: .seconds(30), instanceID: "run-2"))
+        let full = try await subject.mysql.heartbeat(OutboxHeartbeat(relayID: first, leaseDuration: .seconds(30), releasing: [4, 5, 6, 7],
+                                                                      instanceID: "run-1"))
+        _ = try await subject.mysql.heartbeat(OutboxHeartbeat(relayID: second, leaseDuration: .seconds(30), instanceID: "run-2"))
+        let before = subject.application.statementsSent
+        let renewed = try await subject.mysql.heartbeat(OutboxHeartbeat(relayID: first, leaseDuration: .seconds(30), instanceID: "run-1"))
+        #expect(subject.application.statementsSent - before == 1, "the renewal answered: nothing to change")
+        #expect(renewed.owned == full.owned && renewed.surplus.isEmpty && renewed.liveRelays == 2, "\(renewed)")
+        let other = try await subject.mysql.heartbeat(OutboxHeartbeat(relayID: second, leaseDuration: .seconds(30), instanceID: "run-2"))
+        #expect(other.owned == Set(4..<8) && other.liveRelays == 2, "\(other)")
+    }
+
     /// A second run with a relay id another run holds is not renewed by the procedure: the full
     /// heartbeat decides, and grants it nothing while the first run's registration lives.
     @Test func anotherRunWithTheSameRelayIDIsNotRenewed() async throws {
