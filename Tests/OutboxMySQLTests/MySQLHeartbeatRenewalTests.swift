@@ -129,25 +129,4 @@ struct MySQLIdleClaimTests {
         try await subject.enqueueCommitted([message])
         #expect(try await subject.mysql.claim(partitions: Array(0..<4), limit: 10, now: Date()).map(\.message.id) == [message.id])
     }
-
-    /// The question walks from the pending index's start, so rows below a claim floor (after a
-    /// `TRUNCATE`, sequences start again at 1) are still found while the relay is idle.
-    @Test func rowsBelowTheFloorAreFoundByAnIdleRelay() async throws {
-        let subject = try await MySQLStoreUnderTest(partitionCount: 4)
-        defer { Task { try? await subject.close() } }
-        _ = try await subject.mysql.heartbeat(OutboxHeartbeat(relayID: "relay", leaseDuration: .seconds(30)))
-        try await subject.enqueueCommitted((0..<20).map { OutboxMessage(topic: "t", key: "k\($0)", text: "\($0)") })
-        let drained = try await subject.mysql.claim(partitions: Array(0..<4), limit: 100, now: Date())
-        _ = try await subject.mysql.acknowledge(OutboxAcknowledgement(
-            relayID: "relay", delivered: drained.map { .init(sequence: $0.sequence, partition: $0.partition) }))
-        #expect(try await subject.mysql.claim(partitions: Array(0..<4), limit: 100, now: Date()).isEmpty)
-        try await subject.application.query("TRUNCATE TABLE \(subject.mysql.names.messages)")
-        let fresh = OutboxMessage(topic: "t", key: "fresh", text: "after the truncate")
-        try await subject.enqueueCommitted([fresh])
-        var claimed: [OutboxRecord] = []
-        for _ in 0..<2 where claimed.isEmpty {
-            claimed = try await subject.mysql.claim(partitions: Array(0..<4), limit: 100, now: Date())
-        }
-        #expect(claimed.map(\.message.id) == [fresh.id])
-    }
 }

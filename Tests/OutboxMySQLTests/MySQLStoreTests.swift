@@ -179,7 +179,9 @@ struct MySQLStoreTests {
     }
 
     /// A `TRUNCATE` of the messages table starts sequences again at 1, below every claim floor: a
-    /// claim that finds nothing looks below its floor, so the new messages are still claimed.
+    /// claim that finds nothing looks below its floor, and the claim after it (an idle relay's
+    /// one-statement check first) walks the pending index from its start, so the new messages
+    /// are still claimed.
     @Test func messagesAfterATruncateAreClaimed() async throws {
         let subject = try await MySQLStoreUnderTest(partitionCount: 4)
         defer { Task { try? await subject.close() } }
