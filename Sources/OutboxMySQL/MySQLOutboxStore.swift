@@ -23,6 +23,10 @@ import Synchronization
 /// already (`MySQLConnectionPool(…, isolation: .readCommitted)`) that costs nothing; otherwise
 /// one `SET TRANSACTION` statement per store transaction.
 ///
+/// Privileges: `SELECT`, `INSERT`, `UPDATE`, `DELETE` and `EXECUTE` (the usual heartbeat is one
+/// call of the schema's stored procedure `<prefix>_renew`); ``migrate()`` also needs `CREATE`,
+/// `ALTER`, `INDEX` and `CREATE ROUTINE`.
+///
 /// Commit order: sequences are handed out at insert, but transactions commit in another order. An
 /// enqueueing transaction first takes a shared lock on one row per partition it writes to (the
 /// commit-guard table); a claim takes those rows exclusively with `SKIP LOCKED`, so it reads only
