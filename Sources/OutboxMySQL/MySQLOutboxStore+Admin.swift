@@ -13,6 +13,7 @@ extension MySQLOutboxStore {
     public func status(now: Date) async throws -> OutboxStatus {
         try await perform("status") {
             try await pool.withConnection { connection in
+                try await MySQLSchema.requireCurrent(names: names, on: connection)
                 let counts = try await connection.query("""
                     SELECT COALESCE(SUM(state = 0), 0), COALESCE(SUM(state = 0 AND attempts > 0), 0), COALESCE(SUM(state = 1), 0),
                            COALESCE(SUM(state = 2), 0), MIN(CASE WHEN state = 0 THEN created_at END)

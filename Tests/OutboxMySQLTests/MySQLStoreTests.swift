@@ -218,6 +218,22 @@ struct MySQLStoreTests {
         }
     }
 
+    /// A schema older than the build (here, without version 6's procedure) is named at status,
+    /// which a relay command checks before it starts: before, the relay started and logged a failed
+    /// heartbeat every 2.5 s.
+    @Test func aSchemaOlderThanTheBuildIsNamed() async throws {
+        let subject = try await MySQLStoreUnderTest(partitionCount: 4)
+        defer { Task { try? await subject.close() } }
+        try await subject.application.query("DELETE FROM \(subject.mysql.names.migrations) WHERE version = 6")
+        try await subject.application.query("DROP PROCEDURE \(subject.mysql.names.table("renew"))")
+        let refused = await #expect(throws: OutboxError.self) { try await subject.mysql.status(now: Date()) }
+        #expect(refused?.code == .schemaMismatch)
+        #expect(refused?.message.contains("version 5") == true && refused?.message.contains("outbox migrate") == true, "\(String(describing: refused))")
+        try await subject.mysql.migrate()
+        _ = try await subject.mysql.status(now: Date())
+        _ = try await subject.mysql.heartbeat(OutboxHeartbeat(relayID: "relay", leaseDuration: .seconds(30)))
+    }
+
     /// Outside a transaction each statement would commit alone (a batch could be half written):
     /// an enqueue there is refused with one sentence, and nothing is written.
     @Test func enqueueOutsideATransactionIsRefused() async throws {
