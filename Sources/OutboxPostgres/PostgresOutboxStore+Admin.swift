@@ -17,6 +17,7 @@ extension PostgresOutboxStore {
 
     public func status(now: Date) async throws -> OutboxStatus {
         try await perform("status") {
+            try await PostgresSchema.requireCurrent(client, names: names, logger: logger)
             var parts = OutboxStatusParts()
             let countRows = try await client.query("""
                 SELECT count(*) FILTER (WHERE state = 0)::int, count(*) FILTER (WHERE state = 0 AND attempts > 0)::int,

@@ -1,4 +1,5 @@
 import Logging
+import Outbox
 import PostgresNIO
 
 /// Versioned migrations of the PostgreSQL outbox. Never edit a shipped step; add the next one.
@@ -22,6 +23,19 @@ enum PostgresSchema {
             if current < 3 { try await version3(connection, names: names, logger: logger) }
             if current < 4 { try await version4(connection, names: names, logger: logger) }
             if current < 5 { try await version5(connection, names: names, logger: logger) }
+        }
+    }
+
+    /// Fails, naming both versions and `outbox migrate`, when the outbox's schema is older than
+    /// this build's: a relay started on it would otherwise only log failed calls. A newer schema is
+    /// accepted, so the schema can be migrated before the relays are upgraded.
+    static func requireCurrent(_ client: PostgresClient, names: PostgresOutboxNames, logger: Logger) async throws {
+        let rows = try await client.query(PostgresQuery(unsafeSQL: "SELECT coalesce(max(version), 0) FROM \(names.migrations)"), logger: logger)
+        var version = 0
+        for try await found in rows.decode(Int.self) { version = found }
+        guard version >= latestVersion else {
+            throw OutboxError(code: .schemaMismatch, operation: "status",
+                              message: "The PostgreSQL outbox schema is at version \(version) and this build needs version \(latestVersion); run `outbox migrate` first.")
         }
     }
 

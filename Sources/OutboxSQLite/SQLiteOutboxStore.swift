@@ -253,7 +253,16 @@ public final class SQLiteOutboxStore: OutboxStore, OutboxKitStore, Sendable {
     }
 
     public func status(now: Date) async throws -> OutboxStatus {
-        try await read("status") { db in
+        let migrator = SQLiteSchema.migrator(prefix: configuration.tablePrefix, partitionCount: configuration.partitionCount)
+        return try await read("status") { db in
+            // A schema older than the build is named here, where a relay command checks before it
+            // starts; migrations of a newer build are accepted.
+            let applied = try migrator.appliedIdentifiers(db)
+            let missing = migrator.migrations.filter { !applied.contains($0) }
+            guard missing.isEmpty else {
+                throw OutboxError(code: .schemaMismatch, operation: "status",
+                                  message: "The SQLite outbox lacks \(missing.count) of this build's \(migrator.migrations.count) migrations; run `outbox migrate` first.")
+            }
             let counts = try Row.fetchOne(db, sql: self.statements.named("""
                 SELECT count(*) FILTER (WHERE state = 0) AS pending,
                        count(*) FILTER (WHERE state = 0 AND attempts > 0) AS retrying,

@@ -141,6 +141,23 @@ struct PostgresStoreTests {
         #expect(dead.first?.record.lastError?.contains("the headers (6 bytes) are not an outbox header encoding") == true)
     }
 
+    /// A schema older than the build is named at status, which a relay command checks before it
+    /// starts: before, the relay started and logged its failed calls.
+    @Test func aSchemaOlderThanTheBuildIsNamed() async throws {
+        let subject = try await PostgresStoreUnderTest(partitionCount: 4)
+        defer { Task { try? await subject.close() } }
+        let latest = PostgresSchema.latestVersion
+        try await subject.client.query(PostgresQuery(unsafeSQL: "DELETE FROM \(subject.postgres.names.migrations) WHERE version = \(latest)"),
+                                       logger: subject.logger)
+        let refused = await #expect(throws: OutboxError.self) { try await subject.postgres.status(now: Date()) }
+        #expect(refused?.code == .schemaMismatch)
+        #expect(refused?.message.contains("version \(latest - 1)") == true && refused?.message.contains("outbox migrate") == true,
+                "\(String(describing: refused))")
+        try await subject.client.query(PostgresQuery(unsafeSQL: "INSERT INTO \(subject.postgres.names.migrations) (version) VALUES (\(latest))"),
+                                       logger: subject.logger)
+        _ = try await subject.postgres.status(now: Date())
+    }
+
     /// An enqueue outside a transaction block would commit the message alone: it is refused with
     /// one sentence, and nothing is written.
     @Test func enqueueOutsideATransactionIsRefused() async throws {

@@ -50,6 +50,22 @@ import Testing
         #expect(error?.description.contains("outbox migrate") == true)
     }
 
+    /// A schema older than the build is named at status, which a relay command checks before it
+    /// starts; a migration of a newer build in the file is accepted.
+    @Test func aSchemaOlderThanTheBuildIsNamed() async throws {
+        let (store, folder) = try await makeStore()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try await store.writer.write { db in
+            try db.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('outbox.v99.from-a-newer-build')")
+        }
+        _ = try await store.status(now: Date())
+        let latest = try #require(SQLiteSchema.migrator(prefix: "outbox", partitionCount: 32).migrations.last)
+        try await store.writer.write { db in try db.execute(sql: "DELETE FROM grdb_migrations WHERE identifier = ?", arguments: [latest]) }
+        let refused = await #expect(throws: OutboxError.self) { try await store.status(now: Date()) }
+        #expect(refused?.code == .schemaMismatch)
+        #expect(refused?.message.contains("lacks 1 of") == true && refused?.message.contains("outbox migrate") == true, "\(String(describing: refused))")
+    }
+
     @Test func oversizedMessageFailsTheApplicationTransaction() async throws {
         let (store, folder) = try await makeStore()
         defer { try? FileManager.default.removeItem(at: folder) }
