@@ -96,6 +96,14 @@ struct AdminPageTests {
         } catch {
             try? await browser.screenshot().write(to: artifacts.appendingPathComponent("failure.png"))
             await browser.quit()
+            // Whether the page's server was still there tells a browser problem from a server one.
+            if let status = admin.exitStatus {
+                let log = String(decoding: admin.standardError.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                Issue.record("outbox admin had exited with status \(status); its log ends: \(log.suffix(2_000))")
+            } else {
+                let answer = try? await Self.request("http://127.0.0.1:\(Self.port)/admin.css", headers: ["Authorization": "Bearer \(Self.token)"])
+                Issue.record("outbox admin was still running and answered \(answer.map { "HTTP \($0.status)" } ?? "nothing") after the failure")
+            }
             throw error
         }
         await browser.quit()
