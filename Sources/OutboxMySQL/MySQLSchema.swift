@@ -153,16 +153,11 @@ enum MySQLSchema {
         try await record(version: 6, names: names, on: connection)
     }
 
-    /// Fails, naming both versions and `outbox migrate`, when the outbox's schema is older than
-    /// this build's: a relay started on it would otherwise only log failed heartbeats (version 6
-    /// added the procedure they call). A newer schema is accepted, so the schema can be migrated
-    /// before the relays are upgraded.
+    /// Refuses a schema older than this build's (``OutboxStoreSupport/requireSchema(version:latest:store:)``):
+    /// version 6 added the procedure every heartbeat calls.
     static func requireCurrent(names: MySQLOutboxNames, on connection: MySQLConnection) async throws {
         let version = try await connection.query("SELECT COALESCE(MAX(version), 0) FROM \(names.migrations)").rows.first?[0].int64 ?? 0
-        guard version >= latestVersion else {
-            throw OutboxError(code: .schemaMismatch, operation: "status",
-                              message: "The MySQL outbox schema is at version \(version) and this build needs version \(latestVersion); run `outbox migrate` first.")
-        }
+        try OutboxStoreSupport.requireSchema(version: Int(version), latest: latestVersion, store: "MySQL")
     }
 
     /// Drops every table and the procedure of the outbox (and its inbox): for throw-away outboxes,

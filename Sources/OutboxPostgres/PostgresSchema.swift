@@ -26,17 +26,12 @@ enum PostgresSchema {
         }
     }
 
-    /// Fails, naming both versions and `outbox migrate`, when the outbox's schema is older than
-    /// this build's: a relay started on it would otherwise only log failed calls. A newer schema is
-    /// accepted, so the schema can be migrated before the relays are upgraded.
+    /// Refuses a schema older than this build's (``OutboxStoreSupport/requireSchema(version:latest:store:)``).
     static func requireCurrent(_ client: PostgresClient, names: PostgresOutboxNames, logger: Logger) async throws {
         let rows = try await client.query(PostgresQuery(unsafeSQL: "SELECT coalesce(max(version), 0) FROM \(names.migrations)"), logger: logger)
         var version = 0
         for try await found in rows.decode(Int.self) { version = found }
-        guard version >= latestVersion else {
-            throw OutboxError(code: .schemaMismatch, operation: "status",
-                              message: "The PostgreSQL outbox schema is at version \(version) and this build needs version \(latestVersion); run `outbox migrate` first.")
-        }
+        try OutboxStoreSupport.requireSchema(version: version, latest: latestVersion, store: "PostgreSQL")
     }
 
     private static func version1(_ connection: PostgresConnection, names: PostgresOutboxNames, partitionCount: Int, logger: Logger) async throws {

@@ -37,6 +37,18 @@ package enum OutboxStoreSupport {
         }
     }
 
+    /// Refuses a schema at `version` when this build needs `latest`, naming both and
+    /// `outbox migrate`: a relay started on an older schema would otherwise only log failed calls.
+    /// A newer schema is accepted, so the schema can be migrated before the relays are upgraded.
+    ///
+    /// - Throws: ``OutboxError`` with code `.schemaMismatch`.
+    package static func requireSchema(version: Int, latest: Int, store: String) throws {
+        guard version >= latest else {
+            throw OutboxError(code: .schemaMismatch, operation: "status",
+                              message: "The \(store) outbox schema is at version \(version) and this build needs version \(latest); run `outbox migrate` first.")
+        }
+    }
+
     /// `available_at` of a message that may go at once: a new message, or a dead letter sent back.
     ///
     /// Only a failed attempt makes a message wait (its `available_at` is then in the future, and
