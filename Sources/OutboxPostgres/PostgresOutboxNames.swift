@@ -12,6 +12,8 @@ struct PostgresOutboxNames: Sendable {
     private let tables: OutboxTableNames
     /// The server-side claim function (schema version 2).
     let claimFunction: String
+    /// The server-side enqueue function (schema version 6).
+    let enqueueFunction: String
     /// The LISTEN/NOTIFY channel.
     let channel: String
     /// The first key of the advisory locks that guard commit order (the second is the partition).
@@ -30,6 +32,7 @@ struct PostgresOutboxNames: Sendable {
         tables = try OutboxTableNames(store: "PostgreSQL", prefix: tablePrefix) { "\"\(schema)\".\"\($0)\"" }
         self.schema = "\"\(schema)\""
         claimFunction = tables.table("claim")
+        enqueueFunction = tables.table("enqueue")
         channel = Self.channel(schema: schema, tablePrefix: tablePrefix)
         // Stable across processes: FNV-1a of the qualified name.
         var hash: UInt32 = 0x811c_9dc5

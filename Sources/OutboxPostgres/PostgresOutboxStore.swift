@@ -12,11 +12,14 @@ import Synchronization
 ///
 /// ```swift
 /// let store = try PostgresOutboxStore(client: client, logger: logger)
-/// try await client.withTransaction(logger: logger) { connection in
-///     try await connection.query("INSERT INTO orders (id, total) VALUES (\(id), \(total))", logger: logger)
-///     try await store.enqueue(message, in: connection)
+/// try await store.withTransaction(logger: logger) { transaction in
+///     try await transaction.connection.query("INSERT INTO orders (id, total) VALUES (\(id), \(total))", logger: logger)
+///     try await transaction.enqueue(message)
 /// }
 /// ```
+///
+/// ``enqueue(_:in:)-([OutboxMessage],_)`` on a connection of the client's own `withTransaction`
+/// works as well, at one round trip more per enqueue (see ``PostgresOutboxTransaction``).
 ///
 /// Commit order: sequences are handed out at insert, but transactions commit in another order. An
 /// enqueueing transaction holds a shared advisory lock on each partition it writes to (taken
@@ -69,22 +72,30 @@ public final class PostgresOutboxStore: OutboxStore, OutboxKitStore, Sendable {
     ///
     /// Call it inside `withTransaction`: if the transaction rolls back, the messages were never
     /// there. The relay is notified at commit. Costs two round trips whatever the number of
-    /// messages: a check that a transaction is open, and the insert.
+    /// messages: a check that a transaction is open, and the insert. In the store's own
+    /// ``withTransaction(logger:file:line:isolation:_:)`` an enqueue is one round trip.
     ///
     /// Outside a transaction it throws (code `.invalidConfiguration`) and writes nothing.
     ///
     /// - Throws: ``OutboxError`` with code `.invalidMessage` for a message that breaks the limits;
     ///   `.schemaMismatch` when `migrate()` has not run.
     public func enqueue(_ messages: [OutboxMessage], in connection: PostgresConnection) async throws {
+        try await enqueue(messages, in: connection, knownInTransaction: false)
+    }
+
+    func enqueue(_ messages: [OutboxMessage], in connection: PostgresConnection, knownInTransaction: Bool) async throws {
         guard !messages.isEmpty else { return }
         try await perform("enqueue") {
             // Outside a transaction block the insert would commit alone, not with the application's
             // data. postgres-nio does not tell whether the connection is in one, and no single
-            // statement can both check and insert, so this costs a round trip: LOCK TABLE fails
-            // outside a transaction block (SQLSTATE 25P01), and inside one its ACCESS SHARE lock
-            // on the small leases table conflicts only with DDL. Unlike a SAVEPOINT it opens no
-            // subtransaction, which would slow every transaction with many enqueues.
-            try await connection.query("LOCK TABLE \(unescaped: names.leases) IN ACCESS SHARE MODE", logger: logger)
+            // statement can both check and insert (inside a function LOCK TABLE does not check),
+            // so this costs a round trip: LOCK TABLE fails outside a transaction block (SQLSTATE
+            // 25P01), and inside one its ACCESS SHARE lock on the small leases table conflicts
+            // only with DDL. Unlike a SAVEPOINT it opens no subtransaction, which would slow every
+            // transaction with many enqueues. A transaction the store began needs no check.
+            if !knownInTransaction {
+                try await connection.query("LOCK TABLE \(unescaped: names.leases) IN ACCESS SHARE MODE", logger: logger)
+            }
             let partitionCount = try await self.partitionCount(connection)
             let prepared = try OutboxPreparedMessage.prepare(messages, limits: configuration.messageLimits, partitionCount: partitionCount)
             let partitions = prepared.map(\.partition)
@@ -105,24 +116,13 @@ public final class PostgresOutboxStore: OutboxStore, OutboxKitStore, Sendable {
                 created.append(message.createdAt)
             }
             let partitionValues = partitions.map(Int32.init)
-            // One statement. The shared locks come before the sequence numbers (see "Commit
-            // order" above): `guard` is a materialised one-row aggregate, and the identity values
-            // are drawn in the projection above its join, so every lock is held before the first
-            // sequence is drawn. Sequences follow the caller's order (ORDER BY the ordinality).
+            // One call of the schema's enqueue function (version 6): it takes the shared locks of
+            // the partitions before the insert draws the first sequence (see "Commit order"
+            // above), notifies the relays, and inserts in the caller's order.
             try await connection.query("""
-                WITH guard AS MATERIALIZED (
-                    SELECT pg_notify(\(names.channel), ''), count(pg_advisory_xact_lock_shared(\(names.lockSpace), p)) AS locked
-                    FROM unnest(\(distinct)::int[]) AS p)
-                INSERT INTO \(unescaped: names.messages)
-                    (id, topic, message_key, message_type, payload, headers, partition, created_at, available_at)
-                SELECT u.id, u.topic, CASE WHEN u.has_key THEN u.message_key END, CASE WHEN u.has_type THEN u.message_type END,
-                       u.payload, u.headers, u.partition, u.created_at, 'epoch'::timestamptz
-                FROM guard, unnest(\(ids)::uuid[], \(topics)::text[], \(keys)::text[], \(hasKeys)::bool[], \(types)::text[],
-                            \(hasTypes)::bool[], \(payloads)::bytea[], \(headers)::bytea[], \(partitionValues)::int[],
-                            \(created)::timestamptz[])
-                     WITH ORDINALITY AS u(id, topic, message_key, has_key, message_type, has_type, payload, headers,
-                                          partition, created_at, position)
-                ORDER BY u.position
+                SELECT \(unescaped: names.enqueueFunction)(\(names.channel), \(names.lockSpace), \(distinct),
+                    \(ids), \(topics), \(keys), \(hasKeys), \(types), \(hasTypes), \(payloads), \(headers), \(partitionValues),
+                    \(created))
                 """, logger: logger)
         }
     }

@@ -4,7 +4,7 @@ import PostgresNIO
 
 /// Versioned migrations of the PostgreSQL outbox. Never edit a shipped step; add the next one.
 enum PostgresSchema {
-    static let latestVersion = 5
+    static let latestVersion = 6
 
     static func migrate(_ client: PostgresClient, names: PostgresOutboxNames, partitionCount: Int, logger: Logger) async throws {
         try await client.query(PostgresQuery(unsafeSQL: "CREATE SCHEMA IF NOT EXISTS \(names.schema)"), logger: logger)
@@ -23,6 +23,7 @@ enum PostgresSchema {
             if current < 3 { try await version3(connection, names: names, logger: logger) }
             if current < 4 { try await version4(connection, names: names, logger: logger) }
             if current < 5 { try await version5(connection, names: names, logger: logger) }
+            if current < 6 { try await version6(connection, names: names, logger: logger) }
         }
     }
 
@@ -142,6 +143,38 @@ enum PostgresSchema {
         try await connection.query(PostgresQuery(unsafeSQL: "ALTER TABLE \(names.relays) ADD COLUMN IF NOT EXISTS published BIGINT NOT NULL DEFAULT 0"),
                                    logger: logger)
         try await connection.query(PostgresQuery(unsafeSQL: "INSERT INTO \(names.migrations) (version) VALUES (5)"), logger: logger)
+    }
+
+    /// The enqueue as a server-side function. The statement it replaces (a CTE over ten `unnest`ed
+    /// arrays) was parsed and planned on every enqueue, which cost more than the insert itself;
+    /// PL/pgSQL keeps the plans of its statements for the session, so a call costs only its
+    /// execution. Being two statements, it also states the commit-order rule plainly: the shared
+    /// locks of the message's partitions are held before the insert draws the first sequence.
+    /// Columns arrive as parallel arrays because postgres-nio binds arrays, not rows; `has_keys` and
+    /// `has_types` carry the NULLs its arrays cannot.
+    private static func version6(_ connection: PostgresConnection, names: PostgresOutboxNames, logger: Logger) async throws {
+        try await connection.query(PostgresQuery(unsafeSQL: """
+            CREATE OR REPLACE FUNCTION \(names.enqueueFunction)(
+                channel TEXT, lock_space INT, locked INT[], ids UUID[], topics TEXT[], message_keys TEXT[], has_keys BOOL[],
+                message_types TEXT[], has_types BOOL[], payloads BYTEA[], headers BYTEA[], partitions INT[],
+                created TIMESTAMPTZ[])
+            RETURNS VOID LANGUAGE plpgsql
+            AS $enqueue$
+            BEGIN
+                PERFORM pg_advisory_xact_lock_shared(lock_space, p) FROM unnest(locked) AS p;
+                PERFORM pg_notify(channel, '');
+                INSERT INTO \(names.messages)
+                    (id, topic, message_key, message_type, payload, headers, partition, created_at, available_at)
+                SELECT u.id, u.topic, CASE WHEN u.has_key THEN u.message_key END, CASE WHEN u.has_type THEN u.message_type END,
+                       u.payload, u.headers, u.partition, u.created_at, 'epoch'::timestamptz
+                FROM unnest(ids, topics, message_keys, has_keys, message_types, has_types, payloads, headers, partitions, created)
+                     WITH ORDINALITY AS u(id, topic, message_key, has_key, message_type, has_type, payload, headers,
+                                          partition, created_at, position)
+                ORDER BY u.position;
+            END
+            $enqueue$
+            """), logger: logger)
+        try await connection.query(PostgresQuery(unsafeSQL: "INSERT INTO \(names.migrations) (version) VALUES (6)"), logger: logger)
     }
 
     /// The claim with a byte bound: it stops after the message whose payload brings the running

@@ -202,13 +202,14 @@ struct OpenedStore: Sendable {
                                        logger: logger)
             },
             write: { messages, notes in
-                try await client.withTransaction(logger: logger) { connection in
+                // The store's own transaction: its enqueue needs no check that a transaction is open.
+                try await postgres.withTransaction(logger: logger) { transaction in
                     for note in notes {
                         var insert = PostgresQuery(unsafeSQL: "INSERT INTO \(orders) (note) VALUES ($1)")
                         insert.binds.append(note)
-                        try await connection.query(insert, logger: logger)
+                        try await transaction.connection.query(insert, logger: logger)
                     }
-                    try await postgres.enqueue(messages, in: connection)
+                    try await transaction.enqueue(messages)
                 }
             },
             dropNamespace: {

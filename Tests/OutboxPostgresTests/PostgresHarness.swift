@@ -55,10 +55,13 @@ final class PostgresStoreUnderTest: OutboxStoreUnderTestWithOpenTransactions {
 
     var store: any OutboxStore { postgres }
 
+    /// Through the store's own transaction (one round trip per enqueue); the held-open and
+    /// rolled-back enqueues below go through the client's, so the suite runs both paths.
     func enqueueCommitted(_ messages: [OutboxMessage]) async throws {
-        try await client.withTransaction(logger: logger) { connection in
-            try await connection.query(PostgresQuery(unsafeSQL: "INSERT INTO \(self.schema).orders (id, note) VALUES (gen_random_uuid(), 'order')"), logger: logger)
-            try await self.postgres.enqueue(messages, in: connection)
+        try await postgres.withTransaction(logger: logger) { transaction in
+            try await transaction.connection.query(PostgresQuery(unsafeSQL: "INSERT INTO \(self.schema).orders (id, note) VALUES (gen_random_uuid(), 'order')"),
+                                                   logger: logger)
+            try await transaction.enqueue(messages)
         }
     }
 

@@ -158,6 +158,52 @@ struct PostgresStoreTests {
         _ = try await subject.postgres.status(now: Date())
     }
 
+    /// The store's own transaction rolls the messages back with the application's rows when its
+    /// body throws, and hands the body's error on as the client's `withTransaction` does.
+    @Test func theStoresTransactionRollsBackTheMessagesWithTheRows() async throws {
+        let subject = try await PostgresStoreUnderTest(partitionCount: 4)
+        defer { Task { try? await subject.close() } }
+        struct Refused: Error {}
+        let error = await #expect(throws: PostgresTransactionError.self) {
+            try await subject.postgres.withTransaction(logger: subject.logger) { transaction in
+                try await transaction.connection.query(
+                    PostgresQuery(unsafeSQL: "INSERT INTO \(subject.schema).orders (id, note) VALUES (gen_random_uuid(), 'rolled back')"),
+                    logger: subject.logger)
+                try await transaction.enqueue(OutboxMessage(topic: "t", key: "k", text: "rolled back"))
+                throw Refused()
+            }
+        }
+        #expect(error?.closureError is Refused, "\(String(describing: error))")
+        let rows = try await subject.client.query(PostgresQuery(unsafeSQL: "SELECT count(*)::int FROM \(subject.schema).orders"), logger: subject.logger)
+        var orders = -1
+        for try await count in rows.decode(Int.self) { orders = count }
+        #expect(orders == 0)
+        #expect(try await subject.store.status(now: Date()).pending == 0, "the message rolled back with the order")
+    }
+
+    /// An application upgraded before `outbox migrate` finds no enqueue function: one sentence
+    /// naming the migration, on both enqueue paths, and nothing written.
+    @Test func anEnqueueBeforeTheMigrationNamesIt() async throws {
+        let subject = try await PostgresStoreUnderTest(partitionCount: 4)
+        defer { Task { try? await subject.close() } }
+        try await subject.client.query(PostgresQuery(unsafeSQL: "DROP FUNCTION \(subject.postgres.names.enqueueFunction)"), logger: subject.logger)
+        let direct = await #expect(throws: PostgresTransactionError.self) {
+            try await subject.postgres.withTransaction(logger: subject.logger) { transaction in
+                try await transaction.enqueue(OutboxMessage(topic: "t", text: "early"))
+            }
+        }
+        let checked = await #expect(throws: PostgresTransactionError.self) {
+            try await subject.client.withTransaction(logger: subject.logger) { connection in
+                try await subject.postgres.enqueue(OutboxMessage(topic: "t", text: "early"), in: connection)
+            }
+        }
+        for error in [direct, checked] {
+            let outbox = error?.closureError as? OutboxError
+            #expect(outbox?.code == .schemaMismatch && outbox?.message.contains("outbox migrate") == true, "\(String(describing: error))")
+        }
+        #expect(try await subject.store.status(now: Date()).pending == 0)
+    }
+
     /// An enqueue outside a transaction block would commit the message alone: it is refused with
     /// one sentence, and nothing is written.
     @Test func enqueueOutsideATransactionIsRefused() async throws {

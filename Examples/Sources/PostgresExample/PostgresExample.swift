@@ -23,12 +23,13 @@ enum PostgresExample {
         try await store.migrate()
         try await client.query("CREATE TABLE IF NOT EXISTS orders (id UUID PRIMARY KEY, total_cents BIGINT NOT NULL)", logger: logger)
 
-        // In the application: the order and its message commit together, or not at all.
+        // In the application: the order and its message commit together, or not at all. The store's
+        // withTransaction is the client's, and its enqueue is one round trip; store.enqueue(_:in:) on a
+        // connection of client.withTransaction works too, at two.
         let orderID = UUID()
-        try await client.withTransaction(logger: logger) { connection in
-            try await connection.query("INSERT INTO orders (id, total_cents) VALUES (\(orderID), \(4200))", logger: logger)
-            try await store.enqueue(OutboxMessage(topic: "orders", key: "customer-7", type: "OrderPlaced", text: #"{"order":"\#(orderID)"}"#),
-                                    in: connection)
+        try await store.withTransaction(logger: logger) { transaction in
+            try await transaction.connection.query("INSERT INTO orders (id, total_cents) VALUES (\(orderID), \(4200))", logger: logger)
+            try await transaction.enqueue(OutboxMessage(topic: "orders", key: "customer-7", type: "OrderPlaced", text: #"{"order":"\#(orderID)"}"#))
         }
 
         // The store (its run() listens for the enqueue notifications on a connection of the
