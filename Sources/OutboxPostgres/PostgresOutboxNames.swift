@@ -14,6 +14,8 @@ struct PostgresOutboxNames: Sendable {
     let claimFunction: String
     /// The server-side enqueue function (schema version 6).
     let enqueueFunction: String
+    /// The server-side acknowledgement function (schema version 7).
+    let acknowledgeFunction: String
     /// The LISTEN/NOTIFY channel.
     let channel: String
     /// The first key of the advisory locks that guard commit order (the second is the partition).
@@ -33,6 +35,7 @@ struct PostgresOutboxNames: Sendable {
         self.schema = "\"\(schema)\""
         claimFunction = tables.table("claim")
         enqueueFunction = tables.table("enqueue")
+        acknowledgeFunction = tables.table("acknowledge")
         channel = Self.channel(schema: schema, tablePrefix: tablePrefix)
         // Stable across processes: FNV-1a of the qualified name.
         var hash: UInt32 = 0x811c_9dc5

@@ -147,42 +147,15 @@ extension PostgresOutboxStore {
         let delivered = acknowledgement.delivered.map(\.sequence)
         let retries = acknowledgement.retries
         let dead = acknowledgement.deadLetters
-        let deliver = acknowledgement.retainDelivered
-            ? "UPDATE \(names.messages) AS m SET state = 2, finished_at = $6"
-            : "DELETE FROM \(names.messages) AS m"
-        // One statement, one round trip. Every write is limited to partitions in `owned`, whose
-        // FOR SHARE locks keep the leases ours until commit: a heartbeat of another relay cannot
-        // take them between this check and the writes (fencing).
-        var query = PostgresQuery(unsafeSQL: """
-            WITH owned AS MATERIALIZED (
-                SELECT partition FROM \(names.leases) WHERE owner = $1 FOR SHARE),
-            delivered AS (
-                \(deliver)
-                WHERE m.sequence = ANY($2::bigint[]) AND m.state = 0 AND m.partition IN (SELECT partition FROM owned)
-                RETURNING 1),
-            retried AS (
-                UPDATE \(names.messages) AS m
-                SET attempts = m.attempts + 1, available_at = u.available_at, last_error = u.error
-                FROM unnest($3::bigint[], $4::timestamptz[], $5::text[]) AS u(sequence, available_at, error)
-                WHERE m.sequence = u.sequence AND m.state = 0 AND m.partition IN (SELECT partition FROM owned)
-                RETURNING 1),
-            buried AS (
-                UPDATE \(names.messages) AS m
-                SET attempts = m.attempts + 1, state = 1, last_error = u.error, finished_at = $6
-                FROM unnest($7::bigint[], $8::text[]) AS u(sequence, error)
-                WHERE m.sequence = u.sequence AND m.state = 0 AND m.partition IN (SELECT partition FROM owned)
-                RETURNING 1)
-            SELECT (SELECT count(*) FROM delivered) + (SELECT count(*) FROM retried) + (SELECT count(*) FROM buried),
-                   (SELECT coalesce(array_agg(partition), '{}') FROM owned)
-            """)
-        query.binds.append(acknowledgement.relayID)
-        query.binds.append(delivered)
-        query.binds.append(retries.map(\.sequence))
-        query.binds.append(retries.map(\.availableAt))
-        query.binds.append(retries.map(\.error))
-        query.binds.append(acknowledgement.now)
-        query.binds.append(dead.map(\.sequence))
-        query.binds.append(dead.map(\.error))
+        // One call of the schema's acknowledgement function (version 7): one round trip, and a
+        // plan the server keeps. Every write is limited to partitions the relay still leases,
+        // locked until commit (fencing).
+        let query: PostgresQuery = """
+            SELECT applied, owned_partitions FROM \(unescaped: names.acknowledgeFunction)(
+                \(acknowledgement.relayID), \(delivered), \(retries.map(\.sequence)), \(retries.map(\.availableAt)),
+                \(retries.map(\.error)), \(acknowledgement.now), \(dead.map(\.sequence)), \(dead.map(\.error)),
+                \(acknowledgement.retainDelivered))
+            """
         return try await perform("acknowledge") {
             let rows = try await client.query(query, logger: logger)
             var applied = 0

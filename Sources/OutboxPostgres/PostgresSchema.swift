@@ -4,7 +4,7 @@ import PostgresNIO
 
 /// Versioned migrations of the PostgreSQL outbox. Never edit a shipped step; add the next one.
 enum PostgresSchema {
-    static let latestVersion = 6
+    static let latestVersion = 7
 
     static func migrate(_ client: PostgresClient, names: PostgresOutboxNames, partitionCount: Int, logger: Logger) async throws {
         try await client.query(PostgresQuery(unsafeSQL: "CREATE SCHEMA IF NOT EXISTS \(names.schema)"), logger: logger)
@@ -24,6 +24,7 @@ enum PostgresSchema {
             if current < 4 { try await version4(connection, names: names, logger: logger) }
             if current < 5 { try await version5(connection, names: names, logger: logger) }
             if current < 6 { try await version6(connection, names: names, logger: logger) }
+            if current < 7 { try await version7(connection, names: names, logger: logger) }
         }
     }
 
@@ -175,6 +176,54 @@ enum PostgresSchema {
             $enqueue$
             """), logger: logger)
         try await connection.query(PostgresQuery(unsafeSQL: "INSERT INTO \(names.migrations) (version) VALUES (6)"), logger: logger)
+    }
+
+    /// The acknowledgement as a server-side function, for the reason of version 6: sent as text,
+    /// its statement was parsed and planned on every call, about 0.5 ms of a 500-message
+    /// acknowledgement's 1.5 ms on the test server. The statement is the one it replaces; the
+    /// delivered rows are deleted, or kept as state 2 when `retain` (a one-time filter skips the
+    /// other). Every write is limited to the partitions in `owned`, whose `FOR SHARE` locks keep
+    /// the leases the relay's until commit, so another relay's heartbeat cannot take them between
+    /// the check and the writes (fencing).
+    private static func version7(_ connection: PostgresConnection, names: PostgresOutboxNames, logger: Logger) async throws {
+        try await connection.query(PostgresQuery(unsafeSQL: """
+            CREATE OR REPLACE FUNCTION \(names.acknowledgeFunction)(
+                relay TEXT, delivered BIGINT[], retry_sequences BIGINT[], retry_at TIMESTAMPTZ[], retry_errors TEXT[],
+                finished TIMESTAMPTZ, dead_sequences BIGINT[], dead_errors TEXT[], retain BOOL,
+                OUT applied BIGINT, OUT owned_partitions INT[])
+            LANGUAGE plpgsql
+            AS $acknowledge$
+            BEGIN
+                WITH owned AS MATERIALIZED (
+                    SELECT partition FROM \(names.leases) WHERE owner = relay FOR SHARE),
+                removed AS (
+                    DELETE FROM \(names.messages) AS m
+                    WHERE NOT retain AND m.sequence = ANY(delivered) AND m.state = 0 AND m.partition IN (SELECT partition FROM owned)
+                    RETURNING 1),
+                kept AS (
+                    UPDATE \(names.messages) AS m SET state = 2, finished_at = finished
+                    WHERE retain AND m.sequence = ANY(delivered) AND m.state = 0 AND m.partition IN (SELECT partition FROM owned)
+                    RETURNING 1),
+                retried AS (
+                    UPDATE \(names.messages) AS m
+                    SET attempts = m.attempts + 1, available_at = u.available_at, last_error = u.error
+                    FROM unnest(retry_sequences, retry_at, retry_errors) AS u(sequence, available_at, error)
+                    WHERE m.sequence = u.sequence AND m.state = 0 AND m.partition IN (SELECT partition FROM owned)
+                    RETURNING 1),
+                buried AS (
+                    UPDATE \(names.messages) AS m
+                    SET attempts = m.attempts + 1, state = 1, last_error = u.error, finished_at = finished
+                    FROM unnest(dead_sequences, dead_errors) AS u(sequence, error)
+                    WHERE m.sequence = u.sequence AND m.state = 0 AND m.partition IN (SELECT partition FROM owned)
+                    RETURNING 1)
+                SELECT (SELECT count(*) FROM removed) + (SELECT count(*) FROM kept) + (SELECT count(*) FROM retried)
+                           + (SELECT count(*) FROM buried),
+                       (SELECT coalesce(array_agg(partition), '{}') FROM owned)
+                INTO applied, owned_partitions;
+            END
+            $acknowledge$
+            """), logger: logger)
+        try await connection.query(PostgresQuery(unsafeSQL: "INSERT INTO \(names.migrations) (version) VALUES (7)"), logger: logger)
     }
 
     /// The claim with a byte bound: it stops after the message whose payload brings the running

@@ -81,8 +81,10 @@ struct PostgresStoreTests {
                     }
                 }
             }
-            // The claim's body is among them: its ordered walk of the pending index.
+            // The functions' bodies are among them: the claim's ordered walk of the pending index,
+            // and the acknowledgement's delete by sequence.
             #expect(claimPlans.contains { $0.contains("Index Scan using") && $0.contains("Limit") })
+            #expect(acknowledgePlans.contains { $0.contains("Delete on outbox_messages") && $0.contains("Index Scan using") })
             print("Plans of the relay statements on 20,000 pending rows:\n" + (claimPlans + acknowledgePlans).joined(separator: "\n"))
         } catch {
             try? await subject.close()
