@@ -154,7 +154,7 @@ enum PostgresSchema {
     /// Columns arrive as parallel arrays because postgres-nio binds arrays, not rows; `has_keys` and
     /// `has_types` carry the NULLs its arrays cannot.
     private static func version6(_ connection: PostgresConnection, names: PostgresOutboxNames, logger: Logger) async throws {
-        try await connection.query(PostgresQuery(unsafeSQL: """
+        try await apply(version: 6, on: connection, names: names, logger: logger, """
             CREATE OR REPLACE FUNCTION \(names.enqueueFunction)(
                 channel TEXT, lock_space INT, locked INT[], ids UUID[], topics TEXT[], message_keys TEXT[], has_keys BOOL[],
                 message_types TEXT[], has_types BOOL[], payloads BYTEA[], headers BYTEA[], partitions INT[],
@@ -174,8 +174,7 @@ enum PostgresSchema {
                 ORDER BY u.position;
             END
             $enqueue$
-            """), logger: logger)
-        try await connection.query(PostgresQuery(unsafeSQL: "INSERT INTO \(names.migrations) (version) VALUES (6)"), logger: logger)
+            """)
     }
 
     /// The acknowledgement as a server-side function, for the reason of version 6: sent as text,
@@ -186,7 +185,7 @@ enum PostgresSchema {
     /// the leases the relay's until commit, so another relay's heartbeat cannot take them between
     /// the check and the writes (fencing).
     private static func version7(_ connection: PostgresConnection, names: PostgresOutboxNames, logger: Logger) async throws {
-        try await connection.query(PostgresQuery(unsafeSQL: """
+        try await apply(version: 7, on: connection, names: names, logger: logger, """
             CREATE OR REPLACE FUNCTION \(names.acknowledgeFunction)(
                 relay TEXT, delivered BIGINT[], retry_sequences BIGINT[], retry_at TIMESTAMPTZ[], retry_errors TEXT[],
                 finished TIMESTAMPTZ, dead_sequences BIGINT[], dead_errors TEXT[], retain BOOL,
@@ -222,8 +221,16 @@ enum PostgresSchema {
                 INTO applied, owned_partitions;
             END
             $acknowledge$
-            """), logger: logger)
-        try await connection.query(PostgresQuery(unsafeSQL: "INSERT INTO \(names.migrations) (version) VALUES (7)"), logger: logger)
+            """)
+    }
+
+    /// Runs a step's statements and records its version, inside the migration's transaction.
+    private static func apply(version: Int, on connection: PostgresConnection, names: PostgresOutboxNames, logger: Logger,
+                              _ statements: String...) async throws {
+        for statement in statements {
+            try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+        }
+        try await connection.query(PostgresQuery(unsafeSQL: "INSERT INTO \(names.migrations) (version) VALUES (\(version))"), logger: logger)
     }
 
     /// The claim with a byte bound: it stops after the message whose payload brings the running
