@@ -92,7 +92,11 @@ enum PostgresSchema {
         """
 
     private static func version2(_ connection: PostgresConnection, names: PostgresOutboxNames, logger: Logger) async throws {
-        try await connection.query(PostgresQuery(unsafeSQL: """
+        // A queue table churns: every row is inserted and deleted within seconds. Unthrottled,
+        // early autovacuum keeps the dead index entries the claim walk steps over few; with the
+        // defaults (20 % dead rows, cost-delayed) a million-row drain could fall to a third of
+        // its speed while vacuum trailed behind (the second statement).
+        try await apply(version: 2, on: connection, names: names, logger: logger, """
             CREATE OR REPLACE FUNCTION \(names.claimFunction)(
                 wanted INT[], lock_space INT, max_rows BIGINT, due TIMESTAMPTZ, skipped BIGINT[])
             RETURNS SETOF \(names.messages)
@@ -119,37 +123,29 @@ enum PostgresSchema {
                     LIMIT max_rows;
             END
             $claim$
-            """), logger: logger)
-        // A queue table churns: every row is inserted and deleted within seconds. Unthrottled,
-        // early autovacuum keeps the dead index entries the claim walk steps over few; with the
-        // defaults (20 % dead rows, cost-delayed) a million-row drain could fall to a third of
-        // its speed while vacuum trailed behind.
-        try await connection.query(PostgresQuery(unsafeSQL: """
+            """, """
             ALTER TABLE \(names.messages) SET (autovacuum_vacuum_cost_delay = 0, autovacuum_vacuum_scale_factor = 0.01,
                                                autovacuum_vacuum_insert_scale_factor = 0.05, autovacuum_analyze_scale_factor = 0.05)
-            """), logger: logger)
-        try await connection.query(PostgresQuery(unsafeSQL: "INSERT INTO \(names.migrations) (version) VALUES (2)"), logger: logger)
+            """)
     }
 
     /// Which run of a relay holds its registration, so two relays started with one id never
     /// share leases (see `OutboxLeasePlanner`).
     private static func version3(_ connection: PostgresConnection, names: PostgresOutboxNames, logger: Logger) async throws {
-        try await connection.query(PostgresQuery(unsafeSQL: "ALTER TABLE \(names.relays) ADD COLUMN IF NOT EXISTS instance TEXT NOT NULL DEFAULT ''"),
-                                   logger: logger)
-        try await connection.query(PostgresQuery(unsafeSQL: "INSERT INTO \(names.migrations) (version) VALUES (3)"), logger: logger)
+        try await apply(version: 3, on: connection, names: names, logger: logger,
+                        "ALTER TABLE \(names.relays) ADD COLUMN IF NOT EXISTS instance TEXT NOT NULL DEFAULT ''")
     }
 
     /// What each relay has published since it started, reported at heartbeats: throughput per relay.
     private static func version5(_ connection: PostgresConnection, names: PostgresOutboxNames, logger: Logger) async throws {
-        try await connection.query(PostgresQuery(unsafeSQL: "ALTER TABLE \(names.relays) ADD COLUMN IF NOT EXISTS published BIGINT NOT NULL DEFAULT 0"),
-                                   logger: logger)
-        try await connection.query(PostgresQuery(unsafeSQL: "INSERT INTO \(names.migrations) (version) VALUES (5)"), logger: logger)
+        try await apply(version: 5, on: connection, names: names, logger: logger,
+                        "ALTER TABLE \(names.relays) ADD COLUMN IF NOT EXISTS published BIGINT NOT NULL DEFAULT 0")
     }
 
     /// The enqueue as a server-side function. The statement it replaces (a CTE over ten `unnest`ed
     /// arrays) was parsed and planned on every enqueue, which cost more than the insert itself;
     /// PL/pgSQL keeps the plans of its statements for the session, so a call costs only its
-    /// execution. Being two statements, it also states the commit-order rule plainly: the shared
+    /// execution. In separate statements, it also states the commit-order rule plainly: the shared
     /// locks of the message's partitions are held before the insert draws the first sequence.
     /// Columns arrive as parallel arrays because postgres-nio binds arrays, not rows; `has_keys` and
     /// `has_types` carry the NULLs its arrays cannot.
@@ -241,7 +237,7 @@ enum PostgresSchema {
     /// it could not lock. Same try-locks and planner settings as version 2, whose five-argument
     /// function stays for relays not yet upgraded.
     private static func version4(_ connection: PostgresConnection, names: PostgresOutboxNames, logger: Logger) async throws {
-        try await connection.query(PostgresQuery(unsafeSQL: """
+        try await apply(version: 4, on: connection, names: names, logger: logger, """
             CREATE OR REPLACE FUNCTION \(names.claimFunction)(
                 wanted INT[], lock_space INT, max_rows BIGINT, due TIMESTAMPTZ, skipped BIGINT[], max_bytes BIGINT,
                 starved INT[])
@@ -292,7 +288,6 @@ enum PostgresSchema {
                     WHERE w.running - w.size < max_bytes;
             END
             $claim$
-            """), logger: logger)
-        try await connection.query(PostgresQuery(unsafeSQL: "INSERT INTO \(names.migrations) (version) VALUES (4)"), logger: logger)
+            """)
     }
 }
