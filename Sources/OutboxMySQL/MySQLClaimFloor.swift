@@ -30,13 +30,14 @@ enum MySQLClaimFloor {
 
     /// Sets the claim's partitions' floors (placeholders: the raised floor twice, the
     /// partitions). A partition's lowest row waiting for a retry keeps its floor down, and with it
-    /// the rows of that key held back behind it. That probe reads only the `outbox_retrying` range.
+    /// the rows of that key held back behind it. That probe reads only the partition's rows listed
+    /// in `<prefix>_waiting`, each checked against its message.
     static func raiseSQL(_ names: MySQLOutboxNames, partitions: Int) -> String {
         """
             UPDATE \(names.commitGuard) AS g
             SET g.claim_floor = LEAST(?, COALESCE(
-                (SELECT MIN(e.sequence) FROM \(names.messages) AS e FORCE INDEX (outbox_retrying)
-                 WHERE e.state = 0 AND e.retrying = 1 AND e.partition_no = g.partition_no), ?))
+                (SELECT MIN(e.sequence) FROM \(names.waiting) AS e JOIN \(names.messages) AS em ON em.sequence = e.sequence
+                 WHERE e.partition_no = g.partition_no AND em.state = 0 AND em.attempts > 0), ?))
             WHERE g.partition_no IN \(MySQLValueList.placeholders(partitions))
             """
     }

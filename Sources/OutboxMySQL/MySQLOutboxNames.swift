@@ -12,6 +12,9 @@ extension OutboxTableNames {
 
     /// One row per partition; enqueueing transactions hold them shared, claims take them exclusively.
     var commitGuard: String { table("commit_guard") }
+    /// One row per pending message waiting for a retry (schema version 7): what holds back the
+    /// rest of its key, and its partition's claim floor.
+    var waiting: String { table("waiting") }
     /// The `GET_LOCK` name that serialises migrations of this prefix.
     var migrationLock: String { "outbox.migrate.\(prefix)" }
     /// The messages table's name unquoted, as `information_schema` lists it.

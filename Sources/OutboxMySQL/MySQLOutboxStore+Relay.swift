@@ -173,10 +173,13 @@ extension MySQLOutboxStore {
     /// partitions' lowest claim floor (``MySQLClaimFloor``), past the entries of rows already
     /// drained.
     ///
-    /// A row is held back while an earlier row of its key waits for a retry. That per-row probe
-    /// (an index dive into the `outbox_retrying` range) measured about a sixth of a 500-row claim,
-    /// so it runs only when the claim's partitions have a row waiting for a retry at all: the first
-    /// `NOT EXISTS` does not depend on the row, so the server evaluates it once per claim.
+    /// A row is held back while an earlier row of its key waits for a retry. Those rows are listed
+    /// in `<prefix>_waiting` (schema version 7); the messages table stays the truth, so a probe
+    /// counts a listed row only while its message is pending with attempts and not yet due (a
+    /// listing left behind, say by a `TRUNCATE`, holds nothing back). That per-row probe measured
+    /// about a sixth of a 500-row claim, so it runs only when the claim's partitions have a row
+    /// waiting for a retry at all: the first `NOT EXISTS` does not depend on the row, so the
+    /// server evaluates it once per claim.
     static func claimCandidatesSQL(_ names: MySQLOutboxNames, partitions: Int, skipped: Int) -> String {
         // The rows this relay has in flight (none: no clause, another prepared shape).
         let skipClause = skipped == 0 ? "" : "AND m.sequence NOT IN \(MySQLValueList.placeholders(skipped))"
@@ -186,13 +189,13 @@ extension MySQLOutboxStore {
             WHERE m.state = 0 AND m.sequence >= ? AND m.available_at <= ? AND m.partition_no IN \(MySQLValueList.placeholders(partitions))
               \(skipClause)
               AND (NOT EXISTS (
-                       SELECT 1 FROM \(names.messages) AS r FORCE INDEX (outbox_retrying)
-                       WHERE r.state = 0 AND r.retrying = 1 AND r.partition_no IN \(MySQLValueList.placeholders(partitions))
-                         AND r.attempts > 0 AND r.available_at > ?)
+                       SELECT 1 FROM \(names.waiting) AS r JOIN \(names.messages) AS rm ON rm.sequence = r.sequence
+                       WHERE r.partition_no IN \(MySQLValueList.placeholders(partitions))
+                         AND rm.state = 0 AND rm.attempts > 0 AND rm.available_at > ?)
                    OR NOT EXISTS (
-                       SELECT 1 FROM \(names.messages) AS e
-                       WHERE e.state = 0 AND e.retrying = 1 AND e.partition_no = m.partition_no AND e.message_key = m.message_key
-                         AND e.sequence < m.sequence AND e.attempts > 0 AND e.available_at > ?))
+                       SELECT 1 FROM \(names.waiting) AS e JOIN \(names.messages) AS em ON em.sequence = e.sequence
+                       WHERE e.partition_no = m.partition_no AND e.message_key = m.message_key AND e.sequence < m.sequence
+                         AND em.state = 0 AND em.attempts > 0 AND em.available_at > ?))
             ORDER BY m.sequence
             LIMIT ?
             """
@@ -241,13 +244,26 @@ extension MySQLOutboxStore {
                                            [now] + MySQLValueList.padded(slice)).affectedRows
                         : connection.query("DELETE FROM \(names.messages) WHERE sequence IN \(list) AND state = 0",
                                            MySQLValueList.padded(slice)).affectedRows
+                    // A delivered message that had waited for a retry no longer holds back its key.
+                    try await connection.query("DELETE FROM \(names.waiting) WHERE sequence IN \(list)", MySQLValueList.padded(slice))
                 }
                 for retry in acknowledgement.retries {
                     guard owned.contains(retry.partition) else { fenced += 1; continue }
-                    applied += try await connection.query("""
+                    let updated = try await connection.query("""
                         UPDATE \(names.messages) SET attempts = attempts + 1, available_at = ?, last_error = ?
                         WHERE sequence = ? AND state = 0
                         """, [.integer(MySQLTime.microseconds(retry.availableAt)), .text(retry.error), .integer(retry.sequence)]).affectedRows
+                    applied += updated
+                    // Listed as waiting, in the same transaction: from its commit the message holds
+                    // back the rest of its key (see `claimCandidatesSQL`). The update keeps a listing
+                    // left behind by a `TRUNCATE` from naming another partition or key.
+                    if updated > 0 {
+                        try await connection.query("""
+                            INSERT INTO \(names.waiting) (sequence, partition_no, message_key)
+                            SELECT sequence, partition_no, message_key FROM \(names.messages) WHERE sequence = ? AND state = 0
+                            ON DUPLICATE KEY UPDATE partition_no = VALUES(partition_no), message_key = VALUES(message_key)
+                            """, [.integer(retry.sequence)])
+                    }
                 }
                 for dead in acknowledgement.deadLetters {
                     guard owned.contains(dead.partition) else { fenced += 1; continue }
@@ -255,6 +271,7 @@ extension MySQLOutboxStore {
                         UPDATE \(names.messages) SET attempts = attempts + 1, state = 1, last_error = ?, finished_at = ?
                         WHERE sequence = ? AND state = 0
                         """, [.text(dead.error), now, .integer(dead.sequence)]).affectedRows
+                    try await connection.query("DELETE FROM \(names.waiting) WHERE sequence = ?", [.integer(dead.sequence)])
                 }
                 return OutboxAcknowledgementResult(applied: applied, fenced: fenced)
             }

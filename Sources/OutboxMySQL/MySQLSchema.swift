@@ -6,7 +6,7 @@ import Outbox
 /// MySQL commits DDL implicitly, so every step is written to be safe to run again after a crash
 /// halfway (`IF NOT EXISTS`, `INSERT IGNORE`); the version row is written last.
 enum MySQLSchema {
-    static let latestVersion = 6
+    static let latestVersion = 7
 
     static func migrate(_ connection: MySQLConnection, names: MySQLOutboxNames, partitionCount: Int) async throws {
         // Two processes migrating at once take turns.
@@ -26,6 +26,7 @@ enum MySQLSchema {
             if current < 4 { try await version4(connection, names: names) }
             if current < 5 { try await version5(connection, names: names) }
             if current < 6 { try await version6(connection, names: names) }
+            if current < 7 { try await version7(connection, names: names) }
         } catch {
             _ = try? await connection.query("SELECT RELEASE_LOCK(?)", [.text(names.migrationLock)])
             throw error
@@ -153,8 +154,53 @@ enum MySQLSchema {
         try await record(version: 6, names: names, on: connection)
     }
 
+    /// The messages waiting for a retry get a table of their own, `<prefix>_waiting`, and the
+    /// `outbox_retrying` index (and its virtual column) goes. That index held an entry for every
+    /// message to find the few waiting for a retry: of the five index trees every insert and
+    /// delete of a message maintained, it cost the most (a million-row drain of the table alone
+    /// ran about a third faster without it; BENCHMARKS.md, "MariaDB at a million rows").
+    ///
+    /// A relay of an older build records a retry only in the messages table. One still running
+    /// after this step could let later messages of that key overtake it, so the step refuses to
+    /// run while a relay is registered; relays of this build cannot start before it (they
+    /// require version 7).
+    private static func version7(_ connection: MySQLConnection, names: MySQLOutboxNames) async throws {
+        let running = try await connection.query("SELECT relay_id FROM \(names.relays) WHERE expires_at > ? ORDER BY relay_id LIMIT 6",
+                                                  [.integer(MySQLTime.microseconds(Date()))]).rows.compactMap { $0[0].string }
+        guard running.isEmpty else {
+            let listed = running.prefix(5).joined(separator: ", ") + (running.count > 5 ? ", …" : "")
+            throw OutboxError(code: .schemaMismatch, operation: "migrate",
+                              message: "Relays are registered on this outbox (\(listed)); stop them (a crashed relay's registration lapses "
+                                  + "with its lease), then migrate: schema version 7 changes how retries are recorded, and a relay of an "
+                                  + "older build would record them the old way.")
+        }
+        try await connection.execute("""
+            CREATE TABLE IF NOT EXISTS \(names.waiting) (
+                sequence BIGINT NOT NULL PRIMARY KEY,
+                partition_no INT NOT NULL,
+                message_key VARBINARY(1024) NULL,
+                KEY outbox_waiting_floor (partition_no, sequence),
+                KEY outbox_waiting_key (partition_no, message_key, sequence)
+            ) ENGINE=InnoDB
+            """, operation: "migrate")
+        try await connection.query("""
+            INSERT INTO \(names.waiting) (sequence, partition_no, message_key)
+            SELECT sequence, partition_no, message_key FROM \(names.messages) WHERE state = 0 AND attempts > 0
+            ON DUPLICATE KEY UPDATE partition_no = VALUES(partition_no), message_key = VALUES(message_key)
+            """)
+        let indexSQL = "SELECT COUNT(*) FROM information_schema.statistics WHERE table_schema = DATABASE() AND table_name = ? AND index_name = ?"
+        if try await connection.query(indexSQL, [.text(names.messagesTableName), .text("outbox_retrying")]).rows.first?[0].int64 ?? 0 > 0 {
+            try await connection.execute("ALTER TABLE \(names.messages) DROP INDEX outbox_retrying", operation: "migrate")
+        }
+        let columnSQL = "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ? AND column_name = ?"
+        if try await connection.query(columnSQL, [.text(names.messagesTableName), .text("retrying")]).rows.first?[0].int64 ?? 0 > 0 {
+            try await connection.execute("ALTER TABLE \(names.messages) DROP COLUMN retrying", operation: "migrate")
+        }
+        try await record(version: 7, names: names, on: connection)
+    }
+
     /// Refuses a schema older than this build's (``OutboxStoreSupport/requireSchema(version:latest:store:)``):
-    /// version 6 added the procedure every heartbeat calls.
+    /// version 7 moved the record of messages waiting for a retry into a table of its own.
     static func requireCurrent(names: MySQLOutboxNames, on connection: MySQLConnection) async throws {
         let version = try await connection.query("SELECT COALESCE(MAX(version), 0) FROM \(names.migrations)").rows.first?[0].int64 ?? 0
         try OutboxStoreSupport.requireSchema(version: Int(version), latest: latestVersion, store: "MySQL")
@@ -163,7 +209,7 @@ enum MySQLSchema {
     /// Drops every table and the procedure of the outbox (and its inbox): for throw-away outboxes,
     /// such as the tests' and `outbox bench`'s, never for a user's.
     static func drop(names: MySQLOutboxNames, on pool: MySQLConnectionPool) async throws {
-        for table in ["messages", "leases", "relays", "commit_guard", "migrations", "inbox", "inbox_dead"] {
+        for table in ["messages", "waiting", "leases", "relays", "commit_guard", "migrations", "inbox", "inbox_dead"] {
             try await pool.query("DROP TABLE IF EXISTS \(names.table(table))")
         }
         try await pool.query("DROP PROCEDURE IF EXISTS \(MySQLHeartbeatRenewal.procedure(names))")

@@ -130,17 +130,26 @@ struct MySQLStoreTests {
         }
     }
 
-    /// The claim's held-back probe reads only rows waiting for a retry (the `outbox_retrying`
-    /// range), not every pending row of the key: on a million-row backlog the version 1 index made
-    /// each claim read ~500,000 rows.
-    @Test func claimProbeReadsOnlyRetryingRows() async throws {
+    /// The claim's held-back probes read only the messages listed as waiting for a retry
+    /// (`<prefix>_waiting`, schema version 7), each checked against its message by primary key,
+    /// never the pending rows of a key: on a million-row backlog the version 1 index made each
+    /// claim read ~500,000 rows. The messages table keeps no index for retries any more.
+    @Test func claimProbeReadsOnlyWaitingRows() async throws {
         let subject = try await MySQLStoreUnderTest(partitionCount: 4)
         defer { Task { try? await subject.close() } }
+        let grant = try await subject.mysql.heartbeat(OutboxHeartbeat(relayID: "relay", leaseDuration: .seconds(30)))
         for start in stride(from: 0, to: 4_000, by: 1_000) {
             try await subject.enqueueCommitted((start..<start + 1_000).map { OutboxMessage(topic: "t", key: "k\($0 % 10)", text: "\($0)") })
         }
-        _ = try await subject.application.query("ANALYZE TABLE \(subject.mysql.names.messages)")
-        let sql = MySQLOutboxStore.claimSQL(subject.mysql.names, partitions: 4, skipped: 2)
+        let first = try await subject.mysql.claim(partitions: Array(grant.owned).sorted(), limit: 3, now: Date())
+        _ = try await subject.mysql.acknowledge(OutboxAcknowledgement(relayID: "relay", retries: first.map {
+            .init(sequence: $0.sequence, partition: $0.partition, availableAt: Date().addingTimeInterval(60), error: "later")
+        }))
+        let names = subject.mysql.names
+        let listed = try await subject.application.query("SELECT sequence FROM \(names.waiting) ORDER BY sequence").rows.compactMap { $0[0].int64 }
+        #expect(listed == first.map(\.sequence), "each retry is listed as waiting")
+        _ = try await subject.application.query("ANALYZE TABLE \(names.messages), \(names.waiting)")
+        let sql = MySQLOutboxStore.claimSQL(names, partitions: 4, skipped: 2)
         let values = MySQLOutboxStore.claimValues(floor: 0, now: Date(), partitions: (0..<4).map { .int($0) }, skipped: [.integer(1), .integer(2)],
                                                   limit: 500, maximumBytes: 64 << 20)
         let plan = try await subject.application.query("EXPLAIN " + sql, values)
@@ -148,12 +157,63 @@ struct MySQLStoreTests {
         let keyColumn = try #require(plan.columns.firstIndex(of: "key"))
         let keys = Dictionary(plan.rows.map { ($0[tableColumn].string ?? "", $0[keyColumn].string ?? "") }, uniquingKeysWith: { $1 })
         #expect(keys["m"] == "outbox_claim", "the claim walks the pending index: \(keys)")
-        #expect(keys["e"] == "outbox_retrying", "the held-back probe reads the retrying range: \(keys)")
-        #expect(keys["r"] == "outbox_retrying", "the probe for any row waiting for a retry reads the retrying range: \(keys)")
+        #expect(keys["e"] == "outbox_waiting_key", "the held-back probe reads the key's waiting rows: \(keys)")
+        #expect(["outbox_waiting_floor", "outbox_waiting_key"].contains(keys["r"] ?? ""),
+                "the probe for any waiting row reads the partitions' waiting rows: \(keys)")
+        #expect(keys["em"] == "PRIMARY" && keys["rm"] == "PRIMARY", "each waiting row's message is read by primary key: \(keys)")
         let indexes = try await subject.application.query(
             "SELECT index_name FROM information_schema.statistics WHERE table_schema = DATABASE() AND table_name = ?",
-            [.text(subject.mysql.names.messagesTableName)]).rows.compactMap { $0[0].string }
-        #expect(!indexes.contains("outbox_held"), "migration 2 drops the version 1 probe index")
+            [.text(names.messagesTableName)]).rows.compactMap { $0[0].string }
+        #expect(!indexes.contains("outbox_held") && !indexes.contains("outbox_retrying"),
+                "migrations 2 and 7 drop the probe indexes of the messages table: \(indexes)")
+        // Delivered at last, a message is no longer listed.
+        _ = try await subject.mysql.acknowledge(OutboxAcknowledgement(relayID: "relay", delivered: [.init(sequence: first[0].sequence, partition: first[0].partition)]))
+        let left = try await subject.application.query("SELECT sequence FROM \(names.waiting) ORDER BY sequence").rows.compactMap { $0[0].int64 }
+        #expect(left == first.dropFirst().map(\.sequence))
+    }
+
+    /// Migrating a version 6 outbox to version 7 lists the messages an older relay scheduled for
+    /// a retry, so they still hold back their keys; and it refuses while a relay is registered,
+    /// since a relay of an older build would record its retries the old way.
+    @Test func versionSevenCarriesWaitingMessagesOverAndWaitsForRelaysToStop() async throws {
+        let subject = try await MySQLStoreUnderTest(partitionCount: 1)
+        defer { Task { try? await subject.close() } }
+        let names = subject.mysql.names
+        let messages = (0..<3).map { OutboxMessage(topic: "t", key: "k", text: "\($0)") }
+        try await subject.enqueueCommitted(messages)
+        // The outbox as version 6 left it, with the first message scheduled for a retry by a relay
+        // of that build (attempts up, due in a minute, not listed).
+        for statement in [
+            "DROP TABLE \(names.waiting)",
+            "ALTER TABLE \(names.messages) ADD COLUMN retrying TINYINT GENERATED ALWAYS AS (attempts > 0) VIRTUAL",
+            "ALTER TABLE \(names.messages) ADD INDEX outbox_retrying (state, retrying, partition_no, message_key, sequence)",
+            "DELETE FROM \(names.migrations) WHERE version = 7",
+        ] { _ = try await subject.application.query(statement) }
+        _ = try await subject.application.query("UPDATE \(names.messages) SET attempts = 1, available_at = ? ORDER BY sequence LIMIT 1",
+                                                [.integer(MySQLTime.microseconds(Date().addingTimeInterval(60)))])
+        _ = try await subject.mysql.heartbeat(OutboxHeartbeat(relayID: "older-relay", leaseDuration: .seconds(30)))
+        let refused = await #expect(throws: OutboxError.self) { try await subject.mysql.migrate() }
+        #expect(refused?.message.contains("Relays are registered on this outbox (older-relay)") == true, "\(String(describing: refused))")
+        try await subject.mysql.resign(relayID: "older-relay")
+        try await subject.mysql.migrate()
+        let listed = try await subject.application.query("SELECT COUNT(*) FROM \(names.waiting)").rows.first?[0].int64
+        #expect(listed == 1, "the message waiting for its retry is listed")
+        _ = try await subject.mysql.heartbeat(OutboxHeartbeat(relayID: "relay", leaseDuration: .seconds(30)))
+        let claimed = try await subject.mysql.claim(partitions: [0], limit: 10, now: Date())
+        #expect(claimed.isEmpty, "the key waits behind its first message: \(claimed.map(\.message.id))")
+    }
+
+    /// A listing in `<prefix>_waiting` whose message is gone (a `TRUNCATE` of the messages table
+    /// leaves it) holds nothing back: the probes count a listing only while its message waits.
+    @Test func aWaitingListingWithoutItsMessageHoldsNothingBack() async throws {
+        let subject = try await MySQLStoreUnderTest(partitionCount: 1)
+        defer { Task { try? await subject.close() } }
+        _ = try await subject.application.query("INSERT INTO \(subject.mysql.names.waiting) (sequence, partition_no, message_key) VALUES (0, 0, 'k')")
+        let messages = (0..<3).map { OutboxMessage(topic: "t", key: "k", text: "\($0)") }
+        try await subject.enqueueCommitted(messages)
+        _ = try await subject.mysql.heartbeat(OutboxHeartbeat(relayID: "relay", leaseDuration: .seconds(30)))
+        let claimed = try await subject.mysql.claim(partitions: [0], limit: 10, now: Date())
+        #expect(claimed.map(\.message.id) == messages.map(\.id))
     }
 
     /// A claim starts its walk at its partitions' claim floor: once drained messages are behind a
@@ -224,7 +284,7 @@ struct MySQLStoreTests {
     @Test func aSchemaOlderThanTheBuildIsNamed() async throws {
         let subject = try await MySQLStoreUnderTest(partitionCount: 4)
         defer { Task { try? await subject.close() } }
-        try await subject.application.query("DELETE FROM \(subject.mysql.names.migrations) WHERE version = 6")
+        try await subject.application.query("DELETE FROM \(subject.mysql.names.migrations) WHERE version >= 6")
         try await subject.application.query("DROP PROCEDURE \(subject.mysql.names.table("renew"))")
         let refused = await #expect(throws: OutboxError.self) { try await subject.mysql.status(now: Date()) }
         #expect(refused?.code == .schemaMismatch)
