@@ -226,14 +226,22 @@ extension MySQLOutboxStore {
         return try await perform("acknowledge") {
             try await transaction { connection in
                 // A shared lock keeps the leases ours until commit: a heartbeat of another relay
-                // cannot take them between this check and the writes (fencing).
-                let owned = Set(try await connection.query(
-                    "SELECT partition_no FROM \(names.leases) WHERE owner = ? LOCK IN SHARE MODE", [.text(acknowledgement.relayID)])
-                    .rows.compactMap { $0[0].int64.map(Int.init) })
+                // cannot take them between this check and the writes (fencing). Each lease also
+                // says whether its partition lists a message waiting for a retry, so a delivery
+                // unlists only where there is something to unlist: an extra `DELETE … IN (…)` per
+                // acknowledgement measured 0.65 ms at a million rows, against 6–7 ms for the
+                // delete of the 500 messages. Only the lease's owner lists messages of a partition.
+                let leases = try await connection.query("""
+                    SELECT l.partition_no, EXISTS (SELECT 1 FROM \(names.waiting) AS w WHERE w.partition_no = l.partition_no)
+                    FROM \(names.leases) AS l WHERE l.owner = ? LOCK IN SHARE MODE
+                    """, [.text(acknowledgement.relayID)]).rows
+                let owned = Set(leases.compactMap { $0[0].int64.map(Int.init) })
+                let listing = Set(leases.filter { $0[1].int64 != 0 }.compactMap { $0[0].int64.map(Int.init) })
                 var applied = 0
                 var fenced = 0
                 let now = MySQLValue.integer(MySQLTime.microseconds(acknowledgement.now))
-                let delivered = acknowledgement.delivered.filter { owned.contains($0.partition) }.map { MySQLValue.integer($0.sequence) }
+                let ours = acknowledgement.delivered.filter { owned.contains($0.partition) }
+                let delivered = ours.map { MySQLValue.integer($0.sequence) }
                 fenced += acknowledgement.delivered.count - delivered.count
                 // Large batches go in slices, so the IN lists stay a few prepared shapes.
                 for start in stride(from: 0, to: delivered.count, by: 1024) {
@@ -244,8 +252,13 @@ extension MySQLOutboxStore {
                                            [now] + MySQLValueList.padded(slice)).affectedRows
                         : connection.query("DELETE FROM \(names.messages) WHERE sequence IN \(list) AND state = 0",
                                            MySQLValueList.padded(slice)).affectedRows
-                    // A delivered message that had waited for a retry no longer holds back its key.
-                    try await connection.query("DELETE FROM \(names.waiting) WHERE sequence IN \(list)", MySQLValueList.padded(slice))
+                }
+                // A delivered message that had waited for a retry no longer holds back its key.
+                let unlisted = ours.filter { listing.contains($0.partition) }.map { MySQLValue.integer($0.sequence) }
+                for start in stride(from: 0, to: unlisted.count, by: 1024) {
+                    let slice = Array(unlisted[start..<min(unlisted.count, start + 1024)])
+                    try await connection.query("DELETE FROM \(names.waiting) WHERE sequence IN \(MySQLValueList.placeholders(slice.count))",
+                                               MySQLValueList.padded(slice))
                 }
                 for retry in acknowledgement.retries {
                     guard owned.contains(retry.partition) else { fenced += 1; continue }
