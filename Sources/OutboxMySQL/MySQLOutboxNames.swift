@@ -42,6 +42,12 @@ enum MySQLValueList {
         "(" + Array(repeating: "?", count: paddedCount(count)).joined(separator: ", ") + ")"
     }
 
+    /// The values in slices of at most 1,024, so that long lists (a large batch's sequences) stay
+    /// a few prepared shapes.
+    static func slices(_ values: [MySQLValue]) -> [[MySQLValue]] {
+        stride(from: 0, to: values.count, by: 1024).map { Array(values[$0..<min(values.count, $0 + 1024)]) }
+    }
+
     /// The values, padded like ``placeholders(_:)``. `values` must not be empty.
     static func padded(_ values: [MySQLValue]) -> [MySQLValue] {
         values + Array(repeating: values[values.count - 1], count: paddedCount(values.count) - values.count)

@@ -95,8 +95,7 @@ extension MySQLOutboxStore {
                                    after: ((Int) -> (String, [MySQLValue]))? = nil) async throws -> Int {
         guard !sequences.isEmpty else { return 0 }
         let values = sequences.map { MySQLValue.integer($0) }
-        let slices = stride(from: 0, to: values.count, by: 1024).map { Array(values[$0..<min(values.count, $0 + 1024)]) }
-        let statements = slices.map { slice in
+        let statements = MySQLValueList.slices(values).map { slice in
             let (sql, leading) = statement(MySQLValueList.placeholders(slice.count))
             let (afterSQL, afterLeading) = after?(slice.count) ?? ("", [])
             return (sql, leading + MySQLValueList.padded(slice), afterSQL, afterLeading + MySQLValueList.padded(slice))

@@ -243,9 +243,7 @@ extension MySQLOutboxStore {
                 let ours = acknowledgement.delivered.filter { owned.contains($0.partition) }
                 let delivered = ours.map { MySQLValue.integer($0.sequence) }
                 fenced += acknowledgement.delivered.count - delivered.count
-                // Large batches go in slices, so the IN lists stay a few prepared shapes.
-                for start in stride(from: 0, to: delivered.count, by: 1024) {
-                    let slice = Array(delivered[start..<min(delivered.count, start + 1024)])
+                for slice in MySQLValueList.slices(delivered) {
                     let list = MySQLValueList.placeholders(slice.count)
                     applied += try await acknowledgement.retainDelivered
                         ? connection.query("UPDATE \(names.messages) SET state = 2, finished_at = ? WHERE sequence IN \(list) AND state = 0",
@@ -255,8 +253,7 @@ extension MySQLOutboxStore {
                 }
                 // A delivered message that had waited for a retry no longer holds back its key.
                 let unlisted = ours.filter { listing.contains($0.partition) }.map { MySQLValue.integer($0.sequence) }
-                for start in stride(from: 0, to: unlisted.count, by: 1024) {
-                    let slice = Array(unlisted[start..<min(unlisted.count, start + 1024)])
+                for slice in MySQLValueList.slices(unlisted) {
                     try await connection.query("DELETE FROM \(names.waiting) WHERE sequence IN \(MySQLValueList.placeholders(slice.count))",
                                                MySQLValueList.padded(slice))
                 }
