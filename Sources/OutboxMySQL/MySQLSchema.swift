@@ -12,7 +12,7 @@ enum MySQLSchema {
         // Two processes migrating at once take turns.
         let locked = try await connection.query("SELECT GET_LOCK(?, 60)", [.text(names.migrationLock)]).rows.first?[0].int64
         guard locked == 1 else {
-            throw MySQLError.usage("Another process held the migration lock for 60 s.", operation: "migrate")
+            throw MySQLError.usage("Another process held the migration lock for 60 s; run `outbox migrate` again once it has finished.", operation: "migrate")
         }
         do {
             try await connection.execute("""

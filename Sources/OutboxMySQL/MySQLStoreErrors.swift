@@ -17,6 +17,10 @@ enum MySQLStoreErrors {
 
     private static func outboxError(_ mysql: MySQLError, _ text: OutboxStoreErrorText) -> OutboxError {
         switch mysql.code {
+        case 0:
+            // This library's own errors (`MySQLError.usage`): sentences written for users, with no
+            // bound value in them, so they are the message rather than "error 0".
+            return text.error(.storeUnavailable, mysql.message)
         case 1146, 1054, 1305:
             return text.schemaMissing
         case 1045, 1698:

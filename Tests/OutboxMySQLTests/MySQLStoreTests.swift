@@ -216,6 +216,17 @@ struct MySQLStoreTests {
         #expect(claimed.map(\.message.id) == messages.map(\.id))
     }
 
+    /// The library's own errors (a closed pool here; a migration lock held elsewhere, a
+    /// placeholder count) reach the user as their sentence. They used to read "MySQL failed during
+    /// status (error 0, SQLSTATE HY000).", the sentence only in the underlying error.
+    @Test func theLibrarysOwnErrorsKeepTheirSentence() async throws {
+        let subject = try await MySQLStoreUnderTest(partitionCount: 1)
+        try await subject.close()  // drops its tables, then closes the pool
+        let error = await #expect(throws: OutboxError.self) { _ = try await subject.mysql.status(now: Date()) }
+        #expect(error?.message == "The connection pool is closed.", "\(String(describing: error))")
+        #expect(error?.isRetriable == false)
+    }
+
     /// A claim starts its walk at its partitions' claim floor: once drained messages are behind a
     /// later claim, no claim steps over their index entries again (InnoDB keeps them, delete-marked,
     /// until its purge gets to them). Before the floor, every claim walked from the index's start.
