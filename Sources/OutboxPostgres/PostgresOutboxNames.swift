@@ -14,6 +14,8 @@ struct PostgresOutboxNames: Sendable {
     let claimFunction: String
     /// The server-side enqueue function (schema version 6).
     let enqueueFunction: String
+    /// The server-side enqueue of one message (schema version 8).
+    let enqueueOneFunction: String
     /// The server-side acknowledgement function (schema version 7).
     let acknowledgeFunction: String
     /// The LISTEN/NOTIFY channel.
@@ -35,6 +37,7 @@ struct PostgresOutboxNames: Sendable {
         self.schema = "\"\(schema)\""
         claimFunction = tables.table("claim")
         enqueueFunction = tables.table("enqueue")
+        enqueueOneFunction = tables.table("enqueue_one")
         acknowledgeFunction = tables.table("acknowledge")
         channel = Self.channel(schema: schema, tablePrefix: tablePrefix)
         // Stable across processes: FNV-1a of the qualified name.

@@ -98,6 +98,16 @@ public final class PostgresOutboxStore: OutboxStore, OutboxKitStore, Sendable {
             }
             let partitionCount = try await self.partitionCount(connection)
             let prepared = try OutboxPreparedMessage.prepare(messages, limits: configuration.messageLimits, partitionCount: partitionCount)
+            if prepared.count == 1, let item = prepared.first {
+                // One message (most transactions): the function of version 8, one argument per column.
+                let message = item.message
+                try await connection.query("""
+                    SELECT \(unescaped: names.enqueueOneFunction)(\(names.channel), \(names.lockSpace), \(Int32(item.partition)),
+                        \(message.id), \(message.topic), \(message.key), \(message.type), \(ByteBuffer(bytes: message.payload)),
+                        \(ByteBuffer(bytes: item.encodedHeaders)), \(message.createdAt))
+                    """, logger: logger)
+                return
+            }
             let partitions = prepared.map(\.partition)
             let distinct = Array(Set(partitions)).sorted().map(Int32.init)
             var ids: [UUID] = [], topics: [String] = [], keys: [String] = [], hasKeys: [Bool] = []

@@ -184,11 +184,14 @@ struct PostgresStoreTests {
     }
 
     /// An application upgraded before `outbox migrate` finds no enqueue function: one sentence
-    /// naming the migration, on both enqueue paths, and nothing written.
+    /// naming the migration, on both enqueue paths and for one message (version 8's function)
+    /// or several (version 6's), and nothing written.
     @Test func anEnqueueBeforeTheMigrationNamesIt() async throws {
         let subject = try await PostgresStoreUnderTest(partitionCount: 4)
         defer { Task { try? await subject.close() } }
-        try await subject.client.query(PostgresQuery(unsafeSQL: "DROP FUNCTION \(subject.postgres.names.enqueueFunction)"), logger: subject.logger)
+        for function in [subject.postgres.names.enqueueFunction, subject.postgres.names.enqueueOneFunction] {
+            try await subject.client.query(PostgresQuery(unsafeSQL: "DROP FUNCTION \(function)"), logger: subject.logger)
+        }
         let direct = await #expect(throws: PostgresTransactionError.self) {
             try await subject.postgres.withTransaction(logger: subject.logger) { transaction in
                 try await transaction.enqueue(OutboxMessage(topic: "t", text: "early"))
@@ -199,7 +202,12 @@ struct PostgresStoreTests {
                 try await subject.postgres.enqueue(OutboxMessage(topic: "t", text: "early"), in: connection)
             }
         }
-        for error in [direct, checked] {
+        let several = await #expect(throws: PostgresTransactionError.self) {
+            try await subject.postgres.withTransaction(logger: subject.logger) { transaction in
+                try await transaction.enqueue([OutboxMessage(topic: "t", key: "a", text: "early"), OutboxMessage(topic: "t", key: "b", text: "early")])
+            }
+        }
+        for error in [direct, checked, several] {
             let outbox = error?.closureError as? OutboxError
             #expect(outbox?.code == .schemaMismatch && outbox?.message.contains("outbox migrate") == true, "\(String(describing: error))")
         }
