@@ -30,6 +30,8 @@ public final class MySQLConnection: Sendable {
     private let statements: MySQLStatementCounter
     /// Work to run after the current ``withTransaction(isolation:_:)`` commits; `nil` outside one.
     private let commitHooks = Mutex<[@Sendable () -> Void]?>(nil)
+    /// The server's `max_allowed_packet` once read.
+    private let maximumPacket = Mutex<Int?>(nil)
     /// The settings the connection was opened with (the password included; never printed).
     public let configuration: MySQLConfiguration
 
@@ -148,8 +150,13 @@ public final class MySQLConnection: Sendable {
 
     /// The server's `max_allowed_packet`, read once per connection.
     func maximumPacketBytes() async throws -> Int {
+        // Kept here as well as in the session: every enqueue asks, and a known number needs no
+        // hop to the connection's thread.
+        if let known = maximumPacket.withLock({ $0 }) { return known }
         let session = self.session
-        return try await worker.run { try session.maximumPacketBytes() }
+        let value = try await worker.run { try session.maximumPacketBytes() }
+        maximumPacket.withLock { $0 = value }
+        return value
     }
 }
 
