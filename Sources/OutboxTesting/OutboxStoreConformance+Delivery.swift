@@ -35,13 +35,20 @@ extension OutboxStoreConformance {
             // 10 MB: larger than most brokers take, but the store must keep it whole.
             OutboxMessage(topic: "large", key: "large", payload: Self.pattern(count: 10 * 1024 * 1024)),
         ]
+        // Each again in a transaction of its own: stores write a single message by another path
+        // (one statement with the partition's lock, a function with one argument per column).
+        let single = messages.prefix(4).map {
+            OutboxMessage(topic: $0.topic, key: $0.key, type: $0.type, payload: $0.payload, headers: $0.headers)
+        }
         try await subject.enqueueCommitted(messages)
+        for message in single { try await subject.enqueueCommitted([message]) }
+        let allMessages = messages + single
         let recorder = RecordingPublisher()
         let running = relay(subject, recorder)
-        try await waitUntil("all hostile messages are published") { recorder.deliveryCount >= messages.count }
+        try await waitUntil("all hostile messages are published") { recorder.deliveryCount >= allMessages.count }
         try await running.stop()
         let byID = Dictionary(recorder.deliveries.map { ($0.message.id, $0.message) }, uniquingKeysWith: { first, _ in first })
-        for original in messages {
+        for original in allMessages {
             guard let received = byID[original.id] else { throw ConformanceFailure("[\(harness.name)] message on topic \(original.topic.count) chars was lost") }
             try expect(received.topic == original.topic, "topic changed")
             try expect(received.key == original.key, "key changed")
