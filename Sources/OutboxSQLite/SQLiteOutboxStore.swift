@@ -84,11 +84,17 @@ public final class SQLiteOutboxStore: OutboxStore, OutboxKitStore, Sendable {
     /// - Throws: ``OutboxError`` with code `.invalidMessage` for a message that breaks the limits,
     ///   `.schemaMismatch` when `migrate()` has not run.
     public func enqueue(_ message: OutboxMessage, in db: Database) throws {
-        try enqueue(CollectionOfOne(message), in: db)
+        try insert([message], in: db)
     }
 
     /// Adds several messages inside the caller's transaction, in order.
     public func enqueue(_ messages: some Sequence<OutboxMessage>, in db: Database) throws {
+        try insert(Array(messages), in: db)
+    }
+
+    /// The enqueue itself, on a concrete array (a generic body would run unspecialised when
+    /// called from another module).
+    private func insert(_ messages: [OutboxMessage], in db: Database) throws {
         guard db.isInsideTransaction else {
             throw OutboxError(code: .invalidConfiguration, operation: "enqueue",
                               message: "enqueue must run inside a transaction (writer.write { db in … }), or the message would not be atomic with your data.")
