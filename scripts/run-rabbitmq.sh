@@ -14,6 +14,9 @@ export HOME="$root" RABBITMQ_NODENAME="outbox$port@localhost" RABBITMQ_NODE_IP_A
   RABBITMQ_LOG_BASE="$root/log" RABBITMQ_PID_FILE="$root/rabbitmq.pid" RABBITMQ_ENABLED_PLUGINS_FILE="$root/enabled_plugins" \
   RABBITMQ_CONFIG_FILE="$root/rabbitmq" RABBITMQ_ADVANCED_CONFIG_FILE="$root/advanced.config" \
   ERL_CRASH_DUMP="$root/erl_crash.dump"
+# A node still on the port (one whose pid file was lost) would answer the wait below while the
+# new node fails on the taken distribution port: the start would look like a success.
+require_free_port "$port" OUTBOX_AMQP_PORT
 # Detached fully (setsid, no inherited output): the server outlives this script.
 setsid /usr/lib/rabbitmq/bin/rabbitmq-server </dev/null >>"$root/server.log" 2>&1 &
 echo $! > "$root/server.pid"
