@@ -70,6 +70,9 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Relay batch size.")
     var batchSize: Int = 500
 
+    @Option(help: "Relay batches in flight at once (the relay's default is 2).")
+    var batchesInFlight: Int = 2
+
     @Option(help: "Also write the figures as JSON to this file.")
     var json: String?
 
@@ -88,6 +91,7 @@ struct BenchCommand: AsyncParsableCommand {
         }
         guard keys >= 1 else { throw ValidationError("--keys must be at least 1.") }
         guard (1...100_000).contains(batchSize) else { throw ValidationError("--batch-size must be between 1 and 100000.") }
+        guard (1...64).contains(batchesInFlight) else { throw ValidationError("--batches-in-flight must be between 1 and 64.") }
         guard rate > 0, seconds > 0, transactions > 0, idleSeconds > 0 else {
             throw ValidationError("--rate, --seconds, --transactions and --idle-seconds must be positive.")
         }
@@ -125,8 +129,8 @@ struct BenchCommand: AsyncParsableCommand {
                                                     amqpURL: amqpURL ?? ProcessInfo.processInfo.environment["OUTBOX_AMQP_URL"], logger: logger)
         let publishing = broker.publisher
 
-        var report = BenchReport(store: target.name, messages: messages, payloadBytes: payloadBytes, keys: keys, batchSize: batchSize, startedAt: Date())
-        print("bench \(target.name): \(payloadBytes)-byte messages over \(keys) keys, batches of \(batchSize), \(broker.description)")
+        var report = BenchReport(store: target.name, messages: messages, payloadBytes: payloadBytes, keys: keys, batchSize: batchSize, batchesInFlight: batchesInFlight, startedAt: Date())
+        print("bench \(target.name): \(payloadBytes)-byte messages over \(keys) keys, batches of \(batchSize) (\(batchesInFlight) in flight), \(broker.description)")
 
         // Latency first, on a fresh table: after the throughput scenarios' hundreds of thousands
         // of deletes, PostgreSQL's autovacuum shares the two cores and adds milliseconds to the

@@ -200,7 +200,7 @@ extension BenchCommand {
                 return message.identity
             })
         let relay = OutboxRelay(store: target.store, publisher: broker.publisher,
-                                configuration: OutboxRelayConfiguration(relayID: "bench-latency", batchSize: batchSize), logger: logger)
+                                configuration: OutboxRelayConfiguration(relayID: "bench-latency", batchSize: batchSize, maximumBatchesInFlight: batchesInFlight), logger: logger)
         let group = ServiceGroup(services: target.services + [relay, consumer], logger: logger)
         let running = Task { try await group.run() }
         // Measured once everything has settled: leases, the listener, and the consumer group

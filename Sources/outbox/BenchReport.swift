@@ -17,6 +17,7 @@ struct BenchReport: Encodable {
     let payloadBytes: Int
     let keys: Int
     let batchSize: Int
+    let batchesInFlight: Int
     let startedAt: Date
     var figures: [Figure] = []
 

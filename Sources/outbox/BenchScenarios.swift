@@ -63,7 +63,7 @@ extension BenchCommand {
     func measureSteady(_ target: BenchStore, _ publisher: any OutboxPublisher, payload: [UInt8], logger: Logger) async throws -> SteadyResult {
         let counter = CountingPublisher(publisher, recordsTimings: true)
         let relay = OutboxRelay(store: target.store, publisher: counter,
-                                configuration: OutboxRelayConfiguration(relayID: "bench-steady", batchSize: batchSize), logger: logger)
+                                configuration: OutboxRelayConfiguration(relayID: "bench-steady", batchSize: batchSize, maximumBatchesInFlight: batchesInFlight), logger: logger)
         let group = ServiceGroup(services: target.services + [relay], logger: logger)
         let relaying = Task { try await group.run() }
         try await Task.sleep(for: .seconds(1))  // leases and listener settle
@@ -197,7 +197,7 @@ extension BenchCommand {
     func measureSmallBacklog(_ target: BenchStore, _ publisher: any OutboxPublisher, payload: [UInt8], logger: Logger) async throws -> Double {
         let counter = CountingPublisher(publisher)
         let relay = OutboxRelay(store: target.store, publisher: counter,
-                                configuration: OutboxRelayConfiguration(relayID: "bench-small-backlog", batchSize: batchSize), logger: logger)
+                                configuration: OutboxRelayConfiguration(relayID: "bench-small-backlog", batchSize: batchSize, maximumBatchesInFlight: batchesInFlight), logger: logger)
         let group = ServiceGroup(services: target.services + [relay], logger: logger)
         let relaying = Task { try await group.run() }
         try await Task.sleep(for: .seconds(1))  // leases and listener settle
@@ -225,7 +225,7 @@ extension BenchCommand {
         let counter = CountingPublisher(publisher)
         let relayServices = (0..<relays).map { index in
             OutboxRelay(store: target.store, publisher: counter,
-                        configuration: OutboxRelayConfiguration(relayID: "bench-relay-\(index)-\(UUID().uuidString.prefix(4))", batchSize: batchSize),
+                        configuration: OutboxRelayConfiguration(relayID: "bench-relay-\(index)-\(UUID().uuidString.prefix(4))", batchSize: batchSize, maximumBatchesInFlight: batchesInFlight),
                         logger: logger)
         }
         let group = ServiceGroup(services: target.services + relayServices, logger: logger)

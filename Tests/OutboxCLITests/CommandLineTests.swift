@@ -28,6 +28,7 @@ struct CommandLineTests {
         (["status", "--store", "mongodb://h/a.b"], "database name in the URL is not valid"),
         (["status", "--store", "mongodb://127.0.0.1:1/db?serverSelectionTimeoutMS=300"], "Cannot connect to MongoDB at 127.0.0.1:1"),
         (["bench", "--scenarios", "drain,fly"], "Unknown scenario"),
+        (["bench", "--batches-in-flight", "0"], "--batches-in-flight must be between 1 and 64"),
         (["chaos", "--seconds", "1"], "--seconds"),
         (["kafka-probe", "--batch", "0"], "--batch must be between 1 and 10000"),
         (["migrate", "--partitions", "0"], "--partitions"),
