@@ -150,11 +150,11 @@ public final class MySQLConnection: Sendable {
 
     /// The server's `max_allowed_packet`, read once per connection.
     func maximumPacketBytes() async throws -> Int {
-        // Kept here as well as in the session: every enqueue asks, and a known number needs no
-        // hop to the connection's thread.
+        // Kept here, not in the session: every enqueue asks, and a known number needs no hop to
+        // the connection's thread.
         if let known = maximumPacket.withLock({ $0 }) { return known }
         let session = self.session
-        let value = try await worker.run { try session.maximumPacketBytes() }
+        let value = try await worker.run { try session.readMaximumPacketBytes() }
         maximumPacket.withLock { $0 = value }
         return value
     }

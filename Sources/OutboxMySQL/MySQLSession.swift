@@ -12,7 +12,6 @@ private let libraryInitialized: Bool = outbox_mysql_library_init() == 0
 final class MySQLSession: @unchecked Sendable {
     private var handle: UnsafeMutablePointer<MYSQL>?
     private var statements: [String: MySQLPreparedStatement] = [:]
-    private var cachedMaximumPacket: Int?
     let isBroken = Atomic<Bool>(false)
 
     /// Statements kept prepared per connection; the server allows 16,382 in all by default.
@@ -88,11 +87,9 @@ final class MySQLSession: @unchecked Sendable {
         if let result = mysql_store_result(handle) { mysql_free_result(result) }
     }
 
-    func maximumPacketBytes() throws -> Int {
-        if let cachedMaximumPacket { return cachedMaximumPacket }
-        let value = try run("SELECT @@max_allowed_packet", []).rows.first?[0].int64 ?? 16 * 1024 * 1024
-        cachedMaximumPacket = Int(value)
-        return Int(value)
+    /// Reads the server's `max_allowed_packet` (``MySQLConnection`` keeps it once read).
+    func readMaximumPacketBytes() throws -> Int {
+        Int(try run("SELECT @@max_allowed_packet", []).rows.first?[0].int64 ?? 16 * 1024 * 1024)
     }
 
     private func prepared(_ sql: String) throws -> MySQLPreparedStatement {
