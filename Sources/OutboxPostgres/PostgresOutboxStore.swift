@@ -42,6 +42,9 @@ public final class PostgresOutboxStore: OutboxStore, OutboxKitStore, Sendable {
     let names: PostgresOutboxNames
     package let kit: OutboxStoreKit
     let notifications = OutboxSignal()
+    /// The enqueue's two statements, kept prepared on each connection (see `PostgresPreparedText`).
+    let enqueueOne: PostgresPreparedText
+    let enqueueMany: PostgresPreparedText
     let listening = Atomic<Bool>(false)
 
     /// Whether the notification listener is connected; while it is not, relays poll.
@@ -57,6 +60,8 @@ public final class PostgresOutboxStore: OutboxStore, OutboxKitStore, Sendable {
         self.client = client
         self.names = try PostgresOutboxNames(schema: configuration.schema ?? "public", tablePrefix: configuration.tablePrefix)
         kit = OutboxStoreKit(store: "PostgreSQL", configuration: configuration, logger: logger, map: PostgresErrors.map)
+        enqueueOne = Self.enqueueOneStatement(names)
+        enqueueMany = Self.enqueueManyStatement(names)
     }
 
     // MARK: - Enqueue
@@ -98,18 +103,24 @@ public final class PostgresOutboxStore: OutboxStore, OutboxKitStore, Sendable {
             }
             let partitionCount = try await self.partitionCount(connection)
             let prepared = try OutboxPreparedMessage.prepare(messages, limits: configuration.messageLimits, partitionCount: partitionCount)
+            var bindings = PostgresBindings(capacity: 13)
+            bindings.append(names.channel)
+            bindings.append(names.lockSpace)
             if prepared.count == 1, let item = prepared.first {
-                // One message (most transactions): the function of version 8, one argument per column.
+                // One message (most transactions): one row, one argument per column.
                 let message = item.message
-                try await connection.query("""
-                    SELECT \(unescaped: names.enqueueOneFunction)(\(names.channel), \(names.lockSpace), \(Int32(item.partition)),
-                        \(message.id), \(message.topic), \(message.key), \(message.type), \(ByteBuffer(bytes: message.payload)),
-                        \(ByteBuffer(bytes: item.encodedHeaders)), \(message.createdAt))
-                    """, logger: logger)
+                bindings.append(Int32(item.partition))
+                bindings.append(message.id)
+                bindings.append(message.topic)
+                bindings.append(message.key)
+                bindings.append(message.type)
+                bindings.append(ByteBuffer(bytes: message.payload))
+                bindings.append(ByteBuffer(bytes: item.encodedHeaders))
+                bindings.append(message.createdAt)
+                try await enqueueOne.execute(bindings, on: connection, logger: logger)
                 return
             }
             let partitions = prepared.map(\.partition)
-            let distinct = Array(Set(partitions)).sorted().map(Int32.init)
             var ids: [UUID] = [], topics: [String] = [], keys: [String] = [], hasKeys: [Bool] = []
             var types: [String] = [], hasTypes: [Bool] = [], payloads: [ByteBuffer] = [], headers: [ByteBuffer] = []
             var created: [Date] = []
@@ -125,16 +136,43 @@ public final class PostgresOutboxStore: OutboxStore, OutboxKitStore, Sendable {
                 headers.append(ByteBuffer(bytes: item.encodedHeaders))
                 created.append(message.createdAt)
             }
-            let partitionValues = partitions.map(Int32.init)
-            // One call of the schema's enqueue function (version 6): it takes the shared locks of
-            // the partitions before the insert draws the first sequence (see "Commit order"
-            // above), notifies the relays, and inserts in the caller's order.
-            try await connection.query("""
-                SELECT \(unescaped: names.enqueueFunction)(\(names.channel), \(names.lockSpace), \(distinct),
-                    \(ids), \(topics), \(keys), \(hasKeys), \(types), \(hasTypes), \(payloads), \(headers), \(partitionValues),
-                    \(created))
-                """, logger: logger)
+            bindings.append(Array(Set(partitions)).sorted().map(Int32.init))
+            bindings.append(ids)
+            bindings.append(topics)
+            bindings.append(keys)
+            bindings.append(hasKeys)
+            bindings.append(types)
+            bindings.append(hasTypes)
+            bindings.append(payloads)
+            bindings.append(headers)
+            bindings.append(partitions.map(Int32.init))
+            bindings.append(created)
+            try await enqueueMany.execute(bindings, on: connection, logger: logger)
         }
+    }
+
+    /// The enqueue of one message as one statement: the materialised CTE takes the shared lock
+    /// of the message's partition and queues the notification before the insert's row, and so
+    /// its sequence, is made (see "Commit order" above). Prepared, it is parsed and planned once
+    /// per connection; measured with `pgbench` on prepared statements it costs less than a call of
+    /// `<prefix>_enqueue_one` (schema version 8), which earlier builds call.
+    static func enqueueOneStatement(_ names: PostgresOutboxNames) -> PostgresPreparedText {
+        PostgresPreparedText(sql: """
+            WITH guard AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared($2, $3), pg_notify($1, ''))
+            INSERT INTO \(names.messages)
+                (id, topic, message_key, message_type, payload, headers, partition, created_at, available_at)
+            SELECT $4, $5, $6, $7, $8, $9, $3, $10, 'epoch'::timestamptz FROM guard
+            """, dataTypes: [.text, .int4, .int4, .uuid, .text, .text, .text, .bytea, .bytea, .timestamptz])
+    }
+
+    /// The enqueue of several messages: a call of the schema's enqueue function (version 6), which
+    /// takes the shared locks of the partitions before the insert draws the first sequence,
+    /// notifies the relays, and inserts in the caller's order.
+    static func enqueueManyStatement(_ names: PostgresOutboxNames) -> PostgresPreparedText {
+        PostgresPreparedText(
+            sql: "SELECT \(names.enqueueFunction)($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            dataTypes: [.text, .int4, .int4Array, .uuidArray, .textArray, .textArray, .boolArray, .textArray, .boolArray,
+                        .byteaArray, .byteaArray, .int4Array, .timestamptzArray])
     }
 
     func partitionCount(_ connection: PostgresConnection) async throws -> Int {

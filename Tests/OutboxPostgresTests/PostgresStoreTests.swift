@@ -183,35 +183,84 @@ struct PostgresStoreTests {
         #expect(try await subject.store.status(now: Date()).pending == 0, "the message rolled back with the order")
     }
 
-    /// An application upgraded before `outbox migrate` finds no enqueue function: one sentence
-    /// naming the migration, on both enqueue paths and for one message (version 8's function)
-    /// or several (version 6's), and nothing written.
+    /// An application upgraded before `outbox migrate` finds no enqueue function: several
+    /// messages (version 6's function) get one sentence naming the migration, on both enqueue
+    /// paths, and nothing is written. One message needs only the table (a statement of its own).
     @Test func anEnqueueBeforeTheMigrationNamesIt() async throws {
         let subject = try await PostgresStoreUnderTest(partitionCount: 4)
         defer { Task { try? await subject.close() } }
         for function in [subject.postgres.names.enqueueFunction, subject.postgres.names.enqueueOneFunction] {
             try await subject.client.query(PostgresQuery(unsafeSQL: "DROP FUNCTION \(function)"), logger: subject.logger)
         }
+        let two = [OutboxMessage(topic: "t", key: "a", text: "early"), OutboxMessage(topic: "t", key: "b", text: "early")]
         let direct = await #expect(throws: PostgresTransactionError.self) {
             try await subject.postgres.withTransaction(logger: subject.logger) { transaction in
-                try await transaction.enqueue(OutboxMessage(topic: "t", text: "early"))
+                try await transaction.enqueue(two)
             }
         }
         let checked = await #expect(throws: PostgresTransactionError.self) {
             try await subject.client.withTransaction(logger: subject.logger) { connection in
-                try await subject.postgres.enqueue(OutboxMessage(topic: "t", text: "early"), in: connection)
+                try await subject.postgres.enqueue(two, in: connection)
             }
         }
-        let several = await #expect(throws: PostgresTransactionError.self) {
-            try await subject.postgres.withTransaction(logger: subject.logger) { transaction in
-                try await transaction.enqueue([OutboxMessage(topic: "t", key: "a", text: "early"), OutboxMessage(topic: "t", key: "b", text: "early")])
-            }
-        }
-        for error in [direct, checked, several] {
+        for error in [direct, checked] {
             let outbox = error?.closureError as? OutboxError
             #expect(outbox?.code == .schemaMismatch && outbox?.message.contains("outbox migrate") == true, "\(String(describing: error))")
         }
         #expect(try await subject.store.status(now: Date()).pending == 0)
+        try await subject.postgres.withTransaction(logger: subject.logger) { transaction in
+            try await transaction.enqueue(OutboxMessage(topic: "t", text: "one"))
+        }
+        #expect(try await subject.store.status(now: Date()).pending == 1)
+    }
+
+    /// The enqueue's statements are prepared per connection, named by their text: two outboxes
+    /// in different schemas, enqueued in one transaction on one connection, each get their own
+    /// message (one and several at a time).
+    @Test func twoOutboxesOnOneConnectionKeepTheirOwnStatements() async throws {
+        let first = try await PostgresStoreUnderTest(partitionCount: 4)
+        defer { Task { try? await first.close() } }
+        let second = try PostgresOutboxStore(client: first.client, configuration: .init(schema: first.schema, tablePrefix: "other",
+                                                                                       partitionCount: 4),
+                                             logger: first.logger)
+        try await second.migrate()
+        for round in 0..<3 {
+            try await first.client.withTransaction(logger: first.logger) { connection in
+                try await first.postgres.enqueue(OutboxMessage(topic: "first", text: "\(round)"), in: connection)
+                try await second.enqueue(OutboxMessage(topic: "second", text: "\(round)"), in: connection)
+                try await second.enqueue([OutboxMessage(topic: "second", text: "\(round)a"), OutboxMessage(topic: "second", text: "\(round)b")],
+                                         in: connection)
+            }
+        }
+        #expect(try await first.store.status(now: Date()).pending == 3)
+        #expect(try await second.status(now: Date()).pending == 9)
+        for (table, topic) in [(first.postgres.names.messages, "first"), (second.names.messages, "second")] {
+            let rows = try await first.client.query(PostgresQuery(unsafeSQL: "SELECT count(*)::int FROM \(table) WHERE topic <> '\(topic)'"),
+                                                    logger: first.logger)
+            for try await stray in rows.decode(Int.self) { #expect(stray == 0, "\(table) holds another outbox's messages") }
+        }
+    }
+
+    /// postgres-nio remembers a failed preparation on its connection for good. A first enqueue
+    /// inside a transaction the application had already aborted fails, as it must; the next
+    /// transaction on the same connection must still enqueue.
+    @Test func anEnqueueInAnAbortedTransactionDoesNotSpoilTheConnection() async throws {
+        let subject = try await PostgresStoreUnderTest(partitionCount: 4)
+        defer { Task { try? await subject.close() } }
+        try await subject.client.withConnection { connection in
+            for messages in [[OutboxMessage(topic: "t", text: "lost")], [OutboxMessage(topic: "t", text: "a"), OutboxMessage(topic: "t", text: "b")]] {
+                try await connection.query("BEGIN", logger: subject.logger)
+                _ = try? await connection.query("SELECT 1 / 0", logger: subject.logger)
+                await #expect(throws: OutboxError.self) {
+                    try await subject.postgres.enqueue(messages, in: connection, knownInTransaction: true)
+                }
+                try await connection.query("ROLLBACK", logger: subject.logger)
+                try await connection.query("BEGIN", logger: subject.logger)
+                try await subject.postgres.enqueue(messages, in: connection, knownInTransaction: true)
+                try await connection.query("COMMIT", logger: subject.logger)
+            }
+        }
+        #expect(try await subject.store.status(now: Date()).pending == 3)
     }
 
     /// An enqueue outside a transaction block would commit the message alone: it is refused with
