@@ -78,7 +78,8 @@ public final class PostgresOutboxStore: OutboxStore, OutboxKitStore, Sendable {
     /// Call it inside `withTransaction`: if the transaction rolls back, the messages were never
     /// there. The relay is notified at commit. Costs two round trips whatever the number of
     /// messages: a check that a transaction is open, and the insert. In the store's own
-    /// ``withTransaction(logger:file:line:isolation:_:)`` an enqueue is one round trip.
+    /// ``withTransaction(logger:file:line:isolation:_:)`` an enqueue is one round trip. The first
+    /// enqueue on a connection costs one more, preparing the statement there.
     ///
     /// Outside a transaction it throws (code `.invalidConfiguration`) and writes nothing.
     ///
