@@ -6,13 +6,13 @@ import OutboxTesting
 import Testing
 
 /// Documents damaged by a foreign writer are dead-lettered with their reason; the rest flow.
-@Suite("MongoDB damaged documents", .serialized, .enabled(if: TestServer.mongo.shouldRun, "set OUTBOX_MONGO_URL (scripts/test.sh does)"))
+@Suite("MongoDB damaged documents", .serialized, .enabled(if: TestServer.mongo.shouldRun, "set OUTBOX_MONGO_URL (scripts/test.sh does)"), .closesAtEnd)
 struct MongoDamagedRowTests {
     /// A field of the wrong BSON type or a missing field (id, topic, payload, creation time, key,
     /// headers) is damage; the document is still read, so it can be dead-lettered.
     @Test func everyMalformedDocumentIsDeadLetteredAndTheRestFlows() async throws {
         let subject = try await MongoStoreUnderTest(partitionCount: 4)
-        defer { Task { try? await subject.close() } }
+        atEnd { try? await subject.close() }
         let messages = (0..<8).map { OutboxMessage(topic: "t", key: "k\($0)", text: "message \($0)") }
         try await subject.enqueueCommitted(messages)
         let damage: [(Int, BSONDocument, String)] = [

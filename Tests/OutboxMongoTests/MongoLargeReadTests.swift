@@ -7,7 +7,7 @@ import Testing
 
 /// A real mongod answers a `find` with at most 101 documents in its first batch: every read the
 /// store makes must follow the cursor (or say its limit), or leases, retries and status are cut short.
-@Suite("MongoDB large reads", .serialized, .enabled(if: TestServer.mongo.shouldRun, "set OUTBOX_MONGO_URL (scripts/test.sh does)"))
+@Suite("MongoDB large reads", .serialized, .enabled(if: TestServer.mongo.shouldRun, "set OUTBOX_MONGO_URL (scripts/test.sh does)"), .closesAtEnd)
 struct MongoLargeReadTests {
     @Test func twoHundredFiftySixPartitionsAndManyRetriesAreReadWhole() async throws {
         // Batches of 40, so every read that is not followed to the cursor's end is cut short here
@@ -15,7 +15,7 @@ struct MongoLargeReadTests {
         var configuration = try TestServer.requireConfiguration()
         configuration.batchSize = 40
         let subject = try await MongoStoreUnderTest(partitionCount: 256, configuration: configuration)
-        defer { Task { try? await subject.close() } }
+        atEnd { try? await subject.close() }
         let grant = try await subject.store.heartbeat(OutboxHeartbeat(relayID: "lone", leaseDuration: .seconds(30)))
         #expect(grant.owned.count == 256 && grant.partitionCount == 256, "a lone relay owns all 256 partitions, owns \(grant.owned.count)")
         // 150 keys, each with a message waiting for a retry and a later one that must stay held back.

@@ -5,13 +5,13 @@ import OutboxTestSupport
 import OutboxTesting
 import Testing
 
-@Suite("MongoDB store", .serialized, .enabled(if: TestServer.mongo.shouldRun, "set OUTBOX_MONGO_URL (scripts/test.sh does)"))
+@Suite("MongoDB store", .serialized, .enabled(if: TestServer.mongo.shouldRun, "set OUTBOX_MONGO_URL (scripts/test.sh does)"), .closesAtEnd)
 struct MongoStoreTests {
     /// Hostile text in every field and every byte value in the payload come back byte-exact, and
     /// the application's own documents take the same text.
     @Test func hostileTextIsStoredByteExact() async throws {
         let subject = try await MongoStoreUnderTest(partitionCount: 4)
-        defer { Task { try? await subject.close() } }
+        atEnd { try? await subject.close() }
         let hostile = "'; DROP TABLE users; -- {\"$where\": \"sleep(1000)\"} $gt . 😀𝄞 \u{1F9D1}\u{200D}\u{1F4BB}"
         let message = OutboxMessage(topic: "orders-😀'\"$", key: hostile, type: hostile, payload: Array(0...255) + Array(hostile.utf8),
                                     headers: [OutboxHeader(hostile, hostile), OutboxHeader("$set", "{\"$gt\": 1}")])
@@ -34,7 +34,7 @@ struct MongoStoreTests {
     @Test func oversizePayloadIsRefused() async throws {
         let subject = try await MongoStoreUnderTest(
             partitionCount: 4, messageLimits: OutboxMessageLimits(maximumPayloadBytes: 32 * 1024 * 1024))
-        defer { Task { try? await subject.close() } }
+        atEnd { try? await subject.close() }
         let huge = OutboxMessage(topic: "t", key: "big", payload: Array(repeating: 1, count: 17 * 1024 * 1024))
         do {
             try await subject.enqueueCommitted([huge])
@@ -79,7 +79,7 @@ struct MongoStoreTests {
     @Test func theLongestAcceptedPrefixWorksEndToEnd() async throws {
         let prefix = "p" + String(UUID().uuidString.lowercased().filter(\.isLetter).prefix(6)) + String(repeating: "x", count: 40)
         let subject = try await MongoStoreUnderTest(partitionCount: 4, prefix: String(prefix.prefix(40)))
-        defer { Task { try? await subject.close() } }
+        atEnd { try? await subject.close() }
         let recorder = RecordingPublisher()
         let relay = RunningRelay(OutboxRelay(store: subject.store, publisher: recorder, configuration: .forTesting(), logger: subject.logger))
         let messages = (0..<20).map { OutboxMessage(topic: "t", key: "k\($0 % 3)", text: "\($0)") }

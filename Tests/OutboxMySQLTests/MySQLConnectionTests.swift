@@ -6,13 +6,13 @@ import OutboxTesting
 import Testing
 
 /// The application-facing connection API on its own: bound values, transactions, errors.
-@Suite("MySQL/MariaDB connection", .enabled(if: TestServer.mariadb.shouldRun, "set OUTBOX_MYSQL_URL (scripts/test.sh does)"))
+@Suite("MySQL/MariaDB connection", .enabled(if: TestServer.mariadb.shouldRun, "set OUTBOX_MYSQL_URL (scripts/test.sh does)"), .closesAtEnd)
 struct MySQLConnectionTests {
     @Test func transactionCommitsOrRollsBack() async throws {
         let pool = MySQLConnectionPool(configuration: try TestServer.requireConfiguration(), maximumConnections: 2)
         let table = "`c_\(UUID().uuidString.prefix(8).lowercased())`"
         try await pool.query("CREATE TABLE \(table) (id BIGINT PRIMARY KEY, note VARCHAR(50) NOT NULL)")
-        defer { Task { _ = try? await pool.query("DROP TABLE \(table)"); await pool.close() } }
+        atEnd { _ = try? await pool.query("DROP TABLE \(table)"); await pool.close() }
 
         _ = try await pool.withTransaction { connection in
             try await connection.query("INSERT INTO \(table) VALUES (?, ?)", [1, "committed"])
@@ -31,7 +31,7 @@ struct MySQLConnectionTests {
 
     @Test func serverErrorsCarryTheirCodes() async throws {
         let pool = MySQLConnectionPool(configuration: try TestServer.requireConfiguration(), maximumConnections: 1)
-        defer { Task { await pool.close() } }
+        atEnd { await pool.close() }
         do {
             try await pool.query("SELECT * FROM no_such_table_here")
             Issue.record("a query on a missing table succeeded")
@@ -86,7 +86,7 @@ struct MySQLConnectionTests {
     @Test func percentEncodedPasswordsLogIn() async throws {
         let base = try TestServer.requireConfiguration()
         let admin = MySQLConnectionPool(configuration: base, maximumConnections: 1)
-        defer { Task { await admin.close() } }
+        atEnd { await admin.close() }
         let user = "pct_\(UUID().uuidString.prefix(8).lowercased())"
         // The name is generated here (letters and digits): account names cannot be bound.
         try await admin.query("CREATE USER '\(user)'@'%' IDENTIFIED BY 'p%41ss@x'")
@@ -103,7 +103,7 @@ struct MySQLConnectionTests {
     /// The pool hands each connection to one task at a time and opens no more than its maximum.
     @Test func poolBoundsConnections() async throws {
         let pool = MySQLConnectionPool(configuration: try TestServer.requireConfiguration(), maximumConnections: 3)
-        defer { Task { await pool.close() } }
+        atEnd { await pool.close() }
         let ids = try await withThrowingTaskGroup(of: Int64.self) { group in
             for _ in 0..<30 {
                 group.addTask { try await pool.query("SELECT CONNECTION_ID() FROM (SELECT SLEEP(0.01)) AS s").rows[0][0].int64! }

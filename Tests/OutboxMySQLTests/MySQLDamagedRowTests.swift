@@ -6,13 +6,13 @@ import OutboxTesting
 import Testing
 
 /// Rows damaged by a foreign writer are dead-lettered with their reason; the rest flow.
-@Suite("MySQL/MariaDB damaged rows", .enabled(if: TestServer.mariadb.shouldRun, "set OUTBOX_MYSQL_URL (scripts/test.sh does)"))
+@Suite("MySQL/MariaDB damaged rows", .enabled(if: TestServer.mariadb.shouldRun, "set OUTBOX_MYSQL_URL (scripts/test.sh does)"), .closesAtEnd)
 struct MySQLDamagedRowTests {
     /// The text columns are binary here, so bytes that are not UTF-8 are what a foreign writer can
     /// leave in them; the headers can hold any bytes.
     @Test func everyDamagedColumnIsDeadLetteredAndTheRestFlows() async throws {
         let subject = try await MySQLStoreUnderTest(partitionCount: 4)
-        defer { Task { try? await subject.close() } }
+        atEnd { try? await subject.close() }
         let messages = (0..<6).map { OutboxMessage(topic: "t", key: "k\($0)", type: "T", text: "message \($0)") }
         try await subject.enqueueCommitted(messages)
         let damage: [(Int, String, String)] = [

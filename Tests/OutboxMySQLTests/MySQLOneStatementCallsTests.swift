@@ -7,12 +7,12 @@ import Testing
 
 /// The usual heartbeat is one `CALL` of the schema's renewal procedure; the full, serialised
 /// heartbeat runs only when leases must move.
-@Suite("MySQL heartbeat renewal", .serialized)
+@Suite("MySQL heartbeat renewal", .serialized, .closesAtEnd)
 struct MySQLHeartbeatRenewalTests {
     /// Before schema version 6 every heartbeat was six statements, idle or not.
     @Test func aHeartbeatThatChangesNothingIsOneStatementAndGrantsTheSame() async throws {
         let subject = try await MySQLStoreUnderTest(partitionCount: 8)
-        defer { Task { try? await subject.close() } }
+        atEnd { try? await subject.close() }
         let first = try await subject.mysql.heartbeat(OutboxHeartbeat(relayID: "relay-a", leaseDuration: .seconds(30), instanceID: "run-1"))
         #expect(first.owned == Set(0..<8))
         let before = subject.application.statementsSent
@@ -31,7 +31,7 @@ struct MySQLHeartbeatRenewalTests {
     /// heartbeat, seeing it above its fair share, gives partitions up.
     @Test func aRelayAboveItsShareStillHandsPartitionsOver() async throws {
         let subject = try await MySQLStoreUnderTest(partitionCount: 8)
-        defer { Task { try? await subject.close() } }
+        atEnd { try? await subject.close() }
         _ = try await subject.mysql.heartbeat(OutboxHeartbeat(relayID: "relay-a", leaseDuration: .seconds(30), instanceID: "run-a"))
         let joined = try await subject.mysql.heartbeat(OutboxHeartbeat(relayID: "relay-b", leaseDuration: .seconds(30), instanceID: "run-b"))
         #expect(joined.owned.isEmpty && joined.liveRelays == 2, "every partition is still held by relay-a")
@@ -48,7 +48,7 @@ struct MySQLHeartbeatRenewalTests {
     /// 4-byte UTF-8 come back as they were, so the fair share is computed over the right ids.
     @Test func hostileRelayIDsSurviveTheRenewal() async throws {
         let subject = try await MySQLStoreUnderTest(partitionCount: 8)
-        defer { Task { try? await subject.close() } }
+        atEnd { try? await subject.close() }
         let first = "relay \"one\", \\ '; DROP TABLE x; -- 😀"
         let second = "relay,two\\\"]𝄞"
         _ = try await subject.mysql.heartbeat(OutboxHeartbeat(relayID: first, leaseDuration: .seconds(30), instanceID: "run-1"))
@@ -68,7 +68,7 @@ struct MySQLHeartbeatRenewalTests {
     /// heartbeat decides, and grants it nothing while the first run's registration lives.
     @Test func anotherRunWithTheSameRelayIDIsNotRenewed() async throws {
         let subject = try await MySQLStoreUnderTest(partitionCount: 4)
-        defer { Task { try? await subject.close() } }
+        atEnd { try? await subject.close() }
         _ = try await subject.mysql.heartbeat(OutboxHeartbeat(relayID: "relay", leaseDuration: .seconds(30), instanceID: "run-1"))
         let twin = try await subject.mysql.heartbeat(OutboxHeartbeat(relayID: "relay", leaseDuration: .seconds(30), instanceID: "run-2"))
         #expect(twin.owned.isEmpty && twin.relayIDInUse)
@@ -81,19 +81,19 @@ struct MySQLHeartbeatRenewalTests {
     @Test func missingRoutinePrivilegesAreNamed() async throws {
         let configuration = try TestServer.requireConfiguration()
         let admin = MySQLConnectionPool(configuration: configuration)
-        defer { Task { await admin.close() } }
+        atEnd { await admin.close() }
         let user = "outbox_limited_\(UUID().uuidString.prefix(6).lowercased())"
         let password = "limited-\(UUID().uuidString.prefix(8))"
         let database = configuration.database
         // Account statements take no placeholders; the name and password are the test's own letters.
         try await admin.query("CREATE USER '\(user)'@'%' IDENTIFIED BY '\(password)'")
-        defer { Task { _ = try? await admin.query("DROP USER '\(user)'@'%'") } }
+        atEnd { _ = try? await admin.query("DROP USER '\(user)'@'%'") }
         try await admin.query("GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, INDEX, DROP ON `\(database)`.* TO '\(user)'@'%'")
         var limited = configuration
         limited.username = user
         limited.password = password
         let pool = MySQLConnectionPool(configuration: limited)
-        defer { Task { await pool.close() } }
+        atEnd { await pool.close() }
         let prefix = "t_\(UUID().uuidString.prefix(8).lowercased())"
         let store = try MySQLOutboxStore(pool: pool, configuration: .init(tablePrefix: prefix, partitionCount: 4), logger: .init(label: "test"))
         let refused = await #expect(throws: OutboxError.self) { try await store.migrate() }
@@ -114,11 +114,11 @@ struct MySQLHeartbeatRenewalTests {
 
 /// An idle relay's claims cost one statement: after a claim that found nothing, the next first
 /// asks whether its partitions have any pending row.
-@Suite("MySQL idle claims")
+@Suite("MySQL idle claims", .closesAtEnd)
 struct MySQLIdleClaimTests {
     @Test func aClaimAfterAnEmptyOneIsOneStatementUntilSomethingIsPending() async throws {
         let subject = try await MySQLStoreUnderTest(partitionCount: 4)
-        defer { Task { try? await subject.close() } }
+        atEnd { try? await subject.close() }
         _ = try await subject.mysql.heartbeat(OutboxHeartbeat(relayID: "relay", leaseDuration: .seconds(30)))
         #expect(try await subject.mysql.claim(partitions: Array(0..<4), limit: 10, now: Date()).isEmpty)
         let before = subject.application.statementsSent

@@ -6,14 +6,14 @@ import OutboxTesting
 import Testing
 
 /// A database crash, on a server of its own so the other suites keep theirs.
-@Suite("MySQL/MariaDB restart", .enabled(if: TestServer.mariadb.shouldRun, "set OUTBOX_MYSQL_URL (scripts/test.sh does)"))
+@Suite("MySQL/MariaDB restart", .enabled(if: TestServer.mariadb.shouldRun, "set OUTBOX_MYSQL_URL (scripts/test.sh does)"), .closesAtEnd)
 struct MySQLRestartTests {
     static let port = 53_307
 
     @Test func relayAndApplicationSurviveAServerCrash() async throws {
         let url = try await ProjectScript.run("start-mariadb.sh", environment: ["OUTBOX_MYSQL_PORT": "\(Self.port)"])
         let subject = try await MySQLStoreUnderTest(partitionCount: 8, configuration: try MySQLConnectionURL(url).configuration)
-        defer { Task { try? await subject.close() } }
+        atEnd { try? await subject.close() }
         let recorder = RecordingPublisher()
         let running = RunningRelay(OutboxRelay(store: subject.mysql, publisher: recorder,
                                                configuration: .forTesting(pollInterval: .milliseconds(200)), logger: subject.logger))

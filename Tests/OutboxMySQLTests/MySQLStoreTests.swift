@@ -5,13 +5,13 @@ import OutboxTestSupport
 import OutboxTesting
 import Testing
 
-@Suite("MySQL/MariaDB store", .enabled(if: TestServer.mariadb.shouldRun, "set OUTBOX_MYSQL_URL (scripts/test.sh does)"))
+@Suite("MySQL/MariaDB store", .enabled(if: TestServer.mariadb.shouldRun, "set OUTBOX_MYSQL_URL (scripts/test.sh does)"), .closesAtEnd)
 struct MySQLStoreTests {
     /// SQL metacharacters and 4-byte UTF-8 in every text field, and every byte value in the
     /// payload, come back byte-exact: values are bound, never spliced into SQL.
     @Test func hostileTextIsStoredByteExact() async throws {
         let subject = try await MySQLStoreUnderTest(partitionCount: 4)
-        defer { Task { try? await subject.close() } }
+        atEnd { try? await subject.close() }
         let hostile = "'; DROP TABLE users; -- \" ` \\ %_ ? $1 /* */ 😀𝄞 \u{1F9D1}\u{200D}\u{1F4BB}"
         let message = OutboxMessage(
             topic: "orders-😀'\"`", key: hostile, type: hostile,
@@ -38,7 +38,7 @@ struct MySQLStoreTests {
     /// missing: that must fail in one sentence, never commit a transaction without its messages.
     @Test func enqueueWithoutItsGuardRowFailsAndWritesNothing() async throws {
         let subject = try await MySQLStoreUnderTest(partitionCount: 4)
-        defer { Task { try? await subject.close() } }
+        atEnd { try? await subject.close() }
         try await subject.application.query("DELETE FROM `\(subject.prefix)_commit_guard`")
         for batch in [[OutboxMessage(topic: "t", key: "k", payload: [1])],
                       (0..<3).map { OutboxMessage(topic: "t", key: "k", payload: [UInt8($0)]) }] {
@@ -53,7 +53,7 @@ struct MySQLStoreTests {
     /// their order, and a claim in another transaction skips their partition while it is open.
     @Test func oneKeysMessagesKeepTheirOrderAndHoldTheirPartition() async throws {
         let subject = try await MySQLStoreUnderTest(partitionCount: 4)
-        defer { Task { try? await subject.close() } }
+        atEnd { try? await subject.close() }
         let earlier = OutboxMessage(topic: "t", key: "one-key", payload: [9])
         try await subject.enqueueCommitted([earlier])
         let messages = (0..<5).map { OutboxMessage(topic: "t", key: "one-key", payload: [UInt8($0)]) }
@@ -91,7 +91,7 @@ struct MySQLStoreTests {
     @Test func payloadsAtAndAboveMaxAllowedPacket() async throws {
         let subject = try await MySQLStoreUnderTest(
             partitionCount: 4, messageLimits: OutboxMessageLimits(maximumPayloadBytes: 64 * 1024 * 1024))
-        defer { Task { try? await subject.close() } }
+        atEnd { try? await subject.close() }
         let packetLimit = Int(try await subject.application.query("SELECT @@max_allowed_packet").rows[0][0].int64!)
         var large = [UInt8](repeating: 0, count: packetLimit - 64 * 1024)
         large.withUnsafeMutableBufferPointer { bytes in
@@ -136,7 +136,7 @@ struct MySQLStoreTests {
     /// claim read ~500,000 rows. The messages table keeps no index for retries any more.
     @Test func claimProbeReadsOnlyWaitingRows() async throws {
         let subject = try await MySQLStoreUnderTest(partitionCount: 4)
-        defer { Task { try? await subject.close() } }
+        atEnd { try? await subject.close() }
         let grant = try await subject.mysql.heartbeat(OutboxHeartbeat(relayID: "relay", leaseDuration: .seconds(30)))
         for start in stride(from: 0, to: 4_000, by: 1_000) {
             try await subject.enqueueCommitted((start..<start + 1_000).map { OutboxMessage(topic: "t", key: "k\($0 % 10)", text: "\($0)") })
@@ -177,7 +177,7 @@ struct MySQLStoreTests {
     /// since a relay of an older build would record its retries the old way.
     @Test func versionSevenCarriesWaitingMessagesOverAndWaitsForRelaysToStop() async throws {
         let subject = try await MySQLStoreUnderTest(partitionCount: 1)
-        defer { Task { try? await subject.close() } }
+        atEnd { try? await subject.close() }
         let names = subject.mysql.names
         let messages = (0..<3).map { OutboxMessage(topic: "t", key: "k", text: "\($0)") }
         try await subject.enqueueCommitted(messages)
@@ -207,7 +207,7 @@ struct MySQLStoreTests {
     /// leaves it) holds nothing back: the probes count a listing only while its message waits.
     @Test func aWaitingListingWithoutItsMessageHoldsNothingBack() async throws {
         let subject = try await MySQLStoreUnderTest(partitionCount: 1)
-        defer { Task { try? await subject.close() } }
+        atEnd { try? await subject.close() }
         _ = try await subject.application.query("INSERT INTO \(subject.mysql.names.waiting) (sequence, partition_no, message_key) VALUES (0, 0, 'k')")
         let messages = (0..<3).map { OutboxMessage(topic: "t", key: "k", text: "\($0)") }
         try await subject.enqueueCommitted(messages)
@@ -232,7 +232,7 @@ struct MySQLStoreTests {
     /// until its purge gets to them). Before the floor, every claim walked from the index's start.
     @Test func claimsStartPastDrainedMessages() async throws {
         let subject = try await MySQLStoreUnderTest(partitionCount: 4)
-        defer { Task { try? await subject.close() } }
+        atEnd { try? await subject.close() }
         let grant = try await subject.mysql.heartbeat(OutboxHeartbeat(relayID: "relay", leaseDuration: .seconds(30)))
         let partitions = Array(grant.owned).sorted()
         try await subject.enqueueCommitted((0..<1_000).map { OutboxMessage(topic: "t", key: "k\($0 % 50)", text: "\($0)") })
@@ -255,7 +255,7 @@ struct MySQLStoreTests {
     /// are still claimed.
     @Test func messagesAfterATruncateAreClaimed() async throws {
         let subject = try await MySQLStoreUnderTest(partitionCount: 4)
-        defer { Task { try? await subject.close() } }
+        atEnd { try? await subject.close() }
         _ = try await subject.mysql.heartbeat(OutboxHeartbeat(relayID: "relay", leaseDuration: .seconds(30)))
         try await subject.enqueueCommitted((0..<20).map { OutboxMessage(topic: "t", key: "k\($0)", text: "\($0)") })
         let drained = try await subject.mysql.claim(partitions: Array(0..<4), limit: 100, now: Date())
@@ -279,7 +279,7 @@ struct MySQLStoreTests {
     @Test func missingSchemaIsNamed() async throws {
         let pool = MySQLConnectionPool(configuration: try TestServer.requireConfiguration())
         let store = try MySQLOutboxStore(pool: pool, configuration: .init(tablePrefix: "never_migrated"), logger: .init(label: "test"))
-        defer { Task { await pool.close() } }
+        atEnd { await pool.close() }
         do {
             _ = try await store.claim(partitions: [0], limit: 1, now: Date())
             Issue.record("claim on a missing schema succeeded")
@@ -294,7 +294,7 @@ struct MySQLStoreTests {
     /// heartbeat every 2.5 s.
     @Test func aSchemaOlderThanTheBuildIsNamed() async throws {
         let subject = try await MySQLStoreUnderTest(partitionCount: 4)
-        defer { Task { try? await subject.close() } }
+        atEnd { try? await subject.close() }
         try await subject.application.query("DELETE FROM \(subject.mysql.names.migrations) WHERE version >= 6")
         try await subject.application.query("DROP PROCEDURE \(subject.mysql.names.table("renew"))")
         let refused = await #expect(throws: OutboxError.self) { try await subject.mysql.status(now: Date()) }
@@ -309,7 +309,7 @@ struct MySQLStoreTests {
     /// an enqueue there is refused with one sentence, and nothing is written.
     @Test func enqueueOutsideATransactionIsRefused() async throws {
         let subject = try await MySQLStoreUnderTest(partitionCount: 4)
-        defer { Task { try? await subject.close() } }
+        atEnd { try? await subject.close() }
         let messages = (0..<600).map { OutboxMessage(topic: "t", key: "k\($0 % 7)", text: "\($0)") }
         let error = await #expect(throws: OutboxError.self) {
             try await subject.application.withConnection { connection in try await subject.mysql.enqueue(messages, in: connection) }
@@ -322,7 +322,7 @@ struct MySQLStoreTests {
     /// No claim exceeds MySQL's 65,535 placeholders, whatever the relay has in flight.
     @Test func claimWithAHugeInFlightListStaysUnderThePlaceholderLimit() async throws {
         let subject = try await MySQLStoreUnderTest(partitionCount: 4)
-        defer { Task { try? await subject.close() } }
+        atEnd { try? await subject.close() }
         let messages = (0..<5).map { OutboxMessage(topic: "t", key: "k\($0)", text: "\($0)") }
         try await subject.enqueueCommitted(messages)
         let all = try await subject.mysql.claim(partitions: Array(0..<4), limit: 10, now: Date())
@@ -337,7 +337,7 @@ struct MySQLStoreTests {
     @Test func theLongestAcceptedPrefixWorksEndToEnd() async throws {
         let prefix = "p" + String(UUID().uuidString.lowercased().filter(\.isLetter).prefix(6)) + String(repeating: "x", count: 40)
         let subject = try await MySQLStoreUnderTest(partitionCount: 4, prefix: String(prefix.prefix(40)))
-        defer { Task { try? await subject.close() } }
+        atEnd { try? await subject.close() }
         let recorder = RecordingPublisher()
         let relay = RunningRelay(OutboxRelay(store: subject.store, publisher: recorder, configuration: .forTesting(), logger: subject.logger))
         let messages = (0..<20).map { OutboxMessage(topic: "t", key: "k\($0 % 3)", text: "\($0)") }

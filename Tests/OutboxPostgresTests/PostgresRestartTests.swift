@@ -6,14 +6,14 @@ import OutboxTesting
 import Testing
 
 /// A database restart, on a server of its own so the other suites keep theirs.
-@Suite("PostgreSQL restart", .enabled(if: TestServer.postgres.shouldRun, "set OUTBOX_POSTGRES_URL (scripts/test.sh does)"))
+@Suite("PostgreSQL restart", .enabled(if: TestServer.postgres.shouldRun, "set OUTBOX_POSTGRES_URL (scripts/test.sh does)"), .closesAtEnd)
 struct PostgresRestartTests {
     static let port = 55_433
 
     @Test func relayAndListenerSurviveAServerRestart() async throws {
         let url = try await ProjectScript.run("start-postgres.sh", environment: ["OUTBOX_POSTGRES_PORT": "\(Self.port)"])
         let subject = try await PostgresStoreUnderTest(partitionCount: 8, url: try PostgresConnectionURL(url + "?sslmode=disable"))
-        defer { Task { try? await subject.close() } }
+        atEnd { try? await subject.close() }
         let recorder = RecordingPublisher()
         // A long poll interval: after the restart, prompt delivery proves the listener reconnected.
         let running = RunningRelay(OutboxRelay(store: subject.postgres, publisher: recorder,

@@ -8,7 +8,7 @@ import PostgresNIO
 import Synchronization
 import Testing
 
-@Suite("PostgreSQL store", .enabled(if: TestServer.postgres.shouldRun, "set OUTBOX_POSTGRES_URL (scripts/test.sh does)"))
+@Suite("PostgreSQL store", .enabled(if: TestServer.postgres.shouldRun, "set OUTBOX_POSTGRES_URL (scripts/test.sh does)"), .closesAtEnd)
 struct PostgresStoreTests {
     /// Every statement the relay runs walks an index; none scans the table, whatever the backlog.
     ///
@@ -127,7 +127,7 @@ struct PostgresStoreTests {
     /// writer can damage: such a row is dead-lettered with its reason and the rest flow.
     @Test func damagedHeadersAreDeadLetteredAndTheRestFlows() async throws {
         let subject = try await PostgresStoreUnderTest(partitionCount: 4)
-        defer { Task { try? await subject.close() } }
+        atEnd { try? await subject.close() }
         let messages = (0..<4).map { OutboxMessage(topic: "t", key: "k\($0)", text: "message \($0)") }
         try await subject.enqueueCommitted(messages)
         try await subject.client.query(
@@ -147,7 +147,7 @@ struct PostgresStoreTests {
     /// starts: before, the relay started and logged its failed calls.
     @Test func aSchemaOlderThanTheBuildIsNamed() async throws {
         let subject = try await PostgresStoreUnderTest(partitionCount: 4)
-        defer { Task { try? await subject.close() } }
+        atEnd { try? await subject.close() }
         let latest = PostgresSchema.latestVersion
         try await subject.client.query(PostgresQuery(unsafeSQL: "DELETE FROM \(subject.postgres.names.migrations) WHERE version = \(latest)"),
                                        logger: subject.logger)
@@ -164,7 +164,7 @@ struct PostgresStoreTests {
     /// body throws, and hands the body's error on as the client's `withTransaction` does.
     @Test func theStoresTransactionRollsBackTheMessagesWithTheRows() async throws {
         let subject = try await PostgresStoreUnderTest(partitionCount: 4)
-        defer { Task { try? await subject.close() } }
+        atEnd { try? await subject.close() }
         struct Refused: Error {}
         let error = await #expect(throws: PostgresTransactionError.self) {
             try await subject.postgres.withTransaction(logger: subject.logger) { transaction in
@@ -188,7 +188,7 @@ struct PostgresStoreTests {
     /// paths, and nothing is written. One message needs only the table (a statement of its own).
     @Test func anEnqueueBeforeTheMigrationNamesIt() async throws {
         let subject = try await PostgresStoreUnderTest(partitionCount: 4)
-        defer { Task { try? await subject.close() } }
+        atEnd { try? await subject.close() }
         for function in [subject.postgres.names.enqueueFunction, subject.postgres.names.enqueueOneFunction] {
             try await subject.client.query(PostgresQuery(unsafeSQL: "DROP FUNCTION \(function)"), logger: subject.logger)
         }
@@ -219,7 +219,7 @@ struct PostgresStoreTests {
     /// message (one and several at a time).
     @Test func twoOutboxesOnOneConnectionKeepTheirOwnStatements() async throws {
         let first = try await PostgresStoreUnderTest(partitionCount: 4)
-        defer { Task { try? await first.close() } }
+        atEnd { try? await first.close() }
         let second = try PostgresOutboxStore(client: first.client, configuration: .init(schema: first.schema, tablePrefix: "other",
                                                                                        partitionCount: 4),
                                              logger: first.logger)
@@ -246,7 +246,7 @@ struct PostgresStoreTests {
     /// transaction on the same connection must still enqueue.
     @Test func anEnqueueInAnAbortedTransactionDoesNotSpoilTheConnection() async throws {
         let subject = try await PostgresStoreUnderTest(partitionCount: 4)
-        defer { Task { try? await subject.close() } }
+        atEnd { try? await subject.close() }
         try await subject.client.withConnection { connection in
             for messages in [[OutboxMessage(topic: "t", text: "lost")], [OutboxMessage(topic: "t", text: "a"), OutboxMessage(topic: "t", text: "b")]] {
                 try await connection.query("BEGIN", logger: subject.logger)
@@ -267,7 +267,7 @@ struct PostgresStoreTests {
     /// one sentence, and nothing is written.
     @Test func enqueueOutsideATransactionIsRefused() async throws {
         let subject = try await PostgresStoreUnderTest(partitionCount: 4)
-        defer { Task { try? await subject.close() } }
+        atEnd { try? await subject.close() }
         let error = await #expect(throws: OutboxError.self) {
             try await subject.client.withConnection { connection in
                 try await subject.postgres.enqueue([OutboxMessage(topic: "t", text: "alone")], in: connection)
