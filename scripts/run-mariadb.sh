@@ -11,6 +11,9 @@ PATH="/usr/sbin:$PATH"
 # production servers do.
 flush=2
 [ -f "$root/durable" ] && flush=1
+# A server still on the port (one whose pid file was lost) would answer the wait below while the
+# new one fails to bind: the start would look like a success.
+require_free_port "$port" OUTBOX_MYSQL_PORT
 # The server outlives this script: detach it fully (setsid, no inherited output), so callers that
 # wait for the script's output to close are not held up by the daemon.
 setsid mariadbd --no-defaults --user=root --datadir="$root/data" --port="$port" --bind-address=127.0.0.1 \

@@ -7,6 +7,9 @@ port="$1"
 root=$(server_root mongo "$port")
 venv="$OUTBOX_ROOT/.test-servers/venv-secantus"
 # Detached fully (setsid, no inherited output): the server outlives this script.
+# A server still on the port (one whose pid file was lost) would answer the wait below while the
+# new one fails to bind: the start would look like a success.
+require_free_port "$port" OUTBOX_MONGO_PORT
 setsid "$venv/bin/secantusd-py" --host 127.0.0.1 --port "$port" --storage-path "$root/data" --sync-on-commit \
   </dev/null >>"$root/server.log" 2>&1 &
 echo $! > "$root/server.pid"

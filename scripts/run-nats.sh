@@ -6,6 +6,9 @@ set -euo pipefail
 source "$(dirname "$0")/lib/common.sh"
 port="$1"
 root=$(server_root nats "$port")
+# A server still on the port (one whose pid file was lost) would answer the wait below while the
+# new one fails to bind: the start would look like a success.
+require_free_port "$port" OUTBOX_NATS_PORT
 # Detached fully (setsid, no inherited output): the server outlives this script. JetStream keeps
 # its streams in files under the data folder, so a restart keeps what was stored.
 setsid "$(nats_server)" --addr 127.0.0.1 --port "$port" --jetstream --store_dir "$root/data" \
