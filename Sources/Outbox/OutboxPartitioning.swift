@@ -16,7 +16,8 @@ public enum OutboxPartitioning {
         return Int(hash % UInt64(partitionCount))
     }
 
-    static func fnv1a<Bytes: Sequence>(_ bytes: Bytes) -> UInt64 where Bytes.Element == UInt8 {
+    /// 64-bit FNV-1a of `bytes`; the stores use it too where a name needs a stable hash.
+    package static func fnv1a<Bytes: Sequence>(_ bytes: Bytes) -> UInt64 where Bytes.Element == UInt8 {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         for byte in bytes {
             hash ^= UInt64(byte)

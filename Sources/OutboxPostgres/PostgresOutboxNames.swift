@@ -14,7 +14,8 @@ struct PostgresOutboxNames: Sendable {
     let claimFunction: String
     /// The server-side enqueue function (schema version 6).
     let enqueueFunction: String
-    /// The server-side enqueue of one message (schema version 8).
+    /// The server-side enqueue of one message (schema version 8); builds since 2026-12-01 send a
+    /// prepared statement instead, and the function stays for earlier builds during an upgrade.
     let enqueueOneFunction: String
     /// The server-side acknowledgement function (schema version 7).
     let acknowledgeFunction: String
@@ -58,12 +59,7 @@ struct PostgresOutboxNames: Sendable {
     static func channel(schema: String, tablePrefix: String) -> String {
         let full = "\(tablePrefix)_\(schema)".lowercased()
         guard full.utf8.count > maximumChannelBytes else { return full }
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in full.utf8 {
-            hash ^= UInt64(byte)
-            hash = hash &* 0x0100_0000_01b3
-        }
-        let hex = String(hash, radix: 16)
+        let hex = String(OutboxPartitioning.fnv1a(full.utf8), radix: 16)
         return String(full.prefix(46)) + "_" + String(repeating: "0", count: 16 - hex.count) + hex
     }
 }

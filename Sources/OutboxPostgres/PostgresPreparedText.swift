@@ -1,4 +1,5 @@
 import Logging
+import Outbox
 import PostgresNIO
 import Synchronization
 
@@ -22,12 +23,7 @@ final class PostgresPreparedText: Sendable {
     init(sql: String, dataTypes: [PostgresDataType]) {
         self.sql = sql
         self.dataTypes = dataTypes
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in sql.utf8 {
-            hash ^= UInt64(byte)
-            hash = hash &* 0x0000_0100_0000_01b3
-        }
-        textHash = String(hash, radix: 16)
+        textHash = String(OutboxPartitioning.fnv1a(sql.utf8), radix: 16)
     }
 
     /// The statement's current name on the server (within PostgreSQL's 63 bytes).
