@@ -1,7 +1,8 @@
 /// Each partition's claim floor: a sequence below which the partition has no pending row, kept in
 /// its commit-guard row (`claim_floor`, schema version 5).
 ///
-/// Why: a claim walks the `(state, sequence)` index in sequence order. InnoDB removes the entries
+/// Why: a claim walks the messages table's primary key in sequence order (until schema version 8
+/// the `(state, sequence)` index). InnoDB removes the entries
 /// of deleted rows only when its purge gets to them, so without a floor every claim of a long
 /// drain first stepped over the delete-marked entries of everything acknowledged but not yet
 /// purged (tens of thousands during a million-message drain). With the floor, the walk starts at
@@ -62,7 +63,7 @@ enum MySQLClaimFloor {
     static func lowerBelowStrayRows(_ floor: Int64, partitions: [MySQLValue], names: MySQLOutboxNames,
                                     on connection: MySQLConnection) async throws {
         let stray = try await connection.query("""
-            SELECT m.sequence FROM \(names.messages) AS m FORCE INDEX (outbox_claim)
+            SELECT m.sequence FROM \(names.messages) AS m FORCE INDEX (PRIMARY)
             WHERE m.state = 0 AND m.sequence < ? AND m.partition_no IN \(MySQLValueList.placeholders(partitions.count))
             ORDER BY m.sequence LIMIT 1
             """, [.integer(floor)] + MySQLValueList.padded(partitions)).rows.first?[0].int64

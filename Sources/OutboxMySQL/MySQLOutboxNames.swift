@@ -15,6 +15,9 @@ extension OutboxTableNames {
     /// One row per pending message waiting for a retry (schema version 7): what holds back the
     /// rest of its key, and its partition's claim floor.
     var waiting: String { table("waiting") }
+    /// Dead letters and retained deliveries (schema version 8), with their sequences: the messages
+    /// table holds only pending messages.
+    var finished: String { table("finished") }
     /// The `GET_LOCK` name that serialises migrations of this prefix.
     var migrationLock: String { "outbox.migrate.\(prefix)" }
     /// The messages table's name unquoted, as `information_schema` lists it.

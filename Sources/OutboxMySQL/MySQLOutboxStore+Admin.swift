@@ -5,7 +5,7 @@ extension MySQLOutboxStore {
     public func removeDelivered(finishedBefore cutoff: Date, limit: Int) async throws -> Int {
         try await perform("remove delivered") {
             try await pool.query(
-                "DELETE FROM \(names.messages) WHERE state = 2 AND finished_at < ? ORDER BY state, finished_at LIMIT ?",
+                "DELETE FROM \(names.finished) WHERE state = 2 AND finished_at < ? ORDER BY state, finished_at LIMIT ?",
                 [.integer(MySQLTime.microseconds(cutoff)), .int(limit)]).affectedRows
         }
     }
@@ -14,9 +14,11 @@ extension MySQLOutboxStore {
         try await perform("status") {
             try await pool.withConnection { connection in
                 try await MySQLSchema.requireCurrent(names: names, on: connection)
+                // Pending messages in the messages table, finished ones in their own (schema version 8).
                 let counts = try await connection.query("""
-                    SELECT COALESCE(SUM(state = 0), 0), COALESCE(SUM(state = 0 AND attempts > 0), 0), COALESCE(SUM(state = 1), 0),
-                           COALESCE(SUM(state = 2), 0), MIN(CASE WHEN state = 0 THEN created_at END)
+                    SELECT COALESCE(SUM(state = 0), 0), COALESCE(SUM(state = 0 AND attempts > 0), 0),
+                           (SELECT COUNT(*) FROM \(names.finished) WHERE state = 1), (SELECT COUNT(*) FROM \(names.finished) WHERE state = 2),
+                           MIN(CASE WHEN state = 0 THEN created_at END)
                     FROM \(names.messages)
                     """).rows.first ?? MySQLRow(values: [0, 0, 0, 0, nil])
                 var parts = OutboxStatusParts()
@@ -38,10 +40,11 @@ extension MySQLOutboxStore {
 
     public func backlog(now: Date, countLimit: Int) async throws -> OutboxBacklog {
         try await perform("backlog") {
-            // Each part walks the (state, sequence) index: at most `countLimit` entries, or one probe.
+            // Each part walks an index: at most `countLimit` entries, or one probe. The messages
+            // table holds only pending messages, dead letters are in their own (schema version 8).
             let row = try await pool.query("""
                 SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM \(names.messages) WHERE state = 0 LIMIT ?) p),
-                       (SELECT COUNT(*) FROM (SELECT 1 FROM \(names.messages) WHERE state = 1 LIMIT ?) d),
+                       (SELECT COUNT(*) FROM (SELECT 1 FROM \(names.finished) WHERE state = 1 LIMIT ?) d),
                        (SELECT created_at FROM \(names.messages) WHERE state = 0 ORDER BY sequence LIMIT 1)
                 """, [.int(countLimit), .int(countLimit)]).rows.first
             return OutboxBacklog(pending: Int(row?[0].int64 ?? 0), dead: Int(row?[1].int64 ?? 0), countLimit: countLimit,
@@ -54,7 +57,7 @@ extension MySQLOutboxStore {
             try await pool.query("""
                 SELECT sequence, id, topic, message_key, message_type, payload, headers, partition_no, created_at, attempts, last_error,
                        COALESCE(finished_at, created_at)
-                FROM \(names.messages) WHERE state = 1 AND sequence > ?
+                FROM \(names.finished) WHERE state = 1 AND sequence > ?
                 ORDER BY sequence LIMIT ?
                 """, [.integer(afterSequence ?? 0), .int(limit)]).rows.map { row in
                     OutboxDeadLetter(record: try Self.record(row), failedAt: MySQLTime.date(row[11].int64 ?? 0))
@@ -64,13 +67,13 @@ extension MySQLOutboxStore {
 
     public func retryDeadLetters(sequences: [Int64], now: Date) async throws -> Int {
         let count = try await perform("retry dead letters") {
-            // Back to pending with their old sequences, which may be below their partitions'
-            // claim floors: the same transaction lowers those (see `MySQLClaimFloor`).
-            try await updateDeadLetters(sequences) { list in
-                ("UPDATE \(names.messages) SET state = 0, attempts = 0, available_at = ?, finished_at = NULL WHERE sequence IN \(list) AND state = 1",
-                 [.integer(OutboxStoreSupport.dueAtOnceMicroseconds)])
-            } after: { list in
-                (MySQLClaimFloor.lowerSQL(self.names, sequences: list), [])
+            // Back into the messages table with their old sequences, which may be below their
+            // partitions' claim floors: the same transaction lowers those (see `MySQLClaimFloor`).
+            try await updateDeadLetters(sequences) { count in
+                let selection = "sequence IN \(MySQLValueList.placeholders(count))"
+                return [(MySQLFinishedMessages.restoreSQL(names, selection: selection), [.integer(OutboxStoreSupport.dueAtOnceMicroseconds)]),
+                        (MySQLFinishedMessages.deleteDeadSQL(names, selection: selection), []),
+                        (MySQLClaimFloor.lowerSQL(names, sequences: count), [])]
             }
         }
         if count > 0 {
@@ -82,29 +85,28 @@ extension MySQLOutboxStore {
 
     public func discardDeadLetters(sequences: [Int64]) async throws -> Int {
         try await perform("discard dead letters") {
-            try await updateDeadLetters(sequences) { list in
-                ("DELETE FROM \(names.messages) WHERE sequence IN \(list) AND state = 1", [])
+            try await updateDeadLetters(sequences) { count in
+                [(MySQLFinishedMessages.deleteDeadSQL(names, selection: "sequence IN \(MySQLValueList.placeholders(count))"), [])]
             }
         }
     }
 
-    /// Runs one statement per slice of `sequences` in one transaction; `statement` gets the
-    /// `IN (…)` list and returns the SQL and the values that come before the list. `after`, given
-    /// the slice's length, is a second statement run on the same slice (its count not added).
-    private func updateDeadLetters(_ sequences: [Int64], statement: (String) -> (String, [MySQLValue]),
-                                   after: ((Int) -> (String, [MySQLValue]))? = nil) async throws -> Int {
+    /// Runs the statements `statements` gives for each slice of `sequences`, in one transaction.
+    /// Given the slice's length, it returns each statement's SQL (with one `IN (…)` list of that
+    /// length) and the values that come before the list; the first statement's counts are the result.
+    private func updateDeadLetters(_ sequences: [Int64], statements: (Int) -> [(String, [MySQLValue])]) async throws -> Int {
         guard !sequences.isEmpty else { return 0 }
         let values = sequences.map { MySQLValue.integer($0) }
-        let statements = MySQLValueList.slices(values).map { slice in
-            let (sql, leading) = statement(MySQLValueList.placeholders(slice.count))
-            let (afterSQL, afterLeading) = after?(slice.count) ?? ("", [])
-            return (sql, leading + MySQLValueList.padded(slice), afterSQL, afterLeading + MySQLValueList.padded(slice))
+        let slices = MySQLValueList.slices(values).map { slice in
+            statements(slice.count).map { sql, leading in (sql, leading + MySQLValueList.padded(slice)) }
         }
         return try await transaction { connection in
             var count = 0
-            for (sql, values, afterSQL, afterValues) in statements {
-                count += try await connection.query(sql, values).affectedRows
-                if !afterSQL.isEmpty { try await connection.query(afterSQL, afterValues) }
+            for slice in slices {
+                for (index, (sql, values)) in slice.enumerated() {
+                    let affected = try await connection.query(sql, values).affectedRows
+                    if index == 0 { count += affected }
+                }
             }
             return count
         }

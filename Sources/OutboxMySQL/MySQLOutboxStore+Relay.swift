@@ -102,13 +102,14 @@ extension MySQLOutboxStore {
 
     /// Whether the partitions have any pending row, in one statement outside a transaction: asked
     /// before the claim transaction when the last claim found nothing, so an idle relay's claims
-    /// cost one statement. It walks the pending index from its start, not from the claim floors,
-    /// so it also sees rows below a floor (``MySQLClaimFloor/lowerBelowStrayRows(_:partitions:names:on:)``);
-    /// when the relay is idle that index holds few entries. Rows committed after it looked are
+    /// cost one statement. It walks the messages table (pending rows only, schema version 8) from
+    /// its start, not from the claim floors, so it also sees rows below a floor
+    /// (``MySQLClaimFloor/lowerBelowStrayRows(_:partitions:names:on:)``); when the relay is idle
+    /// the table holds few rows. Rows committed after it looked are
     /// found by the next claim, as they would be after a claim that found nothing.
     private func hasPendingRows(in partitions: [MySQLValue]) async throws -> Bool {
         try await pool.query(
-            "SELECT 1 FROM \(names.messages) FORCE INDEX (outbox_claim) WHERE state = 0 AND partition_no IN \(MySQLValueList.placeholders(partitions.count)) LIMIT 1",
+            "SELECT 1 FROM \(names.messages) FORCE INDEX (PRIMARY) WHERE state = 0 AND partition_no IN \(MySQLValueList.placeholders(partitions.count)) LIMIT 1",
             MySQLValueList.padded(partitions)).rows.isEmpty == false
     }
 
@@ -169,7 +170,8 @@ extension MySQLOutboxStore {
             + partitionList + [now, now, .int(limit), .integer(Int64(min(maximumBytes, Int(Int64.max))))]
     }
 
-    /// The claim's candidates in sequence order, with their payload sizes: the walk starts at the
+    /// The claim's candidates in sequence order, with their payload sizes: the walk goes along the
+    /// primary key (the messages table holds only pending rows, schema version 8) from the
     /// partitions' lowest claim floor (``MySQLClaimFloor``), past the entries of rows already
     /// drained.
     ///
@@ -185,7 +187,7 @@ extension MySQLOutboxStore {
         let skipClause = skipped == 0 ? "" : "AND m.sequence NOT IN \(MySQLValueList.placeholders(skipped))"
         return """
             SELECT m.sequence, LENGTH(m.payload) AS size
-            FROM \(names.messages) AS m FORCE INDEX (outbox_claim)
+            FROM \(names.messages) AS m FORCE INDEX (PRIMARY)
             WHERE m.state = 0 AND m.sequence >= ? AND m.available_at <= ? AND m.partition_no IN \(MySQLValueList.placeholders(partitions))
               \(skipClause)
               AND (NOT EXISTS (
@@ -244,12 +246,13 @@ extension MySQLOutboxStore {
                 let delivered = ours.map { MySQLValue.integer($0.sequence) }
                 fenced += acknowledgement.delivered.count - delivered.count
                 for slice in MySQLValueList.slices(delivered) {
-                    let list = MySQLValueList.placeholders(slice.count)
-                    applied += try await acknowledgement.retainDelivered
-                        ? connection.query("UPDATE \(names.messages) SET state = 2, finished_at = ? WHERE sequence IN \(list) AND state = 0",
-                                           [now] + MySQLValueList.padded(slice)).affectedRows
-                        : connection.query("DELETE FROM \(names.messages) WHERE sequence IN \(list) AND state = 0",
-                                           MySQLValueList.padded(slice)).affectedRows
+                    let selection = "sequence IN \(MySQLValueList.placeholders(slice.count))"
+                    if acknowledgement.retainDelivered {
+                        try await connection.query(MySQLFinishedMessages.finishSQL(names, deadLetter: false, selection: selection),
+                                                   [now] + MySQLValueList.padded(slice))
+                    }
+                    applied += try await connection.query(MySQLFinishedMessages.deletePendingSQL(names, selection: selection),
+                                                          MySQLValueList.padded(slice)).affectedRows
                 }
                 // A delivered message that had waited for a retry no longer holds back its key.
                 let unlisted = ours.filter { listing.contains($0.partition) }.map { MySQLValue.integer($0.sequence) }
@@ -277,10 +280,10 @@ extension MySQLOutboxStore {
                 }
                 for dead in acknowledgement.deadLetters {
                     guard owned.contains(dead.partition) else { fenced += 1; continue }
-                    applied += try await connection.query("""
-                        UPDATE \(names.messages) SET attempts = attempts + 1, state = 1, last_error = ?, finished_at = ?
-                        WHERE sequence = ? AND state = 0
-                        """, [.text(dead.error), now, .integer(dead.sequence)]).affectedRows
+                    try await connection.query(MySQLFinishedMessages.finishSQL(names, deadLetter: true, selection: "sequence = ?"),
+                                               [.text(dead.error), now, .integer(dead.sequence)])
+                    applied += try await connection.query(MySQLFinishedMessages.deletePendingSQL(names, selection: "sequence = ?"),
+                                                          [.integer(dead.sequence)]).affectedRows
                     try await connection.query("DELETE FROM \(names.waiting) WHERE sequence = ?", [.integer(dead.sequence)])
                 }
                 return OutboxAcknowledgementResult(applied: applied, fenced: fenced)

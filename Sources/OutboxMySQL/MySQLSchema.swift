@@ -6,7 +6,7 @@ import Outbox
 /// MySQL commits DDL implicitly, so every step is written to be safe to run again after a crash
 /// halfway (`IF NOT EXISTS`, `INSERT IGNORE`); the version row is written last.
 enum MySQLSchema {
-    static let latestVersion = 7
+    static let latestVersion = 8
 
     static func migrate(_ connection: MySQLConnection, names: MySQLOutboxNames, partitionCount: Int) async throws {
         // Two processes migrating at once take turns.
@@ -27,6 +27,7 @@ enum MySQLSchema {
             if current < 5 { try await version5(connection, names: names) }
             if current < 6 { try await version6(connection, names: names) }
             if current < 7 { try await version7(connection, names: names) }
+            if current < 8 { try await version8(connection, names: names) }
         } catch {
             _ = try? await connection.query("SELECT RELEASE_LOCK(?)", [.text(names.migrationLock)])
             throw error
@@ -161,15 +162,8 @@ enum MySQLSchema {
     /// run while a relay is registered; relays of this build cannot start before it (they
     /// require version 7).
     private static func version7(_ connection: MySQLConnection, names: MySQLOutboxNames) async throws {
-        let running = try await connection.query("SELECT relay_id FROM \(names.relays) WHERE expires_at > ? ORDER BY relay_id LIMIT 6",
-                                                  [.integer(MySQLTime.microseconds(Date()))]).rows.compactMap { $0[0].string }
-        guard running.isEmpty else {
-            let listed = running.prefix(5).joined(separator: ", ") + (running.count > 5 ? ", …" : "")
-            throw OutboxError(code: .schemaMismatch, operation: "migrate",
-                              message: "Relays are registered on this outbox (\(listed)); stop them (a crashed relay's registration lapses "
-                                  + "with its lease), then migrate: schema version 7 changes how retries are recorded, and a relay of an "
-                                  + "older build would record them the old way.")
-        }
+        try await requireNoRelays(names: names, on: connection,
+                                  because: "schema version 7 changes how retries are recorded, and a relay of an older build would record them the old way")
         try await connection.execute("""
             CREATE TABLE IF NOT EXISTS \(names.waiting) (
                 sequence BIGINT NOT NULL PRIMARY KEY,
@@ -193,8 +187,74 @@ enum MySQLSchema {
         try await record(version: 7, names: names, on: connection)
     }
 
+    /// The messages table keeps only pending messages: dead letters and retained deliveries move
+    /// to `<prefix>_finished`, keeping their sequences, and the messages table loses its two
+    /// secondary indexes over `state` (claims walk the primary key from the claim floors).
+    ///
+    /// Why: every message's insert and delete maintained four index trees, two of them only for the
+    /// few rows that end as dead letters or retained deliveries; the purge of a million drained
+    /// rows went through all four. Measured on the shapes alone, a table with the primary key and
+    /// `id` drained a million rows 1.6–1.8 times as fast (BENCHMARKS.md, "MariaDB: where the
+    /// enqueue's server time goes, and what a million rows cost").
+    ///
+    /// The `state` and `finished_at` columns stay on the messages table (always pending there):
+    /// dropping columns rebuilds the table on servers without instant `DROP COLUMN`. A relay of an
+    /// older build would leave finished messages in the messages table, so the step refuses to
+    /// run while a relay is registered; relays of this build require version 8. Moving the rows
+    /// is one statement: on an outbox holding millions of retained deliveries the step takes as long
+    /// as copying them.
+    private static func version8(_ connection: MySQLConnection, names: MySQLOutboxNames) async throws {
+        try await requireNoRelays(names: names, on: connection,
+                                  because: "schema version 8 moves finished messages into a table of their own, and a relay of an older build would leave them in the messages table")
+        try await connection.execute("""
+            CREATE TABLE IF NOT EXISTS \(names.finished) (
+                sequence BIGINT NOT NULL,
+                id BINARY(16) NOT NULL,
+                topic VARBINARY(1024) NOT NULL,
+                message_key VARBINARY(1024) NULL,
+                message_type VARBINARY(1024) NULL,
+                payload LONGBLOB NOT NULL,
+                headers MEDIUMBLOB NOT NULL,
+                partition_no INT NOT NULL,
+                created_at BIGINT NOT NULL,
+                available_at BIGINT NOT NULL,
+                attempts INT NOT NULL,
+                last_error TEXT CHARACTER SET utf8mb4 NULL,
+                state TINYINT NOT NULL,
+                finished_at BIGINT NOT NULL,
+                PRIMARY KEY (sequence, id),
+                KEY outbox_finished_list (state, sequence),
+                KEY outbox_finished_age (state, finished_at)
+            ) ENGINE=InnoDB
+            """, operation: "migrate")
+        // A step that crashed after the move and before its delete finds the rows already there.
+        try await connection.query("""
+            INSERT IGNORE INTO \(names.finished) (\(MySQLFinishedMessages.columns))
+            SELECT \(MySQLFinishedMessages.columns.replacingOccurrences(of: "finished_at", with: "COALESCE(finished_at, created_at)"))
+            FROM \(names.messages) WHERE state <> 0
+            """)
+        try await connection.query("DELETE FROM \(names.messages) WHERE state <> 0")
+        for index in ["outbox_claim", "outbox_finished"] where try await hasIndex(index, in: names.messagesTableName, on: connection) {
+            try await connection.execute("ALTER TABLE \(names.messages) DROP INDEX \(index)", operation: "migrate")
+        }
+        try await record(version: 8, names: names, on: connection)
+    }
+
+    /// Refuses a step that changes what relays write while a relay is registered (a crashed
+    /// relay's registration lapses with its lease).
+    private static func requireNoRelays(names: MySQLOutboxNames, on connection: MySQLConnection, because reason: String) async throws {
+        let running = try await connection.query("SELECT relay_id FROM \(names.relays) WHERE expires_at > ? ORDER BY relay_id LIMIT 6",
+                                                  [.integer(MySQLTime.microseconds(Date()))]).rows.compactMap { $0[0].string }
+        guard running.isEmpty else {
+            let listed = running.prefix(5).joined(separator: ", ") + (running.count > 5 ? ", …" : "")
+            throw OutboxError(code: .schemaMismatch, operation: "migrate",
+                              message: "Relays are registered on this outbox (\(listed)); stop them (a crashed relay's registration lapses "
+                                  + "with its lease), then migrate: \(reason).")
+        }
+    }
+
     /// Refuses a schema older than this build's (``OutboxStoreSupport/requireSchema(version:latest:store:)``):
-    /// version 7 moved the record of messages waiting for a retry into a table of its own.
+    /// version 8 moved dead letters and retained deliveries out of the messages table.
     static func requireCurrent(names: MySQLOutboxNames, on connection: MySQLConnection) async throws {
         let version = try await connection.query("SELECT COALESCE(MAX(version), 0) FROM \(names.migrations)").rows.first?[0].int64 ?? 0
         try OutboxStoreSupport.requireSchema(version: Int(version), latest: latestVersion, store: "MySQL")
@@ -203,7 +263,7 @@ enum MySQLSchema {
     /// Drops every table and the procedure of the outbox (and its inbox): for throw-away outboxes,
     /// such as the tests' and `outbox bench`'s, never for a user's.
     static func drop(names: MySQLOutboxNames, on pool: MySQLConnectionPool) async throws {
-        for table in ["messages", "waiting", "leases", "relays", "commit_guard", "migrations", "inbox", "inbox_dead"] {
+        for table in ["messages", "finished", "waiting", "leases", "relays", "commit_guard", "migrations", "inbox", "inbox_dead"] {
             try await pool.query("DROP TABLE IF EXISTS \(names.table(table))")
         }
         try await pool.query("DROP PROCEDURE IF EXISTS \(MySQLHeartbeatRenewal.procedure(names))")

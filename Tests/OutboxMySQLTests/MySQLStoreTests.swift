@@ -156,7 +156,7 @@ struct MySQLStoreTests {
         let tableColumn = try #require(plan.columns.firstIndex(of: "table"))
         let keyColumn = try #require(plan.columns.firstIndex(of: "key"))
         let keys = Dictionary(plan.rows.map { ($0[tableColumn].string ?? "", $0[keyColumn].string ?? "") }, uniquingKeysWith: { $1 })
-        #expect(keys["m"] == "outbox_claim", "the claim walks the pending index: \(keys)")
+        #expect(keys["m"] == "PRIMARY", "the claim walks the primary key of the messages table, which holds only pending rows: \(keys)")
         #expect(keys["e"] == "outbox_waiting_key", "the held-back probe reads the key's waiting rows: \(keys)")
         #expect(["outbox_waiting_floor", "outbox_waiting_key"].contains(keys["r"] ?? ""),
                 "the probe for any waiting row reads the partitions' waiting rows: \(keys)")
@@ -187,7 +187,7 @@ struct MySQLStoreTests {
             "DROP TABLE \(names.waiting)",
             "ALTER TABLE \(names.messages) ADD COLUMN retrying TINYINT GENERATED ALWAYS AS (attempts > 0) VIRTUAL",
             "ALTER TABLE \(names.messages) ADD INDEX outbox_retrying (state, retrying, partition_no, message_key, sequence)",
-            "DELETE FROM \(names.migrations) WHERE version = 7",
+            "DELETE FROM \(names.migrations) WHERE version >= 7",
         ] { _ = try await subject.application.query(statement) }
         _ = try await subject.application.query("UPDATE \(names.messages) SET attempts = 1, available_at = ? ORDER BY sequence LIMIT 1",
                                                 [.integer(MySQLTime.microseconds(Date().addingTimeInterval(60)))])
