@@ -2,11 +2,11 @@
 /// its commit-guard row (`claim_floor`, schema version 5).
 ///
 /// Why: a claim walks the messages table's primary key in sequence order (until schema version 8
-/// the `(state, sequence)` index). InnoDB removes the entries
-/// of deleted rows only when its purge gets to them, so without a floor every claim of a long
-/// drain first stepped over the delete-marked entries of everything acknowledged but not yet
-/// purged (tens of thousands during a million-message drain). With the floor, the walk starts at
-/// the lowest floor of the claim's partitions.
+/// the `(state, sequence)` index). InnoDB removes the entries of deleted rows only when its purge
+/// gets to them, so without a floor every claim of a long drain first stepped over the
+/// delete-marked entries of everything acknowledged but not yet purged (tens of thousands during a
+/// million-message drain). With the floor, the walk starts at the lowest floor of the claim's
+/// partitions.
 ///
 /// Why it is safe: the floor is raised only by a claim, which holds its partitions' guard rows
 /// exclusively (no enqueue is open there, and no sequence drawn later can be lower than one drawn
