@@ -15,10 +15,11 @@
 /// sequences again at 1, and a message finished after it must not collide with a finished row of
 /// before (that acknowledgement would fail at every attempt).
 enum MySQLFinishedMessages {
-    /// The columns both tables share, in the same order.
+    /// The columns a move copies as they are, in the order of ``columns``.
     static let messageColumns = "sequence, id, topic, message_key, message_type, payload, headers, partition_no, created_at, available_at"
 
-    /// Every column of `<prefix>_finished`, in the order the moves write them.
+    /// Every column of either table (the messages table keeps `state` and `finished_at`), in the
+    /// order the moves write them.
     static let columns = messageColumns + ", attempts, last_error, state, finished_at"
 
     /// Copies pending messages into `<prefix>_finished` as `state` (1 dead letter, 2 delivered).
@@ -43,7 +44,7 @@ enum MySQLFinishedMessages {
     /// attempts reset and their sequences kept. Placeholders: the due time, then `selection`'s.
     static func restoreSQL(_ names: MySQLOutboxNames, selection: String) -> String {
         """
-            INSERT INTO \(names.messages) (\(messageColumns), attempts, last_error, state, finished_at)
+            INSERT INTO \(names.messages) (\(columns))
             SELECT sequence, id, topic, message_key, message_type, payload, headers, partition_no, created_at, ?, 0, last_error, 0, NULL
             FROM \(names.finished) WHERE \(selection) AND state = 1
             """

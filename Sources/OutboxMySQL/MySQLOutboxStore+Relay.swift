@@ -105,8 +105,8 @@ extension MySQLOutboxStore {
     /// cost one statement. It walks the messages table (pending rows only, schema version 8) from
     /// its start, not from the claim floors, so it also sees rows below a floor
     /// (``MySQLClaimFloor/lowerBelowStrayRows(_:partitions:names:on:)``); when the relay is idle
-    /// the table holds few rows. Rows committed after it looked are
-    /// found by the next claim, as they would be after a claim that found nothing.
+    /// the table holds few rows. Rows committed after it looked are found by the next claim, as
+    /// they would be after a claim that found nothing.
     private func hasPendingRows(in partitions: [MySQLValue]) async throws -> Bool {
         try await pool.query(
             "SELECT 1 FROM \(names.messages) FORCE INDEX (PRIMARY) WHERE state = 0 AND partition_no IN \(MySQLValueList.placeholders(partitions.count)) LIMIT 1",

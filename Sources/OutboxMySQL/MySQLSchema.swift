@@ -230,7 +230,7 @@ enum MySQLSchema {
         // A step that crashed after the move and before its delete finds the rows already there.
         try await connection.query("""
             INSERT IGNORE INTO \(names.finished) (\(MySQLFinishedMessages.columns))
-            SELECT \(MySQLFinishedMessages.columns.replacingOccurrences(of: "finished_at", with: "COALESCE(finished_at, created_at)"))
+            SELECT \(MySQLFinishedMessages.messageColumns), attempts, last_error, state, COALESCE(finished_at, created_at)
             FROM \(names.messages) WHERE state <> 0
             """)
         try await connection.query("DELETE FROM \(names.messages) WHERE state <> 0")
