@@ -11,6 +11,11 @@ command -v curl >/dev/null 2>&1 || apt_install curl
 # The README quotes the examples; a quote that drifted from the code fails here.
 python3 scripts/lib/example_snippets.py check
 
+# SwiftPM keeps the Examples package's build plan, and with it the list of the main package's
+# source files, until a manifest changes: after a file was added to or renamed in Sources/, a local
+# Examples/.build failed with "cannot find … in scope" at every build. Planning again costs a
+# second or two; a fresh clone has no plan to drop.
+rm -f "$(swift build --package-path Examples --show-bin-path)/description.json"
 build_log=$(mktemp)
 swift build --package-path Examples 2>&1 | tee "$build_log" | grep -E "error|Compiling|Build complete" | tail -3 || true
 if grep -q "error:" "$build_log"; then cat "$build_log" >&2; exit 1; fi
