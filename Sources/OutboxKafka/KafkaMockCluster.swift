@@ -5,8 +5,10 @@ import CRdKafka
 /// what `outbox mock-kafka` and the demo run.
 ///
 /// What the mock does not do: drop duplicate retries of a plain idempotent producer, write abort
-/// markers, or fence zombie producers. The outbox's own guarantees are measured at the consumer
-/// by message id.
+/// markers, fence zombie producers, or check an idempotent producer's sequence numbers: after it
+/// failed one produce request, it appends the same producer's next request of that partition,
+/// which a real broker refuses (`OUT_OF_ORDER_SEQUENCE_NUMBER`) because a sequence is missing.
+/// The outbox's own guarantees are measured at the consumer by message id.
 ///
 /// Retention: a mock partition keeps at most 5 MB (or 100,000 produce batches) and deletes its
 /// oldest messages beyond that, so a consumer that starts late reads only the newest part of a
@@ -80,6 +82,11 @@ public final class KafkaMockCluster: @unchecked Sendable {
         codes.withUnsafeBufferPointer { buffer in
             rd_kafka_mock_push_request_errors_array(cluster, 0 /* ProduceRequest */, buffer.count, buffer.baseAddress)
         }
+    }
+
+    /// Forgets the produce errors ``failNextProduceRequests(with:)`` queued and no request used.
+    public func clearProduceErrors() {
+        rd_kafka_mock_clear_request_errors(cluster, 0 /* ProduceRequest */)
     }
 
     /// Makes every request about `topic` fail with `error` (or succeed again with `nil`).

@@ -45,6 +45,8 @@ public final class KafkaPublisher: OutboxPublisher, Service, Sendable {
     private let stopPolling = Atomic<Bool>(false)
     private let pollThreadRunning = Atomic<Bool>(false)
     private let pollThreadExited = OutboxSignal()
+    /// Runs after a fatal error's producer is destroyed and before its successor is built.
+    private let betweenProducers = Mutex<(@Sendable () -> Void)?>(nil)
 
     /// Creates the producer; invalid settings fail here, with the name of the setting.
     ///
@@ -86,6 +88,13 @@ public final class KafkaPublisher: OutboxPublisher, Service, Sendable {
 
     /// How many times the producer was rebuilt after a fatal error.
     public var producerRebuilds: Int { Int(producer.withLock { $0.generation }) - 1 }
+
+    /// Sets what runs at each rebuild once the old producer is gone and before the new one exists:
+    /// the tests' mock broker stops refusing requests there, as a real broker refuses only those of
+    /// the producer whose sequence numbers went out of step (see ``KafkaMockCluster``).
+    package func setBetweenProducers(_ action: (@Sendable () -> Void)?) {
+        betweenProducers.withLock { $0 = action }
+    }
 
     // MARK: - Service
 
@@ -184,6 +193,7 @@ public final class KafkaPublisher: OutboxPublisher, Service, Sendable {
             }
             producer.handle = nil
             producer.generation += 1
+            betweenProducers.withLock { $0 }?()
             router.failAllPending("Kafka producer hit a fatal error and was rebuilt")
             do {
                 producer.handle = try Self.makeProducer(configuration, router)

@@ -69,7 +69,13 @@ final class KafkaUnderTest: OutboxPublisherUnderTest {
         } else if let count = fault.retriableErrorCount {
             cluster.failNextProduceRequests(with: Array(repeating: .notEnoughReplicas, count: count))
         } else if fault.isFatalProducerError {
-            cluster.failNextProduceRequests(with: [.outOfOrderSequenceNumber])
+            // A real broker refuses every request of a producer whose sequence numbers went out
+            // of step, up to the new producer the fatal error brings. The mock checks no sequence
+            // numbers: refusing one request only, it would append the old producer's next request
+            // of that partition, a later message of a key before the earlier one the relay retries.
+            let cluster = cluster
+            kafka.setBetweenProducers { cluster.clearProduceErrors() }
+            cluster.failNextProduceRequests(with: Array(repeating: .outOfOrderSequenceNumber, count: 1_000))
         } else if fault.isOutage {
             for broker in cluster.brokerIDs { try cluster.takeBrokerDown(broker) }
         } else if fault.isRecovery {
