@@ -30,6 +30,8 @@ enum MongoStoreErrors {
             return text.error(.invalidConfiguration, "The MongoDB user may not use the outbox collections; grant readWrite on the database.")
         case 20, 263:
             return text.error(.invalidConfiguration, "The MongoDB server cannot run transactions; run it as a replica set (a single-node one will do).")
+        case 11000 where text.operation == "enqueue" && mongo.message.contains("outbox_id"):
+            return text.idAlreadyInOutbox
         case 10334, 17419, 17420, 2:
             return text.error(.invalidMessage, "The message does not fit in a MongoDB document (16 MB); send a smaller payload.")
         default:

@@ -98,7 +98,8 @@ public final class MySQLOutboxStore: OutboxStore, OutboxKitStore, Sendable {
     /// trips for up to 256 messages of ordinary size.
     ///
     /// - Throws: ``OutboxError`` with code `.invalidMessage` for a message that breaks the limits
-    ///   or the server's `max_allowed_packet`; `.schemaMismatch` when `migrate()` has not run.
+    ///   or the server's `max_allowed_packet`, or whose id is already pending; `.schemaMismatch`
+    ///   when `migrate()` has not run.
     public func enqueue(_ messages: [OutboxMessage], in connection: MySQLConnection) async throws {
         // Outside a transaction each statement would commit alone: a batch could be half written,
         // and the message would not be atomic with the application's data.

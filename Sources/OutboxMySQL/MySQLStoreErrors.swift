@@ -38,6 +38,12 @@ enum MySQLStoreErrors {
             return text.error(.invalidMessage, "The message is larger than the MySQL server's max_allowed_packet; send a smaller payload or raise max_allowed_packet.")
         case 1406:
             return text.error(.invalidMessage, "A message field is longer than its MySQL column allows; shorten the topic, key or type.")
+        case 1062 where text.operation == "enqueue":
+            return text.idAlreadyInOutbox
+        case 1062 where text.operation == "retry dead letters":
+            // The messages table's unique id covers pending messages only (dead letters live in
+            // the finished table), so an id can be enqueued again while its dead letter waits.
+            return text.error(.invalidMessage, "A dead letter to send back has the id of a message enqueued again since it died, still pending; discard that dead letter, or send it back after the newer message is delivered.")
         case 1213, 1205:
             return text.error(.storeUnavailable, "MySQL rolled back the \(text.operation) after a lock conflict; it will be retried.", retriable: true)
         case 2026:

@@ -30,6 +30,8 @@ enum PostgresErrors {
             return OutboxError(code: .invalidConfiguration, operation: operation,
                                message: "\(operation) must run inside a transaction (client.withTransaction { connection in … }), or the messages would not be atomic with your data.",
                                underlying: underlying)
+        case "23505" where operation == "enqueue":
+            return text.idAlreadyInOutbox
         case "54000":
             return OutboxError(code: .invalidMessage, operation: operation,
                                message: "The message is larger than PostgreSQL accepts; send a smaller payload.", underlying: underlying)

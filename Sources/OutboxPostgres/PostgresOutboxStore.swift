@@ -83,8 +83,8 @@ public final class PostgresOutboxStore: OutboxStore, OutboxKitStore, Sendable {
     ///
     /// Outside a transaction it throws (code `.invalidConfiguration`) and writes nothing.
     ///
-    /// - Throws: ``OutboxError`` with code `.invalidMessage` for a message that breaks the limits;
-    ///   `.schemaMismatch` when `migrate()` has not run.
+    /// - Throws: ``OutboxError`` with code `.invalidMessage` for a message that breaks the limits
+    ///   or whose id is already in the outbox; `.schemaMismatch` when `migrate()` has not run.
     public func enqueue(_ messages: [OutboxMessage], in connection: PostgresConnection) async throws {
         try await enqueue(messages, in: connection, knownInTransaction: false)
     }

@@ -23,16 +23,16 @@ public struct PostgresOutboxTransaction: Sendable {
 
     /// Adds a message to the outbox in this transaction.
     ///
-    /// - Throws: ``OutboxError`` with code `.invalidMessage` for a message that breaks the limits;
-    ///   `.schemaMismatch` when `migrate()` has not run.
+    /// - Throws: ``OutboxError`` with code `.invalidMessage` for a message that breaks the limits
+    ///   or whose id is already in the outbox; `.schemaMismatch` when `migrate()` has not run.
     public func enqueue(_ message: OutboxMessage) async throws {
         try await store.enqueue([message], in: connection, knownInTransaction: true)
     }
 
     /// Adds messages to the outbox in this transaction, in order: one round trip whatever their number.
     ///
-    /// - Throws: ``OutboxError`` with code `.invalidMessage` for a message that breaks the limits;
-    ///   `.schemaMismatch` when `migrate()` has not run.
+    /// - Throws: ``OutboxError`` with code `.invalidMessage` for a message that breaks the limits
+    ///   or whose id is already in the outbox; `.schemaMismatch` when `migrate()` has not run.
     public func enqueue(_ messages: [OutboxMessage]) async throws {
         try await store.enqueue(messages, in: connection, knownInTransaction: true)
     }

@@ -22,6 +22,9 @@ enum SQLiteErrors {
                                message: "\(path) already has a table named like the outbox's that swift-outbox did not create; use another database file.",
                                underlying: underlying)
         }
+        if operation == "enqueue" && database.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
+            return OutboxStoreErrorText(store: "SQLite", operation: operation, underlying: underlying).idAlreadyInOutbox
+        }
         switch code {
         case .SQLITE_BUSY, .SQLITE_LOCKED:
             return OutboxError(code: .storeUnavailable, operation: operation,

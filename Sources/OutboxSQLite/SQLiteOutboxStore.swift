@@ -81,8 +81,8 @@ public final class SQLiteOutboxStore: OutboxStore, OutboxKitStore, Sendable {
     /// Call it from `writer.write { db in … }` (or any GRDB transaction): if the transaction rolls
     /// back, the message was never there. The current trace context is added to its headers.
     ///
-    /// - Throws: ``OutboxError`` with code `.invalidMessage` for a message that breaks the limits,
-    ///   `.schemaMismatch` when `migrate()` has not run.
+    /// - Throws: ``OutboxError`` with code `.invalidMessage` for a message that breaks the limits
+    ///   or whose id is already in the outbox, `.schemaMismatch` when `migrate()` has not run.
     public func enqueue(_ message: OutboxMessage, in db: Database) throws {
         try insert([message], in: db)
     }

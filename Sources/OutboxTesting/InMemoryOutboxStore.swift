@@ -17,12 +17,24 @@ public final class InMemoryOutboxStore: OutboxStore, Sendable {
 
     struct Storage {
         var rows: [Int64: Row] = [:]
+        /// The ids of `rows`: unique, as a database's unique index on them keeps them.
+        var sequenceOfID: [UUID: Int64] = [:]
         var nextSequence: Int64 = 1
         var leases: [OutboxLeasePlanner.Lease]
         var registrations: [String: OutboxLeasePlanner.Registration] = [:]
         var inFlight: [String: Int] = [:]
         var published: [String: Int] = [:]
         var rowsClaimed = 0
+
+        mutating func insert(_ row: Row) {
+            rows[row.record.sequence] = row
+            sequenceOfID[row.record.message.id] = row.record.sequence
+        }
+
+        mutating func remove(_ sequence: Int64) {
+            guard let row = rows.removeValue(forKey: sequence) else { return }
+            sequenceOfID[row.record.message.id] = nil
+        }
     }
 
     private let storage: Mutex<Storage>
@@ -50,12 +62,17 @@ public final class InMemoryOutboxStore: OutboxStore, Sendable {
     /// closure returns without throwing.
     public struct Transaction: ~Copyable {
         fileprivate var rows: [Row] = []
+        fileprivate var ids: Set<UUID> = []
         fileprivate let store: InMemoryOutboxStore
 
         /// Adds a message to the transaction; the sequence is assigned now, as a database would.
         public mutating func enqueue(_ message: OutboxMessage) throws {
             try message.validate(limits: store.messageLimits)
             let message = message.capturingTraceContext()
+            let taken = store.storage.withLock { $0.sequenceOfID[message.id] != nil }
+            guard !taken, ids.insert(message.id).inserted else {
+                throw OutboxStoreErrorText(store: "in-memory", operation: "enqueue", underlying: nil).idAlreadyInOutbox
+            }
             let sequence = store.storage.withLock { storage in
                 defer { storage.nextSequence += 1 }
                 return storage.nextSequence
@@ -72,7 +89,7 @@ public final class InMemoryOutboxStore: OutboxStore, Sendable {
         let result = try body(&transaction)
         let rows = transaction.rows
         storage.withLock { storage in
-            for row in rows { storage.rows[row.record.sequence] = row }
+            for row in rows { storage.insert(row) }
         }
         if !rows.isEmpty { newMessages.signal() }
         return result
@@ -144,7 +161,7 @@ public final class InMemoryOutboxStore: OutboxStore, Sendable {
                     storage.rows[reference.sequence]?.state = .delivered
                     storage.rows[reference.sequence]?.finishedAt = acknowledgement.now
                 } else {
-                    storage.rows[reference.sequence] = nil
+                    storage.remove(reference.sequence)
                 }
             }
             for retry in acknowledgement.retries {
@@ -177,7 +194,7 @@ public final class InMemoryOutboxStore: OutboxStore, Sendable {
             let doomed = storage.rows.values
                 .filter { $0.state == .delivered && ($0.finishedAt ?? .distantPast) < cutoff }
                 .map(\.record.sequence).sorted().prefix(limit)
-            for sequence in doomed { storage.rows[sequence] = nil }
+            for sequence in doomed { storage.remove(sequence) }
             return doomed.count
         }
     }
@@ -250,7 +267,7 @@ public final class InMemoryOutboxStore: OutboxStore, Sendable {
         storage.withLock { storage in
             var count = 0
             for sequence in sequences where storage.rows[sequence]?.state == .dead {
-                storage.rows[sequence] = nil
+                storage.remove(sequence)
                 count += 1
             }
             return count

@@ -56,6 +56,41 @@ extension OutboxStoreConformance {
         try expect(elsewhere.isEmpty, "no partitions, no messages")
     }
 
+    func enqueueRefusesAnIDAlreadyPending(_ subject: any OutboxStoreUnderTest) async throws {
+        let store = subject.store
+        let first = OutboxMessage(topic: "orders", key: "once", text: "first")
+        try await subject.enqueueCommitted([first])
+        let hostile = "second '; DROP TABLE orders; --"
+        var again = OutboxMessage(topic: "orders", key: "once", text: hostile)
+        again.id = first.id
+        try await expectIDRefused(subject, [OutboxMessage(topic: "orders", key: "other", text: "with it"), again],
+                                  payload: hostile, "an id already pending")
+        let twin = OutboxMessage(topic: "orders", key: "twin", text: "twin one")
+        var copy = OutboxMessage(topic: "orders", key: "twin-copy", text: hostile)
+        copy.id = twin.id
+        try await expectIDRefused(subject, [twin, copy], payload: hostile, "one id twice in an enqueue")
+        let status = try await store.status(now: Date())
+        try expect(status.pending == 1, "a refused enqueue writes nothing: pending \(status.pending), expected 1")
+        let partitions = try await own(store, as: "relay")
+        let claimed = try await store.claim(partitions: partitions, limit: 10, now: Date())
+        try expect(claimed.map(\.message.id) == [first.id] && claimed.first?.message.payload == first.payload,
+                   "only the first message is there, as it was written")
+    }
+
+    private func expectIDRefused(_ subject: any OutboxStoreUnderTest, _ messages: [OutboxMessage], payload: String, _ what: String) async throws {
+        do {
+            try await subject.enqueueCommitted(messages)
+        } catch let error as OutboxError {
+            try expect(error.code == .invalidMessage, "\(what): expected invalidMessage, got \(error.code): \(error.message)")
+            try expect(error.message.contains("id"), "\(what): the error should say the id is taken: \(error.message)")
+            try expect(!"\(error)".contains(payload), "\(what): the error must not quote the payload: \(error)")
+            return
+        } catch {
+            throw ConformanceFailure("[\(harness.name)] \(what): expected an OutboxError, got \(type(of: error)): \(error)")
+        }
+        throw ConformanceFailure("[\(harness.name)] \(what): the enqueue was accepted")
+    }
+
     func deadLettersCanBeRetriedAndDiscarded(_ subject: any OutboxStoreUnderTest) async throws {
         let store = subject.store
         let messages = (0..<3).map { OutboxMessage(topic: "orders", key: "d\($0)", text: "dead \($0)") }

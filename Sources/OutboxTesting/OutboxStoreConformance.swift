@@ -72,6 +72,10 @@ public struct OutboxStoreConformance: Sendable {
         /// The status shows each live relay with its partitions, in-flight and published counts, and
         /// every partition's lease with its owner and expiry (what `outbox admin` shows).
         case statusShowsRelaysAndLeases
+        /// An enqueue whose message id is already pending, or that names one id twice, fails with
+        /// `.invalidMessage` and a sentence that says so (never the payload); nothing of it is
+        /// written, and the message already there is published once, as it was.
+        case enqueueRefusesAnIDAlreadyPending
 
         public var description: String { rawValue }
 
@@ -142,6 +146,7 @@ public struct OutboxStoreConformance: Sendable {
         case .backlogCountsStopAtTheLimit: try await backlogCountsStopAtTheLimit(subject)
         case .statusShowsRelaysAndLeases: try await statusShowsRelaysAndLeases(subject)
         case .messagesLeftBehindAreStillClaimed: try await messagesLeftBehindAreStillClaimed(subject)
+        case .enqueueRefusesAnIDAlreadyPending: try await enqueueRefusesAnIDAlreadyPending(subject)
         }
     }
 

@@ -50,6 +50,36 @@ struct MySQLFinishedTableTests {
         #expect(indexes == ["outbox_id", "PRIMARY"], "the messages table keeps its primary key and the id: \(indexes)")
     }
 
+    /// Only pending messages hold their ids in the messages table, so an id can be enqueued again
+    /// while its dead letter waits. Sending that dead letter back then says so in one sentence
+    /// and changes nothing: the dead letter stays, the newer message stays pending.
+    @Test func aDeadLetterWhoseIDWasEnqueuedAgainIsNotSentBack() async throws {
+        let subject = try await MySQLStoreUnderTest(partitionCount: 1)
+        atEnd { try? await subject.close() }
+        _ = try await subject.mysql.heartbeat(OutboxHeartbeat(relayID: "relay", leaseDuration: .seconds(30)))
+        let original = OutboxMessage(topic: "t", key: "k", text: "original")
+        try await subject.enqueueCommitted([original])
+        let claimed = try await subject.mysql.claim(partitions: [0], limit: 10, now: Date())
+        try #require(claimed.count == 1)
+        _ = try await subject.mysql.acknowledge(OutboxAcknowledgement(
+            relayID: "relay", deadLetters: [.init(sequence: claimed[0].sequence, partition: 0, error: "rejected")]))
+        var again = OutboxMessage(topic: "t", key: "k", text: "enqueued again")
+        again.id = original.id
+        try await subject.enqueueCommitted([again])
+
+        do {
+            _ = try await subject.mysql.retryDeadLetters(sequences: [claimed[0].sequence], now: Date())
+            Issue.record("sending the dead letter back should fail")
+        } catch let error as OutboxError {
+            #expect(error.code == .invalidMessage, "\(error)")
+            #expect(error.message.contains("enqueued again"), "\(error.message)")
+        }
+        let dead = try await subject.mysql.deadLetters(limit: 10, afterSequence: nil)
+        #expect(dead.map(\.record.sequence) == [claimed[0].sequence], "the dead letter stays")
+        let pending = try await subject.mysql.claim(partitions: [0], limit: 10, now: Date())
+        #expect(pending.map(\.message.payload) == [again.payload], "the newer message stays pending, alone")
+    }
+
     /// A `TRUNCATE` of the messages table starts sequences again at 1. A message finished after it
     /// must not collide with a finished row of the same sequence from before: that
     /// acknowledgement would fail at every attempt and stall the partition.

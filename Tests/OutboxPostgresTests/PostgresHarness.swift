@@ -58,10 +58,15 @@ final class PostgresStoreUnderTest: OutboxStoreUnderTestWithOpenTransactions {
     /// Through the store's own transaction (one round trip per enqueue); the held-open and
     /// rolled-back enqueues below go through the client's, so the suite runs both paths.
     func enqueueCommitted(_ messages: [OutboxMessage]) async throws {
-        try await postgres.withTransaction(logger: logger) { transaction in
-            try await transaction.connection.query(PostgresQuery(unsafeSQL: "INSERT INTO \(self.schema).orders (id, note) VALUES (gen_random_uuid(), 'order')"),
-                                                   logger: logger)
-            try await transaction.enqueue(messages)
+        do {
+            try await postgres.withTransaction(logger: logger) { transaction in
+                try await transaction.connection.query(PostgresQuery(unsafeSQL: "INSERT INTO \(self.schema).orders (id, note) VALUES (gen_random_uuid(), 'order')"),
+                                                       logger: logger)
+                try await transaction.enqueue(messages)
+            }
+        } catch let error as PostgresTransactionError {
+            // postgres-nio wraps what the body threw; the checks look at the outbox's own error.
+            throw error.closureError ?? error
         }
     }
 

@@ -1,3 +1,5 @@
+import Foundation
+
 /// A message ready to be written by any store: checked against the limits, with the caller's
 /// trace context in its headers, its partition chosen, and its headers encoded.
 ///
@@ -10,7 +12,8 @@ package struct OutboxPreparedMessage: Sendable {
 
     /// Prepares `messages` in order.
     ///
-    /// - Throws: ``OutboxError`` with code `.invalidMessage` for the first message that breaks the limits.
+    /// - Throws: ``OutboxError`` with code `.invalidMessage` for the first message that breaks the
+    ///   limits, or for an id named twice.
     package static func prepare(_ messages: [OutboxMessage], limits: OutboxMessageLimits,
                                 partitionCount: Int) throws -> [OutboxPreparedMessage] {
         // A loop over a concrete array: called across modules with `some Sequence`, this ran as
@@ -18,6 +21,14 @@ package struct OutboxPreparedMessage: Sendable {
         // per one-message enqueue there, 2.6 µs here.
         var prepared: [OutboxPreparedMessage] = []
         prepared.reserveCapacity(messages.count)
+        // Said here by name; the store's unique index would refuse it as well, less clearly.
+        if messages.count > 1 {
+            var seen = Set<UUID>(minimumCapacity: messages.count)
+            for message in messages where !seen.insert(message.id).inserted {
+                throw OutboxError(code: .invalidMessage, operation: "enqueue",
+                                  message: "Two messages of one enqueue have the id \(message.id); give every message its own id.")
+            }
+        }
         for original in messages {
             try original.validate(limits: limits)
             let message = original.capturingTraceContext()

@@ -25,6 +25,11 @@ package struct OutboxStoreErrorText: Sendable {
         error(.schemaMismatch, "The \(store) outbox tables are missing or from another version; run `outbox migrate` first.")
     }
 
+    /// An enqueued message's id is already in the outbox (the store's unique index on ids).
+    package var idAlreadyInOutbox: OutboxError {
+        error(.invalidMessage, "A message with the same id is already in the outbox, so the enqueue was refused; give every message its own id (OutboxMessage makes a fresh one unless you pass one).")
+    }
+
     /// The server refused the login.
     package var loginRefused: OutboxError {
         error(.invalidConfiguration, "\(store) refused the login; check the user name and password.")
