@@ -103,8 +103,9 @@ public final class MongoOutboxStore: OutboxStore, OutboxKitStore, Sendable {
     /// commit. Costs one round trip per distinct partition plus one insert.
     ///
     /// - Throws: ``OutboxError`` `.invalidMessage` for a message that breaks the limits or whose
-    ///   id is already in the outbox; `.schemaMismatch` when `migrate()` has not run; a ``MongoError`` write conflict, which
-    ///   ``MongoClient/withTransaction(retryTimeout:_:)`` answers by running the transaction again.
+    ///   id is already in the outbox; `.schemaMismatch` when `migrate()` has not run; a
+    ///   ``MongoError`` write conflict, which ``MongoClient/withTransaction(retryTimeout:_:)``
+    ///   answers by running the transaction again.
     public func enqueue(_ messages: [OutboxMessage], in session: MongoSession) async throws {
         guard !messages.isEmpty else { return }
         try await performInTransaction("enqueue") {
