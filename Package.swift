@@ -189,7 +189,7 @@ let package = Package(
         ),
         .testTarget(
             name: "OutboxMySQLTests",
-            dependencies: ["Outbox", "OutboxTesting", "OutboxTestSupport", "OutboxMySQL"],
+            dependencies: ["Outbox", "OutboxTesting", "OutboxTestSupport", "OutboxMySQL", "OutboxAdmin"],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -68,7 +68,12 @@ struct OutboxAdminRoutes: Sendable {
     }
 
     static func storeError(_ error: any Error) -> Response {
-        OutboxAdminGuard<BasicRequestContext>.text(.serviceUnavailable, "The store did not answer: \(error)")
+        // A store that answered with a refusal (a dead letter it will not send back): the same
+        // request will not succeed later, so it is a conflict with the reason, not "unavailable".
+        if let refusal = error as? OutboxError, refusal.code == .invalidMessage {
+            return OutboxAdminGuard<BasicRequestContext>.text(.conflict, refusal.message)
+        }
+        return OutboxAdminGuard<BasicRequestContext>.text(.serviceUnavailable, "The store did not answer: \(error)")
     }
 
     static func asset(_ text: String, type: String) -> Response {
