@@ -69,13 +69,14 @@ public final class InMemoryOutboxStore: OutboxStore, Sendable {
         public mutating func enqueue(_ message: OutboxMessage) throws {
             try message.validate(limits: store.messageLimits)
             let message = message.capturingTraceContext()
-            let taken = store.storage.withLock { $0.sequenceOfID[message.id] != nil }
-            guard !taken, ids.insert(message.id).inserted else {
-                throw OutboxStoreErrorText(store: "in-memory", operation: "enqueue", underlying: nil).idAlreadyInOutbox
-            }
-            let sequence = store.storage.withLock { storage in
+            // The sequence is drawn only for an id no committed row holds, as a unique index would.
+            let sequence = store.storage.withLock { storage -> Int64? in
+                guard storage.sequenceOfID[message.id] == nil else { return nil }
                 defer { storage.nextSequence += 1 }
                 return storage.nextSequence
+            }
+            guard let sequence, ids.insert(message.id).inserted else {
+                throw OutboxStoreErrorText(store: "in-memory", operation: "enqueue", underlying: nil).idAlreadyInOutbox
             }
             let partition = OutboxPartitioning.partition(key: message.key, id: message.id, partitionCount: store.partitionCount)
             rows.append(Row(record: OutboxRecord(message: message, sequence: sequence, partition: partition),

@@ -18,16 +18,7 @@ struct MySQLAdminRefusalTests {
     @Test func sendingBackADeadLetterWhoseIDIsPendingAgainIsRefusedWithTheReason() async throws {
         let subject = try await MySQLStoreUnderTest(partitionCount: 1)
         atEnd { try? await subject.close() }
-        _ = try await subject.mysql.heartbeat(OutboxHeartbeat(relayID: "relay", leaseDuration: .seconds(30)))
-        let original = OutboxMessage(topic: "t", key: "k", text: "original")
-        try await subject.enqueueCommitted([original])
-        let claimed = try await subject.mysql.claim(partitions: [0], limit: 10, now: Date())
-        try #require(claimed.count == 1)
-        _ = try await subject.mysql.acknowledge(OutboxAcknowledgement(
-            relayID: "relay", deadLetters: [.init(sequence: claimed[0].sequence, partition: 0, error: "rejected")]))
-        var again = OutboxMessage(topic: "t", key: "k", text: "enqueued again")
-        again.id = original.id
-        try await subject.enqueueCommitted([again])
+        let (deadSequence, _) = try await subject.deadLetterWhoseIDIsPendingAgain()
 
         let port = Mutex<Int?>(nil)
         let server = try OutboxAdminServer(store: subject.mysql, address: OutboxListenAddress(host: "127.0.0.1", port: 0), token: nil,
@@ -37,7 +28,7 @@ struct MySQLAdminRefusalTests {
         try await waitUntil("the admin server listens") { port.withLock { $0 } != nil }
         var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port.withLock { $0 }!)/api/dead-letters/retry")!)
         request.httpMethod = "POST"
-        request.httpBody = Data(#"{"sequences": [\#(claimed[0].sequence)]}"#.utf8)
+        request.httpBody = Data(#"{"sequences": [\#(deadSequence)]}"#.utf8)
         request.setValue("application/json", forHTTPHeaderField: "Content-Type")
         request.setValue("1", forHTTPHeaderField: "X-Outbox-Admin")
         let (data, response) = try await URLSession.shared.data(for: request)

@@ -56,26 +56,17 @@ struct MySQLFinishedTableTests {
     @Test func aDeadLetterWhoseIDWasEnqueuedAgainIsNotSentBack() async throws {
         let subject = try await MySQLStoreUnderTest(partitionCount: 1)
         atEnd { try? await subject.close() }
-        _ = try await subject.mysql.heartbeat(OutboxHeartbeat(relayID: "relay", leaseDuration: .seconds(30)))
-        let original = OutboxMessage(topic: "t", key: "k", text: "original")
-        try await subject.enqueueCommitted([original])
-        let claimed = try await subject.mysql.claim(partitions: [0], limit: 10, now: Date())
-        try #require(claimed.count == 1)
-        _ = try await subject.mysql.acknowledge(OutboxAcknowledgement(
-            relayID: "relay", deadLetters: [.init(sequence: claimed[0].sequence, partition: 0, error: "rejected")]))
-        var again = OutboxMessage(topic: "t", key: "k", text: "enqueued again")
-        again.id = original.id
-        try await subject.enqueueCommitted([again])
+        let (deadSequence, again) = try await subject.deadLetterWhoseIDIsPendingAgain()
 
         do {
-            _ = try await subject.mysql.retryDeadLetters(sequences: [claimed[0].sequence], now: Date())
+            _ = try await subject.mysql.retryDeadLetters(sequences: [deadSequence], now: Date())
             Issue.record("sending the dead letter back should fail")
         } catch let error as OutboxError {
             #expect(error.code == .invalidMessage, "\(error)")
             #expect(error.message.contains("enqueued again"), "\(error.message)")
         }
         let dead = try await subject.mysql.deadLetters(limit: 10, afterSequence: nil)
-        #expect(dead.map(\.record.sequence) == [claimed[0].sequence], "the dead letter stays")
+        #expect(dead.map(\.record.sequence) == [deadSequence], "the dead letter stays")
         let pending = try await subject.mysql.claim(partitions: [0], limit: 10, now: Date())
         #expect(pending.map(\.message.payload) == [again.payload], "the newer message stays pending, alone")
     }
@@ -138,5 +129,23 @@ struct MySQLFinishedTableTests {
         _ = try await subject.mysql.heartbeat(OutboxHeartbeat(relayID: "relay", leaseDuration: .seconds(30)))
         let claimed = try await subject.mysql.claim(partitions: [0], limit: 10, now: Date())
         #expect(claimed.map(\.message.id) == [messages[2].id])
+    }
+}
+
+extension MySQLStoreUnderTest {
+    /// One message dead-lettered, then a newer message enqueued with its id (accepted: the
+    /// messages table holds pending ids only). Returns the dead letter's sequence and the newer message.
+    func deadLetterWhoseIDIsPendingAgain() async throws -> (deadSequence: Int64, again: OutboxMessage) {
+        _ = try await mysql.heartbeat(OutboxHeartbeat(relayID: "relay", leaseDuration: .seconds(30)))
+        let original = OutboxMessage(topic: "t", key: "k", text: "original")
+        try await enqueueCommitted([original])
+        let claimed = try await mysql.claim(partitions: [0], limit: 10, now: Date())
+        try #require(claimed.count == 1)
+        _ = try await mysql.acknowledge(OutboxAcknowledgement(
+            relayID: "relay", deadLetters: [.init(sequence: claimed[0].sequence, partition: 0, error: "rejected")]))
+        var again = OutboxMessage(topic: "t", key: "k", text: "enqueued again")
+        again.id = original.id
+        try await enqueueCommitted([again])
+        return (claimed[0].sequence, again)
     }
 }
